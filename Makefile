@@ -1,0 +1,41 @@
+# Two commands on a fresh clone: `make demo` and `make test`. Each does every set-up step first.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test sysdeps venv lint bench agent-dist agent-deb clean
+
+demo: venv
+	$(VENV)/bin/dashfleet-admin demo
+
+test: sysdeps venv
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+# Debian packages the browser and tray tests need; installed only when missing.
+SYS_BINARIES := chromium chromedriver Xvfb trayer
+sysdeps:
+	@missing=""; for b in $(SYS_BINARIES); do command -v $$b >/dev/null || missing="$$missing $$b"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages for:$$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
+	    chromium chromium-driver xvfb trayer x11-utils >/dev/null; \
+	fi
+
+lint: venv
+	$(VENV)/bin/lint-imports
+
+bench: venv
+	$(PY) bench/run_all.py
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info

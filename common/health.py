@@ -1,0 +1,73 @@
+"""The local health score: one formula for the tray, the server and the web UI.
+
+Each metric has a comfortable level (no penalty below it) and warning/critical thresholds, kept as
+data so the tray, the server and the docs explain a score the same way. The score is a weighted
+mean of per-metric sub-scores that fall linearly from 100 at the comfortable level to 0 at 100 %.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+HealthStatus = Literal["ok", "warning", "critical"]
+
+
+@dataclass(frozen=True)
+class Threshold:
+    label: str
+    weight: float
+    comfortable: float
+    warning: float
+    critical: float
+
+
+THRESHOLDS: dict[str, Threshold] = {
+    "cpu_percent": Threshold("CPU", 0.30, comfortable=20.0, warning=85.0, critical=95.0),
+    "ram_percent": Threshold("RAM", 0.35, comfortable=40.0, warning=85.0, critical=95.0),
+    "disk_percent": Threshold("Disk", 0.35, comfortable=50.0, warning=90.0, critical=97.0),
+}
+# A low overall score is itself a reason, even when no single metric crossed its line.
+SCORE_WARNING_BELOW = 50
+SCORE_CRITICAL_BELOW = 25
+
+
+@dataclass(frozen=True)
+class Health:
+    score: int
+    status: HealthStatus
+    reasons: tuple[str, ...]
+
+    def as_dict(self) -> dict:
+        return {"score": self.score, "status": self.status, "reasons": list(self.reasons)}
+
+
+def _sub_score(value: float, threshold: Threshold) -> float:
+    if value <= threshold.comfortable:
+        return 100.0
+    return max(0.0, 100.0 * (100.0 - value) / (100.0 - threshold.comfortable))
+
+
+def compute_health(cpu_percent: float, ram_percent: float, disk_percent: float) -> Health:
+    """Score 0..100 (higher is healthier), a status and the reasons behind it."""
+    values = {"cpu_percent": cpu_percent, "ram_percent": ram_percent, "disk_percent": disk_percent}
+    weighted = sum(_sub_score(values[k], t) * t.weight for k, t in THRESHOLDS.items())
+    score = int(round(weighted / sum(t.weight for t in THRESHOLDS.values())))
+
+    status: HealthStatus = "ok"
+    reasons: list[str] = []
+    for key, t in THRESHOLDS.items():
+        value = values[key]
+        if value >= t.critical:
+            status = "critical"
+            reasons.append(f"{t.label} {value:.0f}% (critical at {t.critical:.0f}%)")
+        elif value >= t.warning:
+            status = "critical" if status == "critical" else "warning"
+            reasons.append(f"{t.label} {value:.0f}% (warning at {t.warning:.0f}%)")
+    if score < SCORE_CRITICAL_BELOW:
+        status = "critical"
+        reasons.append(f"score {score} (critical below {SCORE_CRITICAL_BELOW})")
+    elif score < SCORE_WARNING_BELOW and status == "ok":
+        status = "warning"
+        reasons.append(f"score {score} (warning below {SCORE_WARNING_BELOW})")
+    return Health(score=score, status=status, reasons=tuple(reasons))

@@ -1,0 +1,137 @@
+"""The wire format between agent and server: reports, heartbeats and their limits.
+
+Models are strict about types (a string is never a number, a bool never a percentage) and refuse
+NaN and infinities, so nothing the server stores needs re-checking when it is shown. Unknown fields
+are accepted and kept (newer agents may send more), within the server's body limit.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Optional
+
+import math
+
+from pydantic_core import from_json
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr, model_validator
+
+from common.constants import MACHINE_ID_MAX_LENGTH, SYSTEM_FIELD_MAX_LENGTH
+
+
+def _check_machine_id(value: str) -> str:
+    if not value.strip():
+        raise ValueError("machine_id must not be blank")
+    if not value.isprintable():
+        raise ValueError("machine_id must contain printable characters only")
+    return value
+
+
+def _check_iso8601(value: str) -> str:
+    from datetime import datetime
+
+    try:
+        # Python 3.11 parses the full ISO 8601 profile agents send, including a trailing "Z".
+        datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError("timestamp must be an ISO 8601 date and time") from None
+    return value
+
+
+# Stored and shown exactly as given: no stripping, no case folding.
+MachineId = Annotated[
+    StrictStr,
+    Field(min_length=1, max_length=MACHINE_ID_MAX_LENGTH, description="Chosen by the agent or IT; unique per organisation"),
+    AfterValidator(_check_machine_id),
+]
+Number = Annotated[StrictFloat | StrictInt, Field(allow_inf_nan=False)]
+Percent = Annotated[StrictFloat | StrictInt, Field(ge=0, le=100, allow_inf_nan=False)]
+NonNegative = Annotated[StrictFloat | StrictInt, Field(ge=0, allow_inf_nan=False)]
+SystemText = Annotated[StrictStr, Field(max_length=SYSTEM_FIELD_MAX_LENGTH)]
+OptionalText = Optional[SystemText]
+
+
+def _has_non_finite(value: object) -> bool:
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, dict):
+        return any(_has_non_finite(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_non_finite(v) for v in value)
+    return False
+
+
+class _OpenModel(BaseModel):
+    """Keeps unknown fields, but never a NaN or an infinity (1e400 parses as one)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    @model_validator(mode="after")
+    def _extras_are_finite(self):
+        if self.model_extra and _has_non_finite(self.model_extra):
+            raise ValueError("numbers must be finite (no NaN or infinity)")
+        return self
+
+
+class SystemInfo(_OpenModel):
+    """OS metadata; `os` uses Python's platform.system() names: Linux, Windows, Darwin."""
+
+    os: OptionalText = None
+    os_version: OptionalText = None
+    platform: OptionalText = None
+    architecture: OptionalText = None
+    python_version: OptionalText = None
+    hardware_id: OptionalText = None
+    agent_version: OptionalText = None
+    hostname: OptionalText = None
+
+
+class HealthInfo(_OpenModel):
+    score: Annotated[StrictFloat | StrictInt, Field(ge=0, le=100, allow_inf_nan=False)]
+    status: Literal["ok", "warning", "critical"]
+    reasons: Optional[list[StrictStr]] = None
+
+
+class Report(_OpenModel):
+    cpu_percent: Percent
+    ram_percent: Percent
+    disk_percent: Percent
+    timestamp: Optional[Annotated[StrictStr, AfterValidator(_check_iso8601)]] = None
+    ram_used_gib: Optional[NonNegative] = None
+    ram_total_gib: Optional[NonNegative] = None
+    disk_used_gib: Optional[NonNegative] = None
+    disk_total_gib: Optional[NonNegative] = None
+    uptime_seconds: Optional[NonNegative] = None
+    uptime_hms: Optional[StrictStr] = None
+    health: Optional[HealthInfo] = None
+    system: Optional[SystemInfo] = None
+
+
+class ReportIn(BaseModel):
+    """Body of POST /api/fleet/report."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    machine_id: MachineId
+    report: Report
+
+
+class PingIn(BaseModel):
+    """Body of POST /api/fleet/ping: a lightweight heartbeat."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    machine_id: MachineId
+    hardware_id: OptionalText = None
+    # The agent's Unix time, used only to tell it how far its clock is off.
+    timestamp: Optional[Number] = None
+
+
+def parse_json(body: bytes) -> object:
+    """Strict JSON: the literals NaN and Infinity, which Python's json accepts, are refused."""
+    return from_json(body, allow_inf_nan=False)
+
+
+class PingOut(BaseModel):
+    ok: Literal[True] = True
+    timestamp: float
+    server_time_offset: Optional[float] = None
