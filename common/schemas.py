@@ -13,7 +13,7 @@ import math
 
 from pydantic_core import from_json
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictFloat, StrictStr, model_validator
 
 from common.constants import MACHINE_ID_MAX_LENGTH, SYSTEM_FIELD_MAX_LENGTH
 
@@ -37,15 +37,16 @@ def _check_iso8601(value: str) -> str:
     return value
 
 
+# StrictFloat takes ints too, but never a bool or a numeric string.
 # Stored and shown exactly as given: no stripping, no case folding.
 MachineId = Annotated[
     StrictStr,
     Field(min_length=1, max_length=MACHINE_ID_MAX_LENGTH, description="Chosen by the agent or IT; unique per organisation"),
     AfterValidator(_check_machine_id),
 ]
-Number = Annotated[StrictFloat | StrictInt, Field(allow_inf_nan=False)]
-Percent = Annotated[StrictFloat | StrictInt, Field(ge=0, le=100, allow_inf_nan=False)]
-NonNegative = Annotated[StrictFloat | StrictInt, Field(ge=0, allow_inf_nan=False)]
+Number = Annotated[StrictFloat, Field(allow_inf_nan=False)]
+Percent = Annotated[StrictFloat, Field(ge=0, le=100, allow_inf_nan=False)]
+NonNegative = Annotated[StrictFloat, Field(ge=0, allow_inf_nan=False)]
 SystemText = Annotated[StrictStr, Field(max_length=SYSTEM_FIELD_MAX_LENGTH)]
 OptionalText = Optional[SystemText]
 
@@ -86,7 +87,7 @@ class SystemInfo(_OpenModel):
 
 
 class HealthInfo(_OpenModel):
-    score: Annotated[StrictFloat | StrictInt, Field(ge=0, le=100, allow_inf_nan=False)]
+    score: Annotated[StrictFloat, Field(ge=0, le=100, allow_inf_nan=False)]
     status: Literal["ok", "warning", "critical"]
     reasons: Optional[list[StrictStr]] = None
 
@@ -126,9 +127,20 @@ class PingIn(BaseModel):
     timestamp: Optional[Number] = None
 
 
+class NonFiniteNumber(ValueError):
+    """Well-formed apart from NaN or Infinity literals: a validation error (422), not bad JSON."""
+
+
 def parse_json(body: bytes) -> object:
     """Strict JSON: the literals NaN and Infinity, which Python's json accepts, are refused."""
-    return from_json(body, allow_inf_nan=False)
+    try:
+        return from_json(body, allow_inf_nan=False)
+    except ValueError:
+        try:
+            from_json(body, allow_inf_nan=True)
+        except ValueError:
+            raise
+        raise NonFiniteNumber("numbers must be finite (NaN and Infinity are not allowed)") from None
 
 
 class PingOut(BaseModel):

@@ -1,0 +1,57 @@
+"""Annotated dependencies: each route's needs are visible in its signature."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
+
+from admin.api.errors import ApiError, Unauthorized
+from admin.core.limits import Refusal
+from admin.services.accounts import Principal
+from admin.services.context import AppServices
+from common.constants import SCOPE_ADMIN, SCOPE_AGENT, SCOPE_READ
+
+
+def get_services(request: Request) -> AppServices:
+    return request.app.state.services
+
+
+ServicesDep = Annotated[AppServices, Depends(get_services)]
+
+
+def too_many(refusal: Refusal, what: str) -> ApiError:
+    return ApiError(
+        429, f"Too many {what}; retry in {refusal.retry_after} s", {"Retry-After": str(refusal.retry_after)}
+    )
+
+
+async def _principal(request: Request) -> Principal:
+    header = request.headers.get("authorization", "")
+    scheme, _, secret = header.partition(" ")
+    if scheme.lower() != "bearer" or not secret:
+        raise Unauthorized()
+    secret = secret.strip()
+    accounts = request.app.state.services.accounts
+    principal = accounts.cached_principal(secret)
+    if principal is False:  # not cached: one query, off the event loop
+        principal = await run_in_threadpool(accounts.authenticate_key, secret)
+    if principal is None:
+        raise Unauthorized()
+    return principal
+
+
+def _requires(scope: str):
+    async def dependency(request: Request) -> Principal:
+        principal = await _principal(request)
+        if scope not in principal.scopes:
+            raise ApiError(403, f"This key lacks the '{scope}' scope")
+        return principal
+
+    return Depends(dependency)
+
+
+AgentKey = Annotated[Principal, _requires(SCOPE_AGENT)]
+ReadKey = Annotated[Principal, _requires(SCOPE_READ)]
+AdminKey = Annotated[Principal, _requires(SCOPE_ADMIN)]

@@ -1,0 +1,135 @@
+"""The fleet API: agents report and ping; scripts list, inspect and delete machines."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Literal, Optional
+
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, ValidationError
+from starlette.concurrency import run_in_threadpool
+
+from admin.api.deps import AdminKey, AgentKey, ReadKey, ServicesDep, too_many
+from admin.api.errors import ApiError, summarise, validation_detail
+from admin.core.limits import FLEET_LIST_LIMIT, PING_LIMIT, REPORT_LIMIT
+from admin.repositories.machines import FleetFilter
+from admin.services.fleet import HISTORY_MAX_HOURS
+from common.constants import MACHINE_ID_MAX_LENGTH, SYSTEM_FIELD_MAX_LENGTH
+from common.schemas import NonFiniteNumber, PingIn, PingOut, ReportIn, parse_json
+
+router = APIRouter(prefix="/fleet", tags=["fleet"])
+
+
+def _body_schema(model: type[BaseModel]) -> dict:
+    # The hot routes parse their own body (strict JSON, one pass); this keeps them documented.
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": model.model_json_schema()}}}}
+
+
+async def _parse(request: Request, model: type[BaseModel]):
+    body = await request.body()
+    try:
+        raw = parse_json(body)
+    except NonFiniteNumber as exc:
+        raise ApiError(422, str(exc)) from None
+    except ValueError as exc:
+        raise ApiError(400, f"Body is not valid JSON: {exc}") from None
+    try:
+        return raw, model.model_validate(raw)
+    except ValidationError as exc:
+        detail = validation_detail(exc)
+        raise ApiError(422, summarise(detail), detail=detail) from None
+
+
+class ReportAccepted(BaseModel):
+    ok: Literal[True] = True
+    machine_id: str
+    timestamp: float
+
+
+@router.post("/report", summary="Store a machine's latest report and a history sample",
+             openapi_extra=_body_schema(ReportIn), response_model=ReportAccepted)
+async def report(request: Request, key: AgentKey, services: ServicesDep) -> dict:
+    raw, payload = await _parse(request, ReportIn)
+    refusal = await services.limiter.hit(REPORT_LIMIT, key.org_id, "report", payload.machine_id)
+    if refusal:
+        raise too_many(refusal, "reports from this machine")
+    now = time.time()
+    await services.fleet.record_report(org_id=key.org_id, machine_id=payload.machine_id, report=raw["report"], now=now)
+    return {"ok": True, "machine_id": payload.machine_id, "timestamp": now}
+
+
+@router.post("/ping", summary="Heartbeat: mark a machine alive (creating it if new)",
+             openapi_extra=_body_schema(PingIn), response_model=PingOut)
+async def ping(request: Request, key: AgentKey, services: ServicesDep) -> dict:
+    _, payload = await _parse(request, PingIn)
+    refusal = await services.limiter.hit(PING_LIMIT, key.org_id, "ping", payload.machine_id)
+    if refusal:
+        raise too_many(refusal, "heartbeats from this machine")
+    now = time.time()
+    await services.fleet.record_ping(org_id=key.org_id, machine_id=payload.machine_id,
+                                     hardware_id=payload.hardware_id, now=now)
+    offset = None if payload.timestamp is None else now - payload.timestamp
+    return {"ok": True, "timestamp": now, "server_time_offset": offset}
+
+
+class FleetOut(BaseModel):
+    count: int
+    expired: list[str]
+    data: list[dict]
+
+
+MachineIdQuery = Annotated[str, Query(min_length=1, max_length=MACHINE_ID_MAX_LENGTH)]
+
+
+async def _list(request: Request, key, services, os, status, q, limit, offset) -> dict:
+    refusal = await services.limiter.hit(FLEET_LIST_LIMIT, "fleet", key.key_id)
+    if refusal:
+        raise too_many(refusal, "fleet listings with this key")
+    page = await run_in_threadpool(
+        services.fleet.list_fleet, org_id=key.org_id, flt=FleetFilter(os=os, status=status, q=q), limit=limit,
+        offset=offset,
+    )
+    return {"count": page.count, "expired": page.expired, "data": page.data}
+
+
+def _fleet_route(path: str, summary: str):
+    @router.get(path, summary=summary, response_model=FleetOut)
+    async def list_fleet(
+        request: Request,
+        key: ReadKey,
+        services: ServicesDep,
+        os: Annotated[Optional[str], Query(max_length=SYSTEM_FIELD_MAX_LENGTH, description="exact, any case")] = None,
+        status: Annotated[Optional[Literal["online", "offline"]], Query()] = None,
+        q: Annotated[Optional[str], Query(max_length=MACHINE_ID_MAX_LENGTH, description="part of id or hostname")] = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        offset: Annotated[int, Query(ge=0)] = 0,
+    ) -> dict:
+        return await _list(request, key, services, os, status, q, limit, offset)
+
+    return list_fleet
+
+
+_fleet_route("", "The key's organisation's fleet (expires silent machines first)")
+_fleet_route("/public", "The same as GET /api/fleet (kept for the prototype's clients; a key is required)")
+
+
+@router.get("/machine", summary="One machine of the key's organisation")
+async def get_machine(key: ReadKey, services: ServicesDep, machine_id: MachineIdQuery) -> dict:
+    return await run_in_threadpool(services.fleet.machine, org_id=key.org_id, machine_id=machine_id)
+
+
+@router.get("/machine/history", summary="A machine's history samples, oldest first")
+async def machine_history(
+    key: ReadKey,
+    services: ServicesDep,
+    machine_id: MachineIdQuery,
+    hours: Annotated[float, Query(gt=0, le=HISTORY_MAX_HOURS, allow_inf_nan=False)] = 24,
+) -> dict:
+    samples = await run_in_threadpool(services.fleet.history, org_id=key.org_id, machine_id=machine_id, hours=hours)
+    return {"machine_id": machine_id, "samples": samples}
+
+
+@router.delete("/machine", summary="Delete a machine and its history (key scope 'admin')")
+async def delete_machine(key: AdminKey, services: ServicesDep, machine_id: MachineIdQuery) -> dict:
+    await run_in_threadpool(services.fleet.delete_machine, org_id=key.org_id, machine_id=machine_id)
+    return {"ok": True, "deleted": machine_id}

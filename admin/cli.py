@@ -1,0 +1,205 @@
+"""`dashfleet-admin`: serve, organisations, keys, users and a one-command demo.
+
+Every command creates or migrates the database first, so they work in any order on a fresh
+install. Bad input: a one-line error on stderr and a non-zero status, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import logging
+import sys
+from typing import Callable
+
+from pydantic import ValidationError
+from sqlalchemy.exc import SQLAlchemyError
+
+from admin.core.config import Settings
+from admin.core.db import migrate
+from admin.services.accounts import ROLES, AccountService
+from admin.services.errors import ServiceError
+from common.constants import ALL_SCOPES, SCOPE_AGENT, SCOPE_READ
+from common.version import __version__
+
+EXIT_FAILURE = 1
+
+
+class CliError(Exception):
+    """A clear message for the user; exit status 1."""
+
+
+def _print_json(data: dict) -> None:
+    print(json.dumps(data, indent=2))
+
+
+def _accounts(settings: Settings) -> AccountService:
+    from admin.core.db import make_engine
+
+    return AccountService(make_engine(settings))
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
+    import uvicorn
+
+    from admin.main import create_app
+
+    uvicorn.run(
+        create_app(settings),
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        proxy_headers=True,  # behind a reverse proxy, limits count the real client address
+        forwarded_allow_ips=args.forwarded_allow_ips,
+        access_log=args.access_log,
+    )
+
+
+def cmd_org_create(args: argparse.Namespace, settings: Settings) -> None:
+    org, key = _accounts(settings).create_org(args.name)
+    _print_json({"org_id": org.id, "name": org.name, "api_key": key.api_key, "key_id": key.key_id})
+
+
+def cmd_key_create(args: argparse.Namespace, settings: Settings) -> None:
+    accounts = _accounts(settings)
+    org = accounts.org_named(args.org)
+    key = accounts.create_key(org_id=org.id, scopes=args.scope or [SCOPE_AGENT, SCOPE_READ])
+    _print_json({"key_id": key.key_id, "api_key": key.api_key, "scopes": key.scopes})
+
+
+def cmd_key_revoke(args: argparse.Namespace, settings: Settings) -> None:
+    accounts = _accounts(settings)
+    org = accounts.org_named(args.org)
+    key = accounts.revoke_key(org_id=org.id, key_id=args.key_id)
+    _print_json({"key_id": key.id, "revoked": True, "revoked_at": key.revoked_at})
+
+
+def cmd_key_list(args: argparse.Namespace, settings: Settings) -> None:
+    accounts = _accounts(settings)
+    org = accounts.org_named(args.org)
+    _print_json(
+        {
+            "keys": [
+                {"key_id": k.id, "prefix": k.prefix, "scopes": k.scopes.split(), "created_at": k.created_at,
+                 "revoked_at": k.revoked_at}
+                for k in accounts.list_keys(org_id=org.id)
+            ]
+        }
+    )
+
+
+def _read_password(settings: Settings) -> str:
+    if settings.password is not None:
+        return settings.password.get_secret_value()
+    if not sys.stdin.isatty():
+        raise CliError("no password: set DASHFLEET_PASSWORD or run this command in a terminal")
+    first = getpass.getpass("Password: ")
+    if first != getpass.getpass("Repeat password: "):
+        raise CliError("the passwords differ")
+    return first
+
+
+def cmd_user_create(args: argparse.Namespace, settings: Settings) -> None:
+    accounts = _accounts(settings)
+    org = accounts.org_named(args.org)
+    user = accounts.create_user(org_id=org.id, email=args.email, password=_read_password(settings), role=args.role)
+    _print_json({"user_id": user.id, "email": user.email, "org": org.name, "role": user.role})
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> None:
+    from admin.demo import run_demo
+
+    run_demo(settings, host=args.host, port=args.port)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be 1 or more")
+    return value
+
+
+def _port(text: str) -> int:
+    value = _positive_int(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError("a port is at most 65535")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dashfleet-admin", description="DashFleet server and administration.")
+    parser.add_argument("--version", action="version", version=f"dashfleet {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the web UI and the API")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=_port, default=8000, help="port to listen on (default 8000)")
+    serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    serve.add_argument("--forwarded-allow-ips", default="127.0.0.1",
+                       help="proxies whose X-Forwarded-For is trusted (default 127.0.0.1)")
+    serve.add_argument("--access-log", action=argparse.BooleanOptionalAction, default=False,
+                       help="log every request (off by default: the report route is hot)")
+    serve.set_defaults(handler=cmd_serve)
+
+    org = commands.add_parser("org", help="organisations").add_subparsers(dest="action", required=True)
+    org_create = org.add_parser("create", help="make an organisation and its first API key")
+    org_create.add_argument("name")
+    org_create.set_defaults(handler=cmd_org_create)
+
+    key = commands.add_parser("key", help="API keys").add_subparsers(dest="action", required=True)
+    key_create = key.add_parser("create", help="make an API key (shown once)")
+    key_create.add_argument("--org", required=True, help="organisation name")
+    key_create.add_argument("--scope", action="append", choices=ALL_SCOPES,
+                            help="repeat for several (default: agent and read)")
+    key_create.set_defaults(handler=cmd_key_create)
+    key_revoke = key.add_parser("revoke", help="revoke an API key at once")
+    key_revoke.add_argument("--org", required=True, help="organisation name")
+    key_revoke.add_argument("key_id", type=_positive_int)
+    key_revoke.set_defaults(handler=cmd_key_revoke)
+    key_list = key.add_parser("list", help="list an organisation's keys (never the secrets)")
+    key_list.add_argument("--org", required=True, help="organisation name")
+    key_list.set_defaults(handler=cmd_key_list)
+
+    user = commands.add_parser("user", help="web UI users").add_subparsers(dest="action", required=True)
+    user_create = user.add_parser("create", help="make a user (password from DASHFLEET_PASSWORD or a prompt)")
+    user_create.add_argument("email")
+    user_create.add_argument("--org", required=True, help="organisation name")
+    user_create.add_argument("--role", choices=ROLES, default="viewer")
+    user_create.set_defaults(handler=cmd_user_create)
+
+    demo = commands.add_parser("demo", help="a complete local fleet: server, demo org and login, live agent")
+    demo.add_argument("--host", default="127.0.0.1")
+    demo.add_argument("--port", type=_port, default=8000)
+    demo.set_defaults(handler=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # migrations are routine, not news
+    handler: Callable[[argparse.Namespace, Settings], None] = args.handler
+    try:
+        settings = Settings()
+        migrate(settings)
+        handler(args, settings)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = "DASHFLEET_" + "_".join(str(p) for p in first["loc"]).upper() if first["loc"] else "settings"
+        print(f"dashfleet-admin: invalid setting {name}: {first['msg']}", file=sys.stderr)
+        return EXIT_FAILURE
+    except (ServiceError, CliError) as exc:
+        message = exc.message if isinstance(exc, ServiceError) else str(exc)
+        print(f"dashfleet-admin: {message}", file=sys.stderr)
+        return EXIT_FAILURE
+    except SQLAlchemyError as exc:
+        print(f"dashfleet-admin: database error: {exc.__class__.__name__}: {str(exc).splitlines()[0]}",
+              file=sys.stderr)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        return 130
+    return 0

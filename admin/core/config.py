@@ -1,0 +1,89 @@
+"""Settings: the one source of every server value (API, web UI and background jobs read it).
+
+Read from DASHFLEET_* environment variables and a `.env` file in the working directory.
+"""
+
+from __future__ import annotations
+
+import secrets
+from functools import lru_cache
+from pathlib import Path
+
+from typing import Optional
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="DASHFLEET_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Field(Path("data"), description="SQLite file and the storage secret live here")
+    database_url: str = Field("", description="any SQLAlchemy URL; empty means SQLite under data_dir")
+
+    fleet_ttl_seconds: int = Field(86400, gt=0, description="not seen for this long: leaves the fleet")
+    offline_after_seconds: int = Field(300, gt=0, description="not seen for this long: status offline")
+    refresh_interval_ms: int = Field(5000, ge=500, description="how often the fleet UI refreshes")
+    feature_messaging: bool = False
+    feature_commands: bool = False
+
+    rate_limit_storage: str = Field("memory://", description="memory:// or redis://host:port/db")
+    max_body_bytes: int = Field(65536, ge=1024)
+    storage_secret: str = Field("", description="signs web sessions; empty: made once under data_dir")
+
+    history_retention_days: float = Field(30, gt=0, description="history samples older than this are deleted")
+    maintenance_interval_seconds: float = Field(60, gt=0, description="period of the expiry/retention job")
+    # Where agents and browsers reach this server, shown in the agent install instructions.
+    public_url: str = ""
+    # Read only by `dashfleet-admin user create`, so scripts need not type it at a prompt.
+    password: Optional[SecretStr] = None
+
+    @model_validator(mode="after")
+    def _offline_before_expiry(self) -> "Settings":
+        if self.offline_after_seconds >= self.fleet_ttl_seconds:
+            raise ValueError(
+                f"DASHFLEET_OFFLINE_AFTER_SECONDS ({self.offline_after_seconds}) must be below "
+                f"DASHFLEET_FLEET_TTL_SECONDS ({self.fleet_ttl_seconds})"
+            )
+        return self
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'dashfleet.db').resolve()}"
+
+    def resolved_storage_secret(self) -> str:
+        """The configured secret, else one made once and kept under data_dir (shared by processes)."""
+        if self.storage_secret:
+            return self.storage_secret
+        path = self.data_dir / "storage_secret"
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            try:
+                # O_EXCL: when two processes start together, exactly one writes the secret.
+                with open(path, "x", encoding="ascii") as f:
+                    f.write(secrets.token_urlsafe(48))
+                path.chmod(0o600)
+            except FileExistsError:
+                pass
+        return path.read_text(encoding="ascii").strip()
+
+    def public_config(self) -> dict:
+        """What GET /api/config serves and what the web UI reads: one shape, one source."""
+        from common.constants import API_VERSION
+
+        return {
+            "FLEET_TTL_SECONDS": self.fleet_ttl_seconds,
+            "REFRESH_INTERVAL_MS": self.refresh_interval_ms,
+            "OFFLINE_AFTER_SECONDS": self.offline_after_seconds,
+            "API_VERSION": API_VERSION,
+            "FEATURES": {
+                "messaging": self.feature_messaging,
+                "commands": self.feature_commands,
+                "heartbeat": True,
+            },
+        }
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

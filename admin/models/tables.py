@@ -1,0 +1,103 @@
+from __future__ import annotations
+
+import time
+from typing import Optional
+
+from sqlalchemy import BigInteger, Column, Index, Integer, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from common.constants import MACHINE_ID_MAX_LENGTH, SYSTEM_FIELD_MAX_LENGTH
+
+
+def _now() -> float:
+    return time.time()
+
+
+class Organization(SQLModel, table=True):
+    __tablename__ = "organization"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    name: str = Field(max_length=200, unique=True)
+    created_at: float = Field(default_factory=_now)
+
+
+class ApiKey(SQLModel, table=True):
+    __tablename__ = "api_key"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    org_id: int = Field(foreign_key="organization.id", index=True)
+    # SHA-256 of the whole key: keys are long random strings, so a fast hash is the right one.
+    key_hash: str = Field(max_length=64, unique=True)
+    # The first characters, so people can tell their keys apart without the secret.
+    prefix: str = Field(max_length=16)
+    scopes: str = Field(max_length=100, description="space-separated scope names")
+    created_at: float = Field(default_factory=_now)
+    revoked_at: Optional[float] = None
+
+
+class User(SQLModel, table=True):
+    __tablename__ = "user_account"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    org_id: int = Field(foreign_key="organization.id", index=True)
+    email: str = Field(max_length=320, unique=True, description="stored lower-case")
+    password_hash: str = Field(max_length=255)
+    role: str = Field(max_length=20, description="admin or viewer")
+    created_at: float = Field(default_factory=_now)
+
+
+class Machine(SQLModel, table=True):
+    """The latest state of one machine: one row, updated in place by one upsert per contact."""
+
+    __tablename__ = "machine"
+    __table_args__ = (
+        UniqueConstraint("org_id", "machine_id", name="uq_machine_org_machine_id"),
+        Index("ix_machine_org_last_seen", "org_id", "last_seen"),
+    )
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    org_id: int = Field(foreign_key="organization.id")
+    machine_id: str = Field(max_length=MACHINE_ID_MAX_LENGTH)
+    hardware_id: Optional[str] = Field(default=None, max_length=SYSTEM_FIELD_MAX_LENGTH)
+    hostname: Optional[str] = Field(default=None, max_length=SYSTEM_FIELD_MAX_LENGTH)
+    os: Optional[str] = Field(default=None, max_length=SYSTEM_FIELD_MAX_LENGTH)
+    last_seen: float
+    last_ping: Optional[float] = None
+    ts: Optional[float] = Field(default=None, description="server time of the last report")
+    report: str = Field(default="{}", sa_column=Column(Text, nullable=False))
+    system: str = Field(default="{}", sa_column=Column(Text, nullable=False))
+    # Copied out of the report so the UI can sort and count without parsing JSON.
+    cpu_percent: Optional[float] = None
+    ram_percent: Optional[float] = None
+    disk_percent: Optional[float] = None
+    health_score: Optional[float] = None
+    health_status: Optional[str] = Field(default=None, max_length=20)
+
+
+class Sample(SQLModel, table=True):
+    """One history point per report, for the charts; deleted after the retention period."""
+
+    __tablename__ = "sample"
+    __table_args__ = (Index("ix_sample_org_machine_ts", "org_id", "machine_id", "ts"),)
+
+    id: Optional[int] = Field(
+        default=None, sa_column=Column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    )
+    org_id: int = Field(foreign_key="organization.id")
+    machine_id: str = Field(max_length=MACHINE_ID_MAX_LENGTH)
+    ts: float = Field(index=True)
+    cpu_percent: float
+    ram_percent: float
+    disk_percent: float
+    health_score: Optional[float] = None
+
+
+class ExpiredMachine(SQLModel, table=True):
+    """A machine removed for silence, waiting to be named once in its org's next fleet listing."""
+
+    __tablename__ = "expired_machine"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    org_id: int = Field(foreign_key="organization.id", index=True)
+    machine_id: str = Field(max_length=MACHINE_ID_MAX_LENGTH)
+    expired_at: float

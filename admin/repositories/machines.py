@@ -1,0 +1,197 @@
+"""Machine, history-sample and expiry queries (SQLAlchemy Core on the SQLModel tables)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+from sqlalchemy import Connection, delete, exists, func, insert, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from admin.models import ExpiredMachine, Machine, Sample
+
+M = Machine.__table__
+S = Sample.__table__
+E = ExpiredMachine.__table__
+
+
+@dataclass(frozen=True)
+class FleetFilter:
+    os: Optional[str] = None
+    status: Optional[str] = None  # "online" | "offline"
+    q: Optional[str] = None
+    health: Optional[str] = None  # "ok" | "warning" | "critical"
+
+
+# Sort keys the UI offers; the API always sorts by machine_id.
+SORT_COLUMNS = {
+    "machine_id": M.c.machine_id,
+    "hostname": M.c.hostname,
+    "os": M.c.os,
+    "last_seen": M.c.last_seen,
+    "cpu_percent": M.c.cpu_percent,
+    "ram_percent": M.c.ram_percent,
+    "disk_percent": M.c.disk_percent,
+    "health_score": M.c.health_score,
+}
+
+
+def upsert_statements(dialect_name: str):
+    """The two upserts of the hot path, built once: a report and a heartbeat."""
+    dialect_insert = postgresql.insert if dialect_name == "postgresql" else sqlite.insert
+    report = dialect_insert(M)
+    report = report.on_conflict_do_update(
+        index_elements=[M.c.org_id, M.c.machine_id],
+        set_={
+            "last_seen": report.excluded.last_seen,
+            "ts": report.excluded.ts,
+            "report": report.excluded.report,
+            "system": report.excluded.system,
+            "hostname": report.excluded.hostname,
+            "os": report.excluded.os,
+            "hardware_id": func.coalesce(report.excluded.hardware_id, M.c.hardware_id),
+            "cpu_percent": report.excluded.cpu_percent,
+            "ram_percent": report.excluded.ram_percent,
+            "disk_percent": report.excluded.disk_percent,
+            "health_score": report.excluded.health_score,
+            "health_status": report.excluded.health_status,
+        },
+    )
+    ping = dialect_insert(M)
+    ping = ping.on_conflict_do_update(
+        index_elements=[M.c.org_id, M.c.machine_id],
+        set_={
+            "last_seen": ping.excluded.last_seen,
+            "last_ping": ping.excluded.last_ping,
+            "hardware_id": func.coalesce(ping.excluded.hardware_id, M.c.hardware_id),
+        },
+    )
+    return report, ping, insert(S)
+
+
+def _filtered(stmt, *, org_id: int, now: float, offline_after: float, flt: FleetFilter):
+    stmt = stmt.where(M.c.org_id == org_id)
+    if flt.os:
+        stmt = stmt.where(func.lower(M.c.os) == flt.os.lower())
+    if flt.status == "online":
+        stmt = stmt.where(M.c.last_seen >= now - offline_after)
+    elif flt.status == "offline":
+        stmt = stmt.where(M.c.last_seen < now - offline_after)
+    if flt.q:
+        stmt = stmt.where(
+            or_(M.c.machine_id.icontains(flt.q, autoescape=True), M.c.hostname.icontains(flt.q, autoescape=True))
+        )
+    if flt.health:
+        stmt = stmt.where(M.c.health_status == flt.health)
+    return stmt
+
+
+def _binary_order(conn: Connection, column):
+    # PostgreSQL sorts text by locale; "C" gives the same byte order as SQLite, so pages agree.
+    return column.collate("C") if conn.dialect.name == "postgresql" else column
+
+
+def list_machines(
+    conn: Connection,
+    *,
+    org_id: int,
+    now: float,
+    offline_after: float,
+    flt: FleetFilter,
+    limit: int,
+    offset: int,
+    sort: str = "machine_id",
+    descending: bool = False,
+) -> tuple[int, Sequence]:
+    count = conn.execute(
+        _filtered(select(func.count()).select_from(M), org_id=org_id, now=now, offline_after=offline_after, flt=flt)
+    ).scalar_one()
+    column = SORT_COLUMNS[sort]
+    key = _binary_order(conn, column) if column.type.python_type is str else column
+    order = [key.desc() if descending else key.asc()]
+    if sort != "machine_id":
+        order.append(_binary_order(conn, M.c.machine_id))  # ties broken stably
+    rows = conn.execute(
+        _filtered(select(M), org_id=org_id, now=now, offline_after=offline_after, flt=flt)
+        .order_by(*order)
+        .limit(limit)
+        .offset(offset)
+    ).all()
+    return count, rows
+
+
+def get_machine(conn: Connection, *, org_id: int, machine_id: str):
+    return conn.execute(select(M).where(M.c.org_id == org_id, M.c.machine_id == machine_id)).first()
+
+
+def delete_machine(conn: Connection, *, org_id: int, machine_id: str) -> bool:
+    gone = conn.execute(delete(M).where(M.c.org_id == org_id, M.c.machine_id == machine_id)).rowcount
+    conn.execute(delete(S).where(S.c.org_id == org_id, S.c.machine_id == machine_id))
+    return gone > 0
+
+
+def counts(conn: Connection, *, org_id: int, now: float, offline_after: float) -> dict[str, int]:
+    """Summary figures for the fleet page, in one pass over the organisation's rows."""
+    online = M.c.last_seen >= now - offline_after
+    row = conn.execute(
+        select(
+            func.count(),
+            func.count().filter(online),
+            func.count().filter(M.c.health_status == "warning"),
+            func.count().filter(M.c.health_status == "critical"),
+        ).where(M.c.org_id == org_id)
+    ).one()
+    return {"machines": row[0], "online": row[1], "offline": row[0] - row[1], "warning": row[2], "critical": row[3]}
+
+
+def distinct_os(conn: Connection, *, org_id: int) -> list[str]:
+    rows = conn.execute(select(M.c.os).where(M.c.org_id == org_id, M.c.os.is_not(None)).distinct().order_by(M.c.os))
+    return [r[0] for r in rows]
+
+
+def history(conn: Connection, *, org_id: int, machine_id: str, since: float) -> Sequence:
+    return conn.execute(
+        select(S.c.ts, S.c.cpu_percent, S.c.ram_percent, S.c.disk_percent, S.c.health_score)
+        .where(S.c.org_id == org_id, S.c.machine_id == machine_id, S.c.ts >= since)
+        .order_by(S.c.ts)
+    ).all()
+
+
+def has_stale(conn: Connection, *, org_id: Optional[int], cutoff: float) -> bool:
+    cond = M.c.last_seen < cutoff
+    if org_id is not None:
+        cond = cond & (M.c.org_id == org_id)
+    return conn.execute(select(exists().where(cond))).scalar_one()
+
+
+def expire_stale(conn: Connection, *, org_id: Optional[int], cutoff: float, now: float) -> int:
+    """Remove machines silent since before `cutoff` and leave a tombstone for each (org_id None:
+    every organisation, for the background job). Returns how many were removed."""
+    stmt = delete(M).where(M.c.last_seen < cutoff)
+    if org_id is not None:
+        stmt = stmt.where(M.c.org_id == org_id)
+    gone = conn.execute(stmt.returning(M.c.org_id, M.c.machine_id)).all()
+    if gone:
+        conn.execute(insert(E), [{"org_id": o, "machine_id": m, "expired_at": now} for o, m in gone])
+    return len(gone)
+
+
+def has_tombstones(conn: Connection, *, org_id: int) -> bool:
+    return conn.execute(select(exists().where(E.c.org_id == org_id))).scalar_one()
+
+
+def take_tombstones(conn: Connection, *, org_id: int) -> list[str]:
+    """Delete and return the organisation's tombstones: each is named in exactly one listing."""
+    rows = conn.execute(delete(E).where(E.c.org_id == org_id).returning(E.c.machine_id, E.c.expired_at)).all()
+    return [m for m, _ in sorted(rows, key=lambda r: (r[1], r[0]))]
+
+
+def prune_samples(conn: Connection, *, before: float) -> int:
+    return conn.execute(delete(S).where(S.c.ts < before)).rowcount
+
+
+def prune_tombstones(conn: Connection, *, before: float) -> int:
+    """Tombstones nobody listed for a long time are of no use to anyone."""
+    return conn.execute(delete(E).where(E.c.expired_at < before)).rowcount
+
+

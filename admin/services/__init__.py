@@ -1,0 +1,1 @@
+"""The rules: liveness, expiry, isolation, retention, accounts. Routes and pages call these."""

@@ -1,0 +1,246 @@
+"""Organisations, API keys (with an in-process cache for the hot path) and users."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from dataclasses import dataclass
+from typing import Iterable, Optional
+
+from cachetools import TTLCache
+from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
+
+from admin.core import security
+from admin.models import ApiKey, Organization, User
+from admin.repositories import accounts as repo
+from admin.services.errors import Conflict, InvalidInput, NotFound
+from common.constants import ALL_SCOPES, SCOPE_AGENT, SCOPE_READ
+
+ROLES = ("admin", "viewer")
+_EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+MIN_PASSWORD_LENGTH = 8
+# A key's org, scopes and revocation are cached this long: revocation reaches every server
+# process within a second, and the hot path saves a query per request.
+KEY_CACHE_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who a valid API key speaks for."""
+
+    org_id: int
+    key_id: int
+    scopes: frozenset[str]
+
+
+@dataclass(frozen=True)
+class CreatedKey:
+    key_id: int
+    api_key: str
+    scopes: list[str]
+
+
+def _check_name(name: str) -> str:
+    name = name.strip()
+    if not name or len(name) > 200 or not name.isprintable():
+        raise InvalidInput("organisation name must be 1 to 200 printable characters")
+    return name
+
+
+def normalise_email(email: str) -> str:
+    email = email.strip().lower()
+    if len(email) > 320 or not _EMAIL_RE.match(email):
+        raise InvalidInput(f"not an e-mail address: {email!r}")
+    return email
+
+
+def _check_scopes(scopes: Iterable[str]) -> list[str]:
+    chosen = sorted(set(scopes), key=ALL_SCOPES.index) if scopes else []
+    unknown = [s for s in set(scopes) if s not in ALL_SCOPES]
+    if unknown:
+        raise InvalidInput(f"unknown scope {unknown[0]!r}; choose from {', '.join(ALL_SCOPES)}")
+    if not chosen:
+        raise InvalidInput("a key needs at least one scope")
+    return chosen
+
+
+class AccountService:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._key_cache: TTLCache = TTLCache(maxsize=100_000, ttl=KEY_CACHE_SECONDS)
+        self._cache_lock = threading.Lock()
+
+    # -- organisations -------------------------------------------------------------------
+    def create_org(self, name: str) -> tuple[Organization, CreatedKey]:
+        """A new organisation with its first key (scopes agent and read, as in the original design)."""
+        name = _check_name(name)
+        with Session(self.engine) as session:
+            if repo.org_by_name(session, name):
+                raise Conflict(f"an organisation named {name!r} already exists")
+            org = Organization(name=name)
+            session.add(org)
+            try:
+                session.flush()
+                key = self._add_key(session, org.id, [SCOPE_AGENT, SCOPE_READ])
+                session.commit()
+            except IntegrityError:
+                raise Conflict(f"an organisation named {name!r} already exists") from None
+            session.refresh(org)
+            return org, key
+
+    def org_named(self, name: str) -> Organization:
+        with Session(self.engine) as session:
+            org = repo.org_by_name(session, name.strip())
+            if org is None:
+                raise NotFound(f"no organisation named {name!r}")
+            return org
+
+    def org(self, org_id: int) -> Organization:
+        with Session(self.engine) as session:
+            org = repo.org_by_id(session, org_id)
+            if org is None:
+                raise NotFound(f"no organisation {org_id}")
+            return org
+
+    # -- API keys ------------------------------------------------------------------------
+    def _add_key(self, session: Session, org_id: int, scopes: list[str]) -> CreatedKey:
+        secret = security.new_api_key()
+        row = ApiKey(
+            org_id=org_id, key_hash=security.hash_api_key(secret), prefix=secret[:12], scopes=" ".join(scopes)
+        )
+        session.add(row)
+        session.flush()
+        return CreatedKey(key_id=row.id, api_key=secret, scopes=scopes)
+
+    def create_key(self, *, org_id: int, scopes: Iterable[str]) -> CreatedKey:
+        chosen = _check_scopes(list(scopes))
+        with Session(self.engine) as session:
+            key = self._add_key(session, org_id, chosen)
+            session.commit()
+            return key
+
+    def revoke_key(self, *, org_id: int, key_id: int) -> ApiKey:
+        with Session(self.engine) as session:
+            key = repo.key_by_id(session, org_id=org_id, key_id=key_id)
+            if key is None:
+                raise NotFound(f"no key {key_id} in this organisation")
+            if key.revoked_at is None:
+                key.revoked_at = time.time()
+                session.add(key)
+                session.commit()
+                session.refresh(key)
+        with self._cache_lock:
+            self._key_cache.clear()  # this process forgets at once; others within KEY_CACHE_SECONDS
+        return key
+
+    def list_keys(self, *, org_id: int) -> list[ApiKey]:
+        with Session(self.engine) as session:
+            return list(repo.keys_of(session, org_id=org_id))
+
+    def authenticate_key(self, secret: str) -> Optional[Principal]:
+        """The key's principal, or None when it is malformed, unknown or revoked."""
+        if not security.looks_like_api_key(secret):
+            return None
+        key_hash = security.hash_api_key(secret)
+        with self._cache_lock:
+            hit = self._key_cache.get(key_hash, False)
+        if hit is not False:
+            return hit
+        with Session(self.engine) as session:
+            row = repo.key_by_hash(session, key_hash)
+            principal = (
+                Principal(org_id=row.org_id, key_id=row.id, scopes=frozenset(row.scopes.split()))
+                if row is not None and row.revoked_at is None
+                else None
+            )
+        with self._cache_lock:
+            self._key_cache[key_hash] = principal
+        return principal
+
+    def cached_principal(self, secret: str) -> Optional[Principal] | bool:
+        """The cached answer for a key without touching the database; False when not cached."""
+        if not security.looks_like_api_key(secret):
+            return None
+        with self._cache_lock:
+            return self._key_cache.get(security.hash_api_key(secret), False)
+
+    # -- users ---------------------------------------------------------------------------
+    def create_user(self, *, org_id: int, email: str, password: str, role: str = "viewer") -> User:
+        email = normalise_email(email)
+        if role not in ROLES:
+            raise InvalidInput(f"role must be one of {', '.join(ROLES)}")
+        if len(password) < MIN_PASSWORD_LENGTH:
+            raise InvalidInput(f"the password needs at least {MIN_PASSWORD_LENGTH} characters")
+        with Session(self.engine) as session:
+            if repo.user_by_email(session, email):
+                raise Conflict(f"a user with e-mail {email} already exists")
+            user = User(org_id=org_id, email=email, password_hash=security.hash_password(password), role=role)
+            session.add(user)
+            try:
+                session.commit()
+            except IntegrityError:
+                raise Conflict(f"a user with e-mail {email} already exists") from None
+            session.refresh(user)
+            return user
+
+    def set_password(self, *, email: str, password: str) -> None:
+        if len(password) < MIN_PASSWORD_LENGTH:
+            raise InvalidInput(f"the password needs at least {MIN_PASSWORD_LENGTH} characters")
+        with Session(self.engine) as session:
+            user = repo.user_by_email(session, normalise_email(email))
+            if user is None:
+                raise NotFound(f"no user with e-mail {email}")
+            user.password_hash = security.hash_password(password)
+            session.add(user)
+            session.commit()
+
+    def authenticate_user(self, email: str, password: str) -> Optional[User]:
+        try:
+            email = normalise_email(email)
+        except InvalidInput:
+            return None
+        with Session(self.engine) as session:
+            user = repo.user_by_email(session, email)
+        if user is None:
+            security.verify_password(security.DUMMY_PASSWORD_HASH, password)  # same time either way
+            return None
+        return user if security.verify_password(user.password_hash, password) else None
+
+    def user(self, *, org_id: int, user_id: int) -> User:
+        with Session(self.engine) as session:
+            user = repo.user_by_id(session, org_id=org_id, user_id=user_id)
+            if user is None:
+                raise NotFound("no such user in this organisation")
+            return user
+
+    def list_users(self, *, org_id: int) -> list[User]:
+        with Session(self.engine) as session:
+            return list(repo.users_of(session, org_id=org_id))
+
+    def set_role(self, *, org_id: int, user_id: int, role: str) -> User:
+        if role not in ROLES:
+            raise InvalidInput(f"role must be one of {', '.join(ROLES)}")
+        with Session(self.engine) as session:
+            user = repo.user_by_id(session, org_id=org_id, user_id=user_id)
+            if user is None:
+                raise NotFound("no such user in this organisation")
+            if user.role == "admin" and role != "admin" and repo.count_admins(session, org_id=org_id) <= 1:
+                raise Conflict("the organisation needs at least one admin")
+            user.role = role
+            session.add(user)
+            session.commit()
+            session.refresh(user)
+            return user
+
+    def delete_user(self, *, org_id: int, user_id: int) -> None:
+        with Session(self.engine) as session:
+            user = repo.user_by_id(session, org_id=org_id, user_id=user_id)
+            if user is None:
+                raise NotFound("no such user in this organisation")
+            if user.role == "admin" and repo.count_admins(session, org_id=org_id) <= 1:
+                raise Conflict("the organisation needs at least one admin")
+            session.delete(user)
+            session.commit()

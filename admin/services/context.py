@@ -1,0 +1,37 @@
+"""Everything a request, a page or a job needs, built once per server process from Settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+
+from admin.core.config import Settings
+from admin.core.db import make_engine
+from admin.core.limits import RateLimiter
+from admin.services.accounts import AccountService
+from admin.services.fleet import FleetService
+from admin.services.writer import GroupWriter
+
+
+@dataclass
+class AppServices:
+    settings: Settings
+    engine: Engine
+    accounts: AccountService
+    fleet: FleetService
+    limiter: RateLimiter
+    writer: GroupWriter
+
+    @classmethod
+    def build(cls, settings: Settings) -> "AppServices":
+        engine = make_engine(settings)
+        writer = GroupWriter(engine)
+        return cls(
+            settings=settings,
+            engine=engine,
+            accounts=AccountService(engine),
+            fleet=FleetService(engine, settings, writer),
+            limiter=RateLimiter(settings.rate_limit_storage),
+            writer=writer,
+        )

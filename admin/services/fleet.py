@@ -1,0 +1,211 @@
+"""The fleet's rules: what a report and a heartbeat store, liveness, expiry, listing, retention.
+
+Liveness and expiry use the server's clock at receipt, never the agent's timestamp.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Optional
+
+from pydantic_core import to_json
+from sqlalchemy import Engine
+
+from admin.core.config import Settings
+from admin.repositories import machines as repo
+from admin.repositories.machines import FleetFilter
+from admin.services.errors import NotFound
+from admin.services.writer import GroupWriter
+
+HISTORY_MAX_HOURS = 24 * 7
+
+
+@dataclass(frozen=True)
+class FleetPage:
+    count: int
+    expired: list[str]
+    data: list[dict]
+
+
+def _text(value: object) -> Optional[str]:
+    return value if isinstance(value, str) else None
+
+
+class FleetService:
+    def __init__(self, engine: Engine, settings: Settings, writer: GroupWriter) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.writer = writer
+
+    # -- writes (hot path) ---------------------------------------------------------------
+    async def record_report(self, *, org_id: int, machine_id: str, report: dict, now: float) -> None:
+        """Store the latest report and a history sample. `report` was validated by common.schemas
+        and is kept exactly as sent (unknown fields included)."""
+        system = report.get("system") or {}
+        health = report.get("health") or {}
+        row = {
+            "org_id": org_id,
+            "machine_id": machine_id,
+            "hardware_id": _text(system.get("hardware_id")),
+            "hostname": _text(system.get("hostname")),
+            "os": _text(system.get("os")),
+            "last_seen": now,
+            "last_ping": None,
+            "ts": now,
+            "report": to_json(report).decode(),
+            "system": to_json(system).decode(),
+            "cpu_percent": report["cpu_percent"],
+            "ram_percent": report["ram_percent"],
+            "disk_percent": report["disk_percent"],
+            "health_score": health.get("score"),
+            "health_status": health.get("status"),
+        }
+        sample = {
+            "org_id": org_id,
+            "machine_id": machine_id,
+            "ts": now,
+            "cpu_percent": report["cpu_percent"],
+            "ram_percent": report["ram_percent"],
+            "disk_percent": report["disk_percent"],
+            "health_score": health.get("score"),
+        }
+        await self.writer.write_report(row, sample)
+
+    async def record_ping(self, *, org_id: int, machine_id: str, hardware_id: Optional[str], now: float) -> None:
+        """Mark the machine alive; a machine first heard of by heartbeat is created empty."""
+        await self.writer.write_ping(
+            {
+                "org_id": org_id,
+                "machine_id": machine_id,
+                "hardware_id": hardware_id,
+                "hostname": None,
+                "os": None,
+                "last_seen": now,
+                "last_ping": now,
+                "ts": None,
+                "report": "{}",
+                "system": "{}",
+                "cpu_percent": None,
+                "ram_percent": None,
+                "disk_percent": None,
+                "health_score": None,
+                "health_status": None,
+            }
+        )
+
+    # -- reads ---------------------------------------------------------------------------
+    def status_of(self, last_seen: float, now: float) -> str:
+        return "offline" if now - last_seen > self.settings.offline_after_seconds else "online"
+
+    def to_public(self, row, now: float) -> dict:
+        """The contract's Machine: what the API returns and the UI shows."""
+        return {
+            "id": row.machine_id,
+            "machine_id": row.machine_id,
+            "org_id": row.org_id,
+            "hardware_id": row.hardware_id,
+            "hostname": row.hostname,
+            "os": row.os,
+            "status": self.status_of(row.last_seen, now),
+            "last_seen": row.last_seen,
+            "last_ping": row.last_ping,
+            "ts": row.ts,
+            "health_score": row.health_score,
+            "health_status": row.health_status,
+            "report": json.loads(row.report),
+            "system": json.loads(row.system),
+        }
+
+    def expire(self, *, org_id: Optional[int], now: float) -> int:
+        """Remove machines not seen within the TTL, leaving tombstones for the next listing."""
+        cutoff = now - self.settings.fleet_ttl_seconds
+        with self.engine.connect() as conn:
+            if not repo.has_stale(conn, org_id=org_id, cutoff=cutoff):  # read-only in the usual case
+                return 0
+        with self.engine.begin() as conn:
+            return repo.expire_stale(conn, org_id=org_id, cutoff=cutoff, now=now)
+
+    def list_fleet(
+        self,
+        *,
+        org_id: int,
+        flt: FleetFilter = FleetFilter(),
+        limit: int = 100,
+        offset: int = 0,
+        sort: str = "machine_id",
+        descending: bool = False,
+        take_expired: bool = True,
+    ) -> FleetPage:
+        """One page of the organisation's fleet, after removing its machines beyond the TTL.
+
+        `take_expired` names each expired machine once, in the first listing that takes it (the
+        API's); the web UI lists without taking, so it never hides an expiry from a script.
+        """
+        now = time.time()
+        self.expire(org_id=org_id, now=now)
+        expired: list[str] = []
+        if take_expired:
+            with self.engine.connect() as conn:
+                pending = repo.has_tombstones(conn, org_id=org_id)
+            if pending:
+                with self.engine.begin() as conn:
+                    expired = repo.take_tombstones(conn, org_id=org_id)
+        with self.engine.connect() as conn:
+            count, rows = repo.list_machines(
+                conn,
+                org_id=org_id,
+                now=now,
+                offline_after=self.settings.offline_after_seconds,
+                flt=flt,
+                limit=limit,
+                offset=offset,
+                sort=sort,
+                descending=descending,
+            )
+        return FleetPage(count=count, expired=expired, data=[self.to_public(r, now) for r in rows])
+
+    def summary(self, *, org_id: int) -> dict[str, int]:
+        with self.engine.connect() as conn:
+            return repo.counts(conn, org_id=org_id, now=time.time(), offline_after=self.settings.offline_after_seconds)
+
+    def os_names(self, *, org_id: int) -> list[str]:
+        with self.engine.connect() as conn:
+            return repo.distinct_os(conn, org_id=org_id)
+
+    def machine(self, *, org_id: int, machine_id: str) -> dict:
+        now = time.time()
+        self.expire(org_id=org_id, now=now)
+        with self.engine.connect() as conn:
+            row = repo.get_machine(conn, org_id=org_id, machine_id=machine_id)
+        if row is None:
+            raise NotFound("no machine with that id in this organisation")
+        return self.to_public(row, now)
+
+    def history(self, *, org_id: int, machine_id: str, hours: float) -> list[dict]:
+        self.machine(org_id=org_id, machine_id=machine_id)  # 404 for unknown or foreign machines
+        since = time.time() - hours * 3600
+        with self.engine.connect() as conn:
+            rows = repo.history(conn, org_id=org_id, machine_id=machine_id, since=since)
+        return [
+            {"ts": r.ts, "cpu_percent": r.cpu_percent, "ram_percent": r.ram_percent,
+             "disk_percent": r.disk_percent, "score": r.health_score}
+            for r in rows
+        ]
+
+    def delete_machine(self, *, org_id: int, machine_id: str) -> None:
+        with self.engine.begin() as conn:
+            if not repo.delete_machine(conn, org_id=org_id, machine_id=machine_id):
+                raise NotFound("no machine with that id in this organisation")
+
+    # -- background maintenance ------------------------------------------------------------
+    def maintain(self) -> dict[str, int]:
+        """Expiry for every organisation and history retention; run by a background job."""
+        now = time.time()
+        expired = self.expire(org_id=None, now=now)
+        retention = self.settings.history_retention_days * 86400
+        with self.engine.begin() as conn:
+            pruned = repo.prune_samples(conn, before=now - retention)
+            repo.prune_tombstones(conn, before=now - max(retention, 7 * 86400))
+        return {"expired": expired, "pruned_samples": pruned}
