@@ -1,0 +1,143 @@
+"""dashfleet-agent: collect this machine's health and report it to a DashFleet server.
+
+Exit status: 0 success; 1 the server did not accept (--once) or the agent could not run;
+2 bad configuration or usage. Every failure is one line on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import signal
+import ssl
+import sys
+from pathlib import Path
+
+import platformdirs
+
+from common.version import __version__
+from desktop_agent.config import APP_NAME, AgentConfig, ConfigError, config_search_path, resolve
+
+log = logging.getLogger("desktop_agent")
+EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    search = " then ".join(str(p) for p in config_search_path())
+    parser = argparse.ArgumentParser(
+        prog="dashfleet-agent",
+        description="Reports this machine's health to a DashFleet server and shows it in the tray.",
+        epilog=f"Settings: flags win over DASHFLEET_* environment variables, which win over the config "
+        f"file (--config, DASHFLEET_CONFIG, else {search}).",
+    )
+    parser.add_argument("--server", help="server URL, e.g. https://fleet.example.com")
+    parser.add_argument("--token", help="organisation API key (api_...)")
+    parser.add_argument("--machine-id", dest="machine_id", help="this machine's id in the fleet (default: hostname)")
+    parser.add_argument("--interval", type=str, help="seconds between reports (default 60)")
+    parser.add_argument("--heartbeat-interval", dest="heartbeat_interval", type=str,
+                        help="seconds between heartbeats (default 30)")
+    parser.add_argument("--ca-bundle", dest="ca_bundle", help="PEM file of a CA to trust besides the system's")
+    parser.add_argument("--once", action="store_true", help="send one report and one heartbeat, then exit")
+    parser.add_argument("--no-tray", dest="tray", action="store_const", const=False, help="run without a tray icon")
+    parser.add_argument("--config", help="config file to read instead of the platform's")
+    parser.add_argument("--print-config", action="store_true", help="print the effective settings and exit")
+    parser.add_argument("--verbose", action="store_true", help="log debug details to stderr and the log file")
+    parser.add_argument("--version", action="version", version=f"dashfleet-agent {__version__}")
+    return parser
+
+
+def queue_path(state_dir: Path, config: AgentConfig) -> Path:
+    # One queue per server and machine id: reports are never sent to a server they were not for.
+    identity = hashlib.sha256(f"{config.server}\n{config.machine_id}".encode()).hexdigest()[:16]
+    return state_dir / f"queue-{identity}.sqlite3"
+
+
+def _fail(message: str, status: int) -> int:
+    print(f"dashfleet-agent: error: {message}", file=sys.stderr)
+    return status
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    flags = {key: getattr(args, key) for key in ("server", "token", "machine_id", "interval",
+                                                 "heartbeat_interval", "ca_bundle", "tray")}
+    try:
+        config, warnings = resolve(flags, config_file=args.config)
+    except ConfigError as exc:
+        return _fail(str(exc), EXIT_CONFIG)
+    if args.print_config:
+        print(json.dumps(config.masked(), indent=2))
+        return EXIT_OK
+
+    from desktop_agent.logs import log_dir, setup_logging  # after the checks: --help stays fast
+
+    setup_logging(verbose=args.verbose)
+    for warning in warnings:
+        log.warning("%s", warning)
+    try:
+        return _run(config, once=args.once)
+    except KeyboardInterrupt:
+        return _fail("interrupted", 130)
+    except Exception as exc:  # noqa: BLE001 - the promise is one line, never a traceback
+        # One line on stderr (the console handler drops tracebacks); the traceback goes to the file.
+        log.error("unexpected %s: %s (details in %s)", type(exc).__name__, exc, log_dir(), exc_info=True)
+        return EXIT_FAILED
+
+
+def _run(config: AgentConfig, *, once: bool) -> int:
+    from desktop_agent.logs import log_dir
+    from desktop_agent.queue import QueueBusy, ReportQueue
+    from desktop_agent.reporter import Reporter
+    from desktop_agent.service import AgentService
+
+    state_dir = Path(platformdirs.user_state_dir(APP_NAME, appauthor=False))
+    service: AgentService | None = None
+    try:
+        reporter = Reporter(config.server, config.token, ca_bundle=config.ca_bundle,
+                            sleep=lambda seconds: service.sleep(seconds) if service else False)
+    except (ssl.SSLError, OSError) as exc:
+        return _fail(f"cannot use the CA bundle {config.ca_bundle}: {exc}", EXIT_CONFIG)
+
+    if once:
+        service = AgentService(config, reporter, None, state_dir=str(state_dir))
+        accepted, _line, error = service.run_once()
+        reporter.close()
+        return EXIT_OK if accepted else _fail(error or "not accepted", EXIT_FAILED)
+
+    try:
+        queue = ReportQueue(queue_path(state_dir, config))
+    except QueueBusy:
+        return _fail(f"another dashfleet-agent is already running for {config.machine_id!r} on {config.server}",
+                     EXIT_FAILED)
+    service = AgentService(config, reporter, queue, state_dir=str(state_dir))
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: service.stop())
+    log.info("dashfleet-agent %s started: %s", __version__, json.dumps(config.masked()))
+    service.start()
+    try:
+        if config.tray:
+            _run_tray(service, log_dir())
+        while not service.wait(1.0):  # a timeout keeps Ctrl+C working on Windows
+            pass
+    finally:
+        service.stop()
+        service.join()
+        queue.close()
+        reporter.close()
+        log.info("dashfleet-agent stopped")
+    return EXIT_OK
+
+
+def _run_tray(service, log_folder: Path) -> None:
+    from desktop_agent.tray import Tray, TrayUnavailable
+
+    try:
+        Tray(service, log_folder).run()
+    except TrayUnavailable as exc:
+        log.warning("%s; running headless", exc)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

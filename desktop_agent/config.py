@@ -1,0 +1,244 @@
+"""The agent's settings: command-line flags, then DASHFLEET_* variables, then a TOML file.
+
+The file is what installers write (docs/agent.md documents its format and search order, and that
+page and this module must stay in step). Every value is checked here, once, so that the rest of the
+agent can trust its configuration and a mistake is reported as one clear line, never a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import tomllib
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Callable, Mapping
+from urllib.parse import urlsplit
+
+import platformdirs
+
+from common.constants import (
+    DEFAULT_HEARTBEAT_INTERVAL_SECONDS,
+    DEFAULT_REPORT_INTERVAL_SECONDS,
+    MACHINE_ID_MAX_LENGTH,
+)
+
+APP_NAME = "dashfleet"
+CONFIG_FILE_NAME = "agent.toml"
+ENV_PREFIX = "DASHFLEET_"
+# Faster than this would run into the server's per-machine limit (120 a minute) with retries.
+MIN_INTERVAL_SECONDS = 1.0
+MAX_INTERVAL_SECONDS = 86400.0
+
+
+class ConfigError(ValueError):
+    """A setting is missing or wrong; the message is meant for the person who set it."""
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    server: str
+    token: str
+    machine_id: str
+    interval: float = DEFAULT_REPORT_INTERVAL_SECONDS
+    heartbeat_interval: float = DEFAULT_HEARTBEAT_INTERVAL_SECONDS
+    ca_bundle: str | None = None
+    tray: bool = True
+
+    def masked(self) -> dict[str, Any]:
+        """The settings as a dict that is safe to print or log (the token is not)."""
+        shown = {f.name: getattr(self, f.name) for f in fields(self)}
+        shown["token"] = self.token[:8] + "..." if self.token else ""
+        return shown
+
+
+KEYS = tuple(f.name for f in fields(AgentConfig))
+
+
+def config_search_path() -> list[Path]:
+    """Where the agent looks for agent.toml when --config is not given, most specific first.
+
+    The per-user file lets one person override what the installer wrote machine-wide.
+    """
+    user = Path(platformdirs.user_config_dir(APP_NAME, appauthor=False)) / CONFIG_FILE_NAME
+    site = Path(platformdirs.site_config_dir(APP_NAME, appauthor=False)) / CONFIG_FILE_NAME
+    return [user, site]
+
+
+def default_machine_id() -> str:
+    # The hostname is what IT knows a workstation by; it is stable until someone renames it.
+    name = socket.gethostname().strip() or "unknown-host"
+    return name[:MACHINE_ID_MAX_LENGTH]
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            data = tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    unknown = sorted(set(data) - set(KEYS))
+    if unknown:
+        # An older agent must still start with a file written for a newer one, so this is only a
+        # warning (logged by the caller), not an error.
+        data["_unknown_keys"] = unknown
+    return data
+
+
+def load_files(explicit: str | None) -> tuple[dict[str, Any], list[Path], list[str]]:
+    """Merged file settings, the files used, and unknown keys seen (for a warning).
+
+    With --config only that file counts (and it must exist); otherwise the machine-wide file is
+    read first and the user's file overrides it key by key.
+    """
+    if explicit:
+        paths = [Path(explicit)]
+    else:
+        paths = [p for p in reversed(config_search_path()) if p.is_file()]
+    merged: dict[str, Any] = {}
+    unknown: list[str] = []
+    for path in paths:
+        data = _read_toml(path)
+        unknown += [f"{path}: {key}" for key in data.pop("_unknown_keys", [])]
+        merged.update(data)
+    return merged, paths, unknown
+
+
+def load_env(environ: Mapping[str, str]) -> dict[str, str]:
+    values = {}
+    for key in KEYS:
+        raw = environ.get(ENV_PREFIX + key.upper())
+        if raw is not None and raw != "":
+            values[key] = raw
+    return values
+
+
+# --- checks: each takes the raw value (from a flag, a variable or TOML) and its source name ---
+
+
+def _check_server(value: Any, source: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"{source}: the server URL must be a non-empty string")
+    url = value.strip()
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"{source}: {url!r} is not a server URL (expected http(s)://host[:port])")
+    try:
+        parts.port  # noqa: B018 - raises on a port that is not a number or out of range
+    except ValueError:
+        raise ConfigError(f"{source}: {url!r} has an invalid port") from None
+    if parts.query or parts.fragment:
+        raise ConfigError(f"{source}: {url!r} must not have a query or fragment")
+    return url.rstrip("/")
+
+
+def _check_token(value: Any, source: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"{source}: the API key must be a non-empty string")
+    token = value.strip()
+    # It goes into an HTTP header: ASCII without spaces, or httpx would fail on every request.
+    if not token.isascii() or not token.isprintable() or " " in token:
+        raise ConfigError(f"{source}: the API key contains spaces or characters that are not ASCII")
+    return token
+
+
+def _check_machine_id(value: Any, source: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"{source}: the machine id must be a non-empty string")
+    if len(value) > MACHINE_ID_MAX_LENGTH:
+        raise ConfigError(f"{source}: the machine id is longer than {MACHINE_ID_MAX_LENGTH} characters")
+    if not value.isprintable():
+        raise ConfigError(f"{source}: the machine id must contain printable characters only")
+    return value  # kept exactly as given, as the server does
+
+
+def _check_interval(value: Any, source: str) -> float:
+    if isinstance(value, bool):
+        raise ConfigError(f"{source}: expected a number of seconds, got {value!r}")
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{source}: expected a number of seconds, got {value!r}") from None
+    if not MIN_INTERVAL_SECONDS <= seconds <= MAX_INTERVAL_SECONDS:  # also refuses NaN
+        raise ConfigError(
+            f"{source}: {value!r} is out of range ({MIN_INTERVAL_SECONDS:g} to {MAX_INTERVAL_SECONDS:g} seconds)"
+        )
+    return seconds
+
+
+def _check_ca_bundle(value: Any, source: str) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise ConfigError(f"{source}: expected the path of a PEM file")
+    path = Path(value).expanduser()
+    if not path.is_file():
+        raise ConfigError(f"{source}: CA bundle {str(path)!r} is not a readable file")
+    return str(path)
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def _check_bool(value: Any, source: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+        return value.strip().lower() in _TRUE
+    raise ConfigError(f"{source}: expected true or false, got {value!r}")
+
+
+CHECKS: dict[str, Callable[[Any, str], Any]] = {
+    "server": _check_server,
+    "token": _check_token,
+    "machine_id": _check_machine_id,
+    "interval": _check_interval,
+    "heartbeat_interval": _check_interval,
+    "ca_bundle": _check_ca_bundle,
+    "tray": _check_bool,
+}
+assert set(CHECKS) == set(KEYS), "every setting needs a check"
+
+_FLAG_NAMES = {key: "--" + key.replace("_", "-") for key in KEYS}
+
+
+def resolve(
+    flags: Mapping[str, Any],
+    environ: Mapping[str, str] | None = None,
+    config_file: str | None = None,
+) -> tuple[AgentConfig, list[str]]:
+    """The effective settings (flags > environment > file) and warnings worth logging.
+
+    `flags` holds only the options given on the command line (None means not given).
+    """
+    environ = os.environ if environ is None else environ
+    config_file = config_file or environ.get(ENV_PREFIX + "CONFIG") or None
+    file_values, paths, unknown = load_files(config_file)
+    file_source = ", ".join(str(p) for p in paths) or "config file"
+    env_values = load_env(environ)
+    warnings = [f"unknown setting in config file {u} (ignored)" for u in unknown]
+
+    chosen: dict[str, Any] = {}
+    for key in KEYS:
+        if flags.get(key) is not None:
+            raw, source = flags[key], _FLAG_NAMES[key]
+        elif key in env_values:
+            raw, source = env_values[key], ENV_PREFIX + key.upper()
+        elif key in file_values:
+            raw, source = file_values[key], f"{file_source} ({key})"
+        else:
+            continue
+        chosen[key] = CHECKS[key](raw, source)
+
+    where = "give --{flag}, set " + ENV_PREFIX + "{env}, or put {key} = ... in " + CONFIG_FILE_NAME
+    for key in ("server", "token"):
+        if key not in chosen:
+            hint = where.format(flag=key, env=key.upper(), key=key)
+            raise ConfigError(f"no {'server URL' if key == 'server' else 'API key'} configured: {hint}")
+    chosen.setdefault("machine_id", default_machine_id())
+    return AgentConfig(**chosen), warnings

@@ -1,0 +1,193 @@
+"""HTTP to the server: timeouts, TLS verification, retries with backoff and jitter, Retry-After.
+
+Every call returns an Outcome instead of raising, so the loops above decide what a failure means
+(keep the report queued, drop a refused one, wait) and a network error can never crash the agent.
+Waits go through an injected `sleep` that returns True when the agent is quitting, so a long
+Retry-After never holds up Quit.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import ssl
+import time
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import Any, Callable
+
+import httpx
+
+from common.constants import PATH_PING, PATH_REPORT
+from common.version import __version__
+
+log = logging.getLogger(__name__)
+
+# Statuses worth trying again: the server is busy, restarting or behind a proxy that is.
+TRANSIENT_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+# The server read the body and will never take it (malformed, too large): drop it, log it.
+# Anything else that is not a success (a wrong URL's 404, a revoked key's 401, a proxy's 3xx)
+# says nothing about the report, so it stays queued until the configuration is fixed.
+REFUSED_STATUSES = frozenset({400, 413, 422})
+# Never wait longer than this for one Retry-After; a server asking for more is treated as down.
+MAX_RETRY_AFTER_SECONDS = 3600.0
+
+
+@dataclass(frozen=True)
+class Outcome:
+    ok: bool
+    status: int | None = None  # HTTP status; None when no answer came back
+    error: str | None = None  # one line for people, None when ok
+    body: Any = None
+    retry_after: float | None = None  # seconds the server asked us to wait
+
+    @property
+    def reached(self) -> bool:
+        return self.status is not None
+
+    @property
+    def transient(self) -> bool:
+        return not self.ok and (self.status is None or self.status in TRANSIENT_STATUSES)
+
+    @property
+    def refused(self) -> bool:
+        """The server will never accept this request as it is (bad data, too large)."""
+        return not self.ok and self.status in REFUSED_STATUSES
+
+
+class Backoff:
+    """Exponential backoff with jitter: base * 2**n, capped, scaled by a random 50-100 %.
+
+    The jitter spreads a fleet that failed together (a server restart) over time; keeping at
+    least half of the delay avoids hammering a server that is already struggling.
+    """
+
+    def __init__(self, base: float, cap: float, rng: random.Random | None = None):
+        self.base, self.cap = base, cap
+        self.failures = 0
+        self._rng = rng or random.Random()
+
+    def next_delay(self, retry_after: float | None = None) -> float:
+        self.failures += 1
+        if retry_after is not None:
+            return min(max(retry_after, 0.0), MAX_RETRY_AFTER_SECONDS)
+        ceiling = min(self.cap, self.base * 2 ** (self.failures - 1))
+        return ceiling * self._rng.uniform(0.5, 1.0)
+
+    def reset(self) -> None:
+        self.failures = 0
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds from a Retry-After header: either a number of seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        seconds = when.timestamp() - (time.time() if now is None else now)
+    if seconds != seconds:  # NaN
+        return None
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER_SECONDS)
+
+
+def _error_text(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+        message = body.get("error") if isinstance(body, dict) else None
+    except ValueError:
+        message = None
+    reason = response.reason_phrase or "error"
+    return f"HTTP {response.status_code} {message or reason}"
+
+
+class Reporter:
+    def __init__(
+        self,
+        server: str,
+        token: str,
+        *,
+        ca_bundle: str | None = None,
+        timeout: float = 10.0,
+        max_attempts: int = 3,
+        backoff_base: float = 0.5,
+        backoff_cap: float = 8.0,
+        max_inline_wait: float = 30.0,
+        sleep: Callable[[float], bool] | None = None,
+        transport: httpx.BaseTransport | None = None,
+        rng: random.Random | None = None,
+    ):
+        self.server = server
+        self.max_attempts = max_attempts
+        self.max_inline_wait = max_inline_wait
+        self._backoff = lambda: Backoff(backoff_base, backoff_cap, rng)
+        # sleep(seconds) -> True when the agent is quitting and the wait was cut short.
+        self._sleep = sleep or (lambda seconds: bool(time.sleep(seconds)))
+        # TLS is always verified; a CA bundle adds a private CA (verify=path is deprecated in httpx).
+        verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=ca_bundle) if ca_bundle else True
+        self._client = httpx.Client(
+            base_url=server,
+            headers={"Authorization": f"Bearer {token}", "User-Agent": f"dashfleet-agent/{__version__}"},
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
+            verify=verify,
+            transport=transport,
+            follow_redirects=False,
+        )
+
+    def close(self) -> None:
+        self._client.close()
+
+    def send_report(self, machine_id: str, report: dict) -> Outcome:
+        return self.post(PATH_REPORT, {"machine_id": machine_id, "report": report})
+
+    def ping(self, machine_id: str, hardware_id: str | None) -> Outcome:
+        body = {"machine_id": machine_id, "hardware_id": hardware_id, "timestamp": time.time()}
+        return self.post(PATH_PING, body)
+
+    def post(self, path: str, body: dict) -> Outcome:
+        """One request, retried on transient failures; returns the last outcome."""
+        backoff = self._backoff()
+        for attempt in range(1, self.max_attempts + 1):
+            outcome = self._post_once(path, body)
+            if not outcome.transient or attempt == self.max_attempts:
+                return outcome
+            delay = backoff.next_delay(outcome.retry_after)
+            if delay > self.max_inline_wait:
+                return outcome  # the caller keeps the report and tries again later
+            log.info("%s failed (%s); attempt %d of %d in %.1f s", path, outcome.error, attempt + 1, self.max_attempts, delay)
+            if self._sleep(delay):
+                return outcome
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _post_once(self, path: str, body: dict) -> Outcome:
+        try:
+            response = self._client.post(path, json=body)
+        except httpx.TimeoutException:
+            return Outcome(False, error="server unreachable (timed out)")
+        except httpx.HTTPError as exc:
+            # Connection refused, DNS failure, TLS failure, ...: say which, in one line.
+            detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            return Outcome(False, error=f"server unreachable ({detail})")
+        if response.is_success:
+            return self._accepted(response)
+        retry_after = None
+        if response.status_code in (429, 503):
+            retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        return Outcome(False, response.status_code, _error_text(response), retry_after=retry_after)
+
+    @staticmethod
+    def _accepted(response: httpx.Response) -> Outcome:
+        # A captive portal or a wrong URL can answer 200 with a web page: only the API's
+        # {"ok": true} counts as accepted, so a report is never deleted on such an answer.
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if isinstance(body, dict) and body.get("ok") is True:
+            return Outcome(True, response.status_code, body=body)
+        return Outcome(False, response.status_code, f"HTTP {response.status_code} but not a DashFleet answer (check the server URL)")

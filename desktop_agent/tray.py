@@ -1,0 +1,142 @@
+"""The system-tray skin over AgentService: draws its state, forwards clicks. Nothing else.
+
+pystray is imported only here and only when a tray is wanted: without a display its import
+raises (Xlib's DisplayNameError), and any failure to start a tray means "run headless", said in
+one log line, never a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import threading
+import webbrowser
+from pathlib import Path
+
+from desktop_agent.icons import draw_icon, icon_key
+from desktop_agent.service import AgentService, AgentState
+
+log = logging.getLogger(__name__)
+# Windows cuts tray tooltips at 127 characters.
+MAX_TOOLTIP = 127
+
+
+class TrayUnavailable(RuntimeError):
+    """No tray can be shown here; the agent runs headless instead."""
+
+
+class _OneLineErrors(logging.Filter):
+    """pystray logs expected conditions (no tray host yet) with tracebacks; keep only the line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info:
+            exc = record.exc_info[1]
+            record.msg = f"{record.getMessage()}: {type(exc).__name__}: {exc}"
+            record.args = None
+            record.exc_info = record.exc_text = None
+        return True
+
+
+def tooltip(state: AgentState) -> str:
+    if state.sample is None:
+        health = "DashFleet: starting"
+    else:
+        r = state.sample.report
+        health = (
+            f"DashFleet: {state.sample.health.status.upper()}, score {state.sample.health.score}/100\n"
+            f"CPU {r.cpu_percent:.0f}% RAM {r.ram_percent:.0f}% Disk {r.disk_percent:.0f}%"
+        )
+    if state.paused:
+        server = "Paused"
+    elif state.connected:
+        server = "Server: connected"
+    elif state.connected is None:
+        server = "Server: not contacted yet"
+    else:
+        server = "Server: unreachable"
+    if state.queued:
+        server += f" ({state.queued} queued)"
+    return f"{health}\n{server}"[:MAX_TOOLTIP]
+
+
+def open_path(path: Path) -> None:
+    """Opens a folder in the desktop's file manager."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        if sys.platform == "win32":
+            os.startfile(path)  # noqa: S606 - the user asked for it
+        else:
+            opener = "open" if sys.platform == "darwin" else "xdg-open"
+            subprocess.Popen([opener, str(path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    except OSError as exc:
+        log.warning("cannot open %s: %s", path, exc)
+
+
+class Tray:
+    def __init__(self, service: AgentService, log_folder: Path):
+        self.service = service
+        self.log_folder = log_folder
+        self._icon = None
+        self._drawn: tuple[str, bool] | None = None
+
+    def _build(self):
+        try:
+            import pystray  # lazily: raises without a display
+        except Exception as exc:  # noqa: BLE001 - any failure here means "no tray"
+            raise TrayUnavailable(f"no system tray ({type(exc).__name__}: {exc})") from None
+        logging.getLogger("pystray").addFilter(_OneLineErrors())
+        service = self.service
+        item = pystray.MenuItem
+        menu = pystray.Menu(
+            item("Open dashboard", self._open_dashboard, default=True),
+            item("Send now", lambda: service.send_now()),
+            item(lambda _: "Resume" if service.state.paused else "Pause", lambda: service.toggle_pause()),
+            item("Open log folder", lambda: open_path(self.log_folder)),
+            pystray.Menu.SEPARATOR,
+            item("Quit", lambda: service.stop()),
+        )
+        state = service.state
+        try:
+            icon = pystray.Icon("dashfleet-agent", draw_icon(icon_key(state)), tooltip(state), menu)
+        except Exception as exc:  # noqa: BLE001 - e.g. the X server refused the connection
+            raise TrayUnavailable(f"cannot create a tray icon ({type(exc).__name__}: {exc})") from None
+        backend = type(icon).__module__.rsplit("_", 1)[-1]
+        if not icon.HAS_MENU:
+            log.warning(
+                "the tray backend %r has no menu: the icon shows the state, a click opens the dashboard; "
+                "quit with Ctrl+C or by ending the process", backend,
+            )
+        else:
+            log.info("tray icon shown with the %r backend", backend)
+        return icon
+
+    def run(self) -> None:
+        """Shows the icon and blocks until the service stops; raises TrayUnavailable."""
+        self._icon = self._build()
+        self.service.subscribe(self._redraw)
+        # pystray wants the main thread (macOS insists); the setup thread waits for Quit.
+        self._icon.run(setup=self._setup)
+
+    def _setup(self, icon) -> None:
+        icon.visible = True
+        self._redraw(self.service.state)
+        self.service.wait()
+        icon.stop()
+
+    def _redraw(self, state: AgentState) -> None:
+        icon = self._icon
+        if icon is None:
+            return
+        key = (icon_key(state), state.paused)
+        if key != self._drawn:  # redraw only when the picture changes
+            icon.icon = draw_icon(key[0], paused=key[1])
+            self._drawn = key
+        icon.title = tooltip(state)
+        icon.update_menu()
+
+    def _open_dashboard(self) -> None:
+        url = self.service.config.server + "/"
+        # The browser may take a while to start; never block the tray's event loop on it.
+        threading.Thread(target=webbrowser.open, args=(url,), daemon=True).start()
