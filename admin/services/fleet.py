@@ -18,6 +18,7 @@ from admin.repositories import machines as repo
 from admin.repositories.machines import FleetFilter
 from admin.services.errors import NotFound
 from admin.services.writer import GroupWriter
+from common.health import compute_health
 
 HISTORY_MAX_HOURS = 24 * 7
 
@@ -44,7 +45,10 @@ class FleetService:
         """Store the latest report and a history sample. `report` was validated by common.schemas
         and is kept exactly as sent (unknown fields included)."""
         system = report.get("system") or {}
-        health = report.get("health") or {}
+        # The server scores every report itself (common.health), so the fleet is sorted and
+        # counted by one formula whatever agent version sent it; the agent's own view stays in
+        # the stored report.
+        health = compute_health(report["cpu_percent"], report["ram_percent"], report["disk_percent"])
         row = {
             "org_id": org_id,
             "machine_id": machine_id,
@@ -59,8 +63,8 @@ class FleetService:
             "cpu_percent": report["cpu_percent"],
             "ram_percent": report["ram_percent"],
             "disk_percent": report["disk_percent"],
-            "health_score": health.get("score"),
-            "health_status": health.get("status"),
+            "health_score": health.score,
+            "health_status": health.status,
         }
         sample = {
             "org_id": org_id,
@@ -69,7 +73,7 @@ class FleetService:
             "cpu_percent": report["cpu_percent"],
             "ram_percent": report["ram_percent"],
             "disk_percent": report["disk_percent"],
-            "health_score": health.get("score"),
+            "health_score": health.score,
         }
         await self.writer.write_report(row, sample)
 
