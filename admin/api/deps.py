@@ -14,7 +14,8 @@ from admin.services.context import AppServices
 from common.constants import SCOPE_ADMIN, SCOPE_AGENT, SCOPE_READ
 
 
-def get_services(request: Request) -> AppServices:
+async def get_services(request: Request) -> AppServices:
+    # async on purpose: FastAPI runs plain-def dependencies in a worker thread, per request.
     return request.app.state.services
 
 
