@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+from functools import cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -38,5 +39,8 @@ def verify_password(password_hash: str, password: str) -> bool:
         return False
 
 
-# Verified against when the e-mail is unknown, so sign-in takes as long either way.
-DUMMY_PASSWORD_HASH = hash_password(secrets.token_urlsafe(16))
+@cache
+def dummy_password_hash() -> str:
+    """Verified against when the e-mail is unknown, so sign-in takes as long either way.
+    Made on first use: an argon2 hash costs tenths of a second, which no CLI command should pay."""
+    return hash_password(secrets.token_urlsafe(16))

@@ -205,7 +205,7 @@ class AccountService:
         with Session(self.engine) as session:
             user = repo.user_by_email(session, email)
         if user is None:
-            security.verify_password(security.DUMMY_PASSWORD_HASH, password)  # same time either way
+            security.verify_password(security.dummy_password_hash(), password)  # same time either way
             return None
         return user if security.verify_password(user.password_hash, password) else None
 
