@@ -8,6 +8,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from admin.services.errors import ServiceError
@@ -70,6 +71,12 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_: Request, exc: StarletteHTTPException):
         return error_response(exc.status_code, str(exc.detail), getattr(exc, "headers", None))
+
+    @app.exception_handler(OperationalError)
+    async def _database_down(request: Request, exc: OperationalError):
+        # The database is unreachable or overloaded: tell clients to come back (agents queue).
+        log.error("database unavailable on %s %s: %s", request.method, request.url.path, exc.orig)
+        return error_response(503, "Database unavailable; retry later", {"Retry-After": "10"})
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception):

@@ -14,10 +14,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
 
 from admin.repositories.machines import upsert_statements
 
 log = logging.getLogger(__name__)
+DEADLOCK_RETRIES = 3
+RETRYABLE_SQLSTATES = {"40P01", "40001"}  # PostgreSQL: deadlock detected, serialization failure
 
 
 @dataclass
@@ -97,9 +100,21 @@ class GroupWriter:
                 fut.set_result(None)
 
     def _write(self, batch: _Pending) -> None:
-        with self.engine.begin() as conn:
-            if batch.reports:
-                conn.execute(self._report_stmt, batch.reports)
-                conn.execute(self._sample_stmt, batch.samples)
-            if batch.pings:
-                conn.execute(self._ping_stmt, batch.pings)
+        # Each statement takes its rows in machine order, so two server processes writing to one
+        # PostgreSQL lock rows in the same order; a deadlock that still happens (a report and a
+        # heartbeat crossing) is detected by PostgreSQL and the batch is retried.
+        by_machine = lambda row: (row["org_id"], row["machine_id"])  # noqa: E731
+        reports, pings = sorted(batch.reports, key=by_machine), sorted(batch.pings, key=by_machine)
+        for attempt in range(DEADLOCK_RETRIES + 1):
+            try:
+                with self.engine.begin() as conn:
+                    if reports:
+                        conn.execute(self._report_stmt, reports)
+                        conn.execute(self._sample_stmt, batch.samples)
+                    if pings:
+                        conn.execute(self._ping_stmt, pings)
+                return
+            except OperationalError as exc:
+                if attempt == DEADLOCK_RETRIES or getattr(exc.orig, "sqlstate", None) not in RETRYABLE_SQLSTATES:
+                    raise
+                log.warning("write batch hit %s; retrying", exc.orig.sqlstate)
