@@ -47,7 +47,10 @@ def guarded(name: str, read: Callable[[], T]) -> T | None:
 
 
 def prime_cpu() -> float:
-    """Starts the CPU measurement window; returns the time it was primed (time.monotonic)."""
+    """Starts the CPU measurement window; returns the time it was primed (time.monotonic).
+
+    psutil (>= 5.9.6) keeps the window per thread: prime in the thread that will read.
+    """
     guarded("cpu", lambda: psutil.cpu_percent(interval=None))
     return time.monotonic()
 

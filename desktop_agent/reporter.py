@@ -106,6 +106,16 @@ def _error_text(response: httpx.Response) -> str:
     return f"HTTP {response.status_code} {message or reason}"
 
 
+def _tls_context(ca_bundle: str | None) -> ssl.SSLContext | bool:
+    """TLS is always verified. A CA bundle is trusted besides the system's CAs (a private CA for
+    an internal server), never instead of verification."""
+    if not ca_bundle:
+        return True
+    context = ssl.create_default_context()
+    context.load_verify_locations(cafile=ca_bundle)  # ssl.SSLError if it holds no certificate
+    return context
+
+
 class Reporter:
     def __init__(
         self,
@@ -128,13 +138,11 @@ class Reporter:
         self._backoff = lambda: Backoff(backoff_base, backoff_cap, rng)
         # sleep(seconds) -> True when the agent is quitting and the wait was cut short.
         self._sleep = sleep or (lambda seconds: bool(time.sleep(seconds)))
-        # TLS is always verified; a CA bundle adds a private CA (verify=path is deprecated in httpx).
-        verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=ca_bundle) if ca_bundle else True
         self._client = httpx.Client(
             base_url=server,
             headers={"Authorization": f"Bearer {token}", "User-Agent": f"dashfleet-agent/{__version__}"},
             timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
-            verify=verify,
+            verify=_tls_context(ca_bundle),
             transport=transport,
             follow_redirects=False,
         )

@@ -101,7 +101,7 @@ class AgentService:
         self._drain_backoff = Backoff(base=min(2.0, config.interval), cap=cap, rng=self._rng)
         self._drain_not_before = 0.0  # time.monotonic() before which the queue is not drained
         self._ping_not_before = 0.0
-        self._cpu_primed_at = collectors.prime_cpu()
+        self._cpu_primed_at = collectors.prime_cpu()  # for run_once, on this thread
         self._hardware_id = collectors.hardware_id(state_dir)
 
     # --- state, for the tray and the tests ---
@@ -178,7 +178,8 @@ class AgentService:
         return period * self._rng.uniform(1 - PERIOD_JITTER, 1 + PERIOD_JITTER)
 
     def _report_loop(self) -> None:
-        # The first reading needs a CPU window after priming; the start spread gives it one.
+        # The first reading needs a CPU window primed on this thread; the start spread gives it one.
+        collectors.prime_cpu()
         delay = max(MIN_CPU_WINDOW_SECONDS, self._first_delay(self.config.interval))
         while True:
             self._wake_report.wait(delay)

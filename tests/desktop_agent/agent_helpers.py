@@ -1,0 +1,202 @@
+"""Helpers for the agent's tests: isolated folders, the real agent process, waits, server calls.
+
+Every agent runs with its own config, state and log folders (XDG_* variables), so no test sees a
+developer's or an installer's /etc/xdg/dashfleet/agent.toml, and no two tests share a queue.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import httpx
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+# Generous: the suite may run beside other work on 2 cores. Waits poll and return as soon as the
+# awaited thing happens, so this only bounds a failing test.
+WAIT_SECONDS = 60.0
+STATUS_LINE = re.compile(
+    r"^(?P<when>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) (?P<outcome>.+?) \| "
+    r"CPU (?P<cpu>[\d.]+%|n/a) RAM (?P<ram>[\d.]+%|n/a) Disk (?P<disk>[\d.]+%|n/a) \| "
+    r"Score (?P<score>\d+)/100 \| OS (?P<os>\S+)$"
+)
+
+
+def wait_until(check: Callable[[], object], what: str, timeout: float = WAIT_SECONDS, every: float = 0.1):
+    """Polls check() until it returns something truthy; fails with `what` after the timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}", pytrace=False)
+        time.sleep(every)
+
+
+@dataclass
+class AgentDirs:
+    root: Path
+
+    @property
+    def config_home(self) -> Path:
+        return self.root / "config"
+
+    @property
+    def site_config(self) -> Path:
+        return self.root / "site-config"
+
+    @property
+    def state_home(self) -> Path:
+        return self.root / "state"
+
+    @property
+    def log_file(self) -> Path:
+        return self.state_home / "dashfleet" / "log" / "agent.log"
+
+    @property
+    def user_config_file(self) -> Path:
+        return self.config_home / "dashfleet" / "agent.toml"
+
+    @property
+    def site_config_file(self) -> Path:
+        return self.site_config / "dashfleet" / "agent.toml"
+
+    def env(self, **extra: str) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("DASHFLEET_")}
+        env.pop("DISPLAY", None)  # headless unless a test gives a display
+        env.update(
+            XDG_CONFIG_HOME=str(self.config_home),
+            XDG_CONFIG_DIRS=str(self.site_config),
+            XDG_STATE_HOME=str(self.state_home),
+            XDG_CACHE_HOME=str(self.root / "cache"),
+            PYTHONPATH=os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
+            PYTHONUNBUFFERED="1",
+        )
+        env.update(extra)
+        return env
+
+    def apply(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The same isolation for code run inside the test process."""
+        for key, value in self.env().items():
+            if key.startswith("XDG_"):
+                monkeypatch.setenv(key, value)
+        for key in list(os.environ):
+            if key.startswith("DASHFLEET_"):
+                monkeypatch.delenv(key)
+
+
+class AgentProcess:
+    """`python -m desktop_agent ARGS`, its stdout read line by line as it runs."""
+
+    def __init__(self, args: list[str], env: dict[str, str]):
+        self.args = args
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "desktop_agent", *args],
+            cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1,
+        )
+        self.lines: list[str] = []
+        self.errors: list[str] = []
+        self._readers = [
+            threading.Thread(target=self._read, args=(self.proc.stdout, self.lines), daemon=True),
+            threading.Thread(target=self._read, args=(self.proc.stderr, self.errors), daemon=True),
+        ]
+        for reader in self._readers:
+            reader.start()
+
+    @staticmethod
+    def _read(stream, into: list[str]) -> None:
+        for line in stream:
+            into.append(line.rstrip("\n"))
+
+    def output(self) -> str:
+        return "\n".join(["--- stdout ---", *self.lines, "--- stderr ---", *self.errors])
+
+    def status_lines(self, outcome_prefix: str = "") -> list[str]:
+        return [line for line in list(self.lines)
+                if (m := STATUS_LINE.match(line)) and m["outcome"].startswith(outcome_prefix)]
+
+    def wait_for_lines(self, count: int, outcome_prefix: str = "", timeout: float = WAIT_SECONDS) -> list[str]:
+        def enough():
+            if self.proc.poll() is not None and len(self.status_lines(outcome_prefix)) < count:
+                pytest.fail(f"the agent exited with {self.proc.returncode}\n{self.output()}", pytrace=False)
+            return len(self.status_lines(outcome_prefix)) >= count
+
+        wait_until(enough, f"{count} status line(s) starting {outcome_prefix!r}\n{self.output()}", timeout)
+        return self.status_lines(outcome_prefix)
+
+    def stop(self, timeout: float = 20.0) -> int:
+        """SIGTERM, as a service manager would; returns the exit status."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        code = self.proc.wait(timeout=timeout)
+        self._drain()
+        return code
+
+    def kill9(self) -> None:
+        self.proc.kill()  # SIGKILL: no handler, no cleanup, as in a crash
+        self.proc.wait(timeout=10)
+        self._drain()
+
+    def _drain(self) -> None:
+        for reader in self._readers:
+            reader.join(timeout=5)
+
+
+def run_agent_once(agent_dirs: AgentDirs, *args: str, env: dict[str, str] | None = None,
+                   timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "desktop_agent", *args], cwd=REPO_ROOT, env=env or agent_dirs.env(),
+        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout,
+    )
+
+
+def serve_on_port(server, port: int):
+    """(Re)starts a prepared ServerProcess on a port of our choosing: an agent that was started
+    while the server was down must find it at the same URL when it comes back."""
+    server.port, server.url = port, f"http://127.0.0.1:{port}"
+    if not server._start_once():
+        server.fail_to_start(f"the server exited with status {server.proc.returncode}")
+    return server
+
+
+def history(org, machine_id: str) -> list[dict]:
+    resp = org.get("/api/fleet/machine/history", params={"machine_id": machine_id, "hours": 1})
+    assert resp.status_code == 200, resp.text
+    return resp.json()["samples"]
+
+
+def machine(org, machine_id: str) -> dict | None:
+    resp = org.get("/api/fleet/machine", params={"machine_id": machine_id})
+    if resp.status_code == 404:
+        return None
+    assert resp.status_code == 200, resp.text
+    return resp.json()
+
+
+def queued_reports(dirs: AgentDirs) -> list[dict]:
+    """The reports in the agent's on-disk queue, oldest first (only while no agent runs)."""
+    from desktop_agent.queue import ReportQueue
+
+    paths = list((dirs.state_home / "dashfleet").glob("queue-*.sqlite3"))
+    assert len(paths) == 1, f"expected one queue file, found {paths}"
+    with ReportQueue(paths[0]) as queue:
+        return [item.body for item in queue.peek(100_000)]
+
+
+def server_is_down(url: str) -> bool:
+    try:
+        httpx.get(url + "/api/status", timeout=1)
+    except httpx.TransportError:
+        return True
+    return False

@@ -1,0 +1,53 @@
+"""Fixtures for the agent's tests: the real agent process, isolated folders, the real server.
+
+The server comes from the suite's shared fixtures (tests/conftest.py: `module_server_factory`,
+`ServerProcess`, `Org`); nothing here imitates it. Helpers live in agent_helpers.py.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Callable, Iterator
+
+import pytest
+
+from agent_helpers import AgentDirs, AgentProcess
+
+
+@pytest.fixture
+def agent_dirs(tmp_path) -> AgentDirs:
+    return AgentDirs(tmp_path / "agent")
+
+
+@pytest.fixture
+def run_agent(agent_dirs) -> Iterator[Callable[..., AgentProcess]]:
+    """Starts `python -m desktop_agent ARGS` processes; kills what is left at the end."""
+    started: list[AgentProcess] = []
+
+    def start(*args: str, env: dict[str, str] | None = None) -> AgentProcess:
+        agent = AgentProcess(list(args), env or agent_dirs.env())
+        started.append(agent)
+        return agent
+
+    yield start
+    for agent in started:
+        if agent.proc.poll() is None:
+            agent.proc.kill()
+            agent.proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def agent_server(module_server_factory):
+    """One real SQLite server for a test file; tests isolate by organisation and machine id."""
+    return module_server_factory()
+
+
+@pytest.fixture
+def fleet_org(agent_server):
+    return agent_server.org()
+
+
+@pytest.fixture
+def machine_id() -> str:
+    # Quotes and '<' on purpose: the id must travel exactly as given.
+    return f"agent-test <{uuid.uuid4().hex[:8]}> \"pc\""

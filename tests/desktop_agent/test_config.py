@@ -1,0 +1,166 @@
+"""Settings: flags > DASHFLEET_* > agent.toml (user file over the machine-wide one), all checked."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from agent_helpers import run_agent_once
+from desktop_agent.config import AgentConfig, ConfigError, config_search_path, resolve
+
+SERVER = "https://fleet.example.com"
+TOKEN = "api_" + "k" * 43
+NO_FLAGS: dict = {}
+
+
+@pytest.fixture(autouse=True)
+def isolated(agent_dirs, monkeypatch):
+    agent_dirs.apply(monkeypatch)
+
+
+def write(path, text: str):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_search_path_is_the_user_file_then_the_machine_wide_one(agent_dirs):
+    assert config_search_path() == [agent_dirs.user_config_file, agent_dirs.site_config_file]
+
+
+def test_a_file_alone_is_enough_and_defaults_fill_the_rest(agent_dirs):
+    write(agent_dirs.site_config_file, f'server = "{SERVER}/"\ntoken = "{TOKEN}"\n')
+    config, warnings = resolve(NO_FLAGS, environ={})
+    assert config == AgentConfig(server=SERVER, token=TOKEN, machine_id=socket.gethostname())
+    assert config.interval == 60 and config.heartbeat_interval == 30 and config.tray is True
+    assert warnings == []
+
+
+def test_every_key_of_the_documented_file_format(agent_dirs, tmp_path):
+    ca = write(tmp_path / "ca.pem", "-----BEGIN CERTIFICATE-----\n")
+    write(agent_dirs.site_config_file, f"""
+server = "{SERVER}"
+token = "{TOKEN}"
+machine_id = "asset-0042"
+interval = 120
+heartbeat_interval = 45.5
+ca_bundle = "{ca}"
+tray = false
+""")
+    config, _ = resolve(NO_FLAGS, environ={})
+    assert config == AgentConfig(SERVER, TOKEN, "asset-0042", 120.0, 45.5, str(ca), False)
+
+
+def test_flags_beat_environment_beat_user_file_beat_machine_file(agent_dirs):
+    write(agent_dirs.site_config_file,
+          f'server = "https://site.example"\ntoken = "{TOKEN}"\nmachine_id = "site"\ninterval = 10\n'
+          'heartbeat_interval = 11\n')
+    write(agent_dirs.user_config_file, 'machine_id = "user"\ninterval = 20\nheartbeat_interval = 21\n')
+    environ = {"DASHFLEET_INTERVAL": "30", "DASHFLEET_HEARTBEAT_INTERVAL": "31"}
+    config, _ = resolve({"heartbeat_interval": "41", "machine_id": None}, environ=environ)
+    assert config.server == "https://site.example"  # only the machine-wide file has it
+    assert config.machine_id == "user"  # user file over machine file
+    assert config.interval == 30  # environment over files
+    assert config.heartbeat_interval == 41  # flag over environment
+
+
+def test_explicit_config_file_replaces_the_search(agent_dirs, tmp_path):
+    write(agent_dirs.site_config_file, f'server = "https://site.example"\ntoken = "{TOKEN}"\n')
+    own = write(tmp_path / "own.toml", f'server = "{SERVER}"\ntoken = "{TOKEN}"\ntray = false\n')
+    config, _ = resolve(NO_FLAGS, environ={}, config_file=str(own))
+    assert config.server == SERVER and config.tray is False
+    config, _ = resolve(NO_FLAGS, environ={"DASHFLEET_CONFIG": str(own)})
+    assert config.server == SERVER
+
+
+def test_unknown_keys_are_a_warning_so_older_agents_read_newer_files(agent_dirs):
+    write(agent_dirs.site_config_file, f'server = "{SERVER}"\ntoken = "{TOKEN}"\nfuture_key = 1\n')
+    config, warnings = resolve(NO_FLAGS, environ={})
+    assert config.server == SERVER
+    assert len(warnings) == 1 and "future_key" in warnings[0]
+
+
+def test_environment_booleans_and_numbers():
+    environ = {"DASHFLEET_SERVER": SERVER, "DASHFLEET_TOKEN": TOKEN, "DASHFLEET_TRAY": "no",
+               "DASHFLEET_INTERVAL": "2.5"}
+    config, _ = resolve(NO_FLAGS, environ=environ)
+    assert config.tray is False and config.interval == 2.5
+
+
+def test_machine_id_is_kept_exactly_as_given():
+    odd = ' Büro <3> "PC" '
+    config, _ = resolve({"server": SERVER, "token": TOKEN, "machine_id": odd}, environ={})
+    assert config.machine_id == odd
+
+
+@pytest.mark.parametrize(
+    ("flags", "environ", "message"),
+    [
+        ({}, {}, "no server URL configured"),
+        ({"server": SERVER}, {}, "no API key configured"),
+        ({"server": "fleet.example.com", "token": TOKEN}, {}, "is not a server URL"),
+        ({"server": "ftp://fleet.example.com", "token": TOKEN}, {}, "is not a server URL"),
+        ({"server": "https://fleet.example.com:99999", "token": TOKEN}, {}, "invalid port"),
+        ({"server": "https://fleet.example.com/?x=1", "token": TOKEN}, {}, "query or fragment"),
+        ({"server": SERVER, "token": "api_ with space"}, {}, "not ASCII"),
+        ({"server": SERVER, "token": "   "}, {}, "non-empty"),
+        ({"server": SERVER, "token": TOKEN, "machine_id": "x" * 201}, {}, "longer than 200"),
+        ({"server": SERVER, "token": TOKEN, "machine_id": "tab\there"}, {}, "printable"),
+        ({"server": SERVER, "token": TOKEN, "interval": "0.5"}, {}, "out of range"),
+        ({"server": SERVER, "token": TOKEN, "interval": "nan"}, {}, "out of range"),
+        ({"server": SERVER, "token": TOKEN, "interval": "often"}, {}, "number of seconds"),
+        ({"server": SERVER, "token": TOKEN}, {"DASHFLEET_HEARTBEAT_INTERVAL": "-1"}, "DASHFLEET_HEARTBEAT_INTERVAL"),
+        ({"server": SERVER, "token": TOKEN}, {"DASHFLEET_TRAY": "maybe"}, "true or false"),
+        ({"server": SERVER, "token": TOKEN, "ca_bundle": "/no/such/ca.pem"}, {}, "not a readable file"),
+    ],
+)
+def test_bad_settings_are_refused_with_a_clear_message(flags, environ, message):
+    with pytest.raises(ConfigError, match=message):
+        resolve(flags, environ=environ)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('server = "https://x.example"\ntoken = ', "not valid TOML"),
+        ('server = 42\ntoken = "api_x"', "non-empty string"),
+        ('server = "https://x.example"\ntoken = "api_x"\ninterval = true', "number of seconds"),
+        ('server = "https://x.example"\ntoken = "api_x"\ntray = "sometimes"', "true or false"),
+    ],
+)
+def test_bad_files_are_refused_naming_the_file(agent_dirs, text, message):
+    path = write(agent_dirs.site_config_file, text)
+    with pytest.raises(ConfigError, match=message) as raised:
+        resolve(NO_FLAGS, environ={})
+    assert str(path) in str(raised.value)
+
+
+# --- through the real program: one line on stderr, status 2, no traceback ---
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ([], "no server URL configured"),
+        (["--server", "not a url", "--token", TOKEN], "is not a server URL"),
+        (["--server", SERVER], "no API key configured"),
+        (["--server", SERVER, "--token", TOKEN, "--interval", "soon"], "--interval"),
+        (["--config", "/no/such/agent.toml"], "does not exist"),
+    ],
+)
+def test_the_program_reports_bad_configuration_in_one_line(agent_dirs, args, message):
+    done = run_agent_once(agent_dirs, *args, "--once")
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1 and message in done.stderr, done.stderr
+    assert done.stderr.startswith("dashfleet-agent: error: ")
+    assert "Traceback" not in done.stderr and done.stdout == ""
+    assert not agent_dirs.state_home.exists(), "a refused configuration must not leave state behind"
+
+
+def test_print_config_shows_the_effective_settings_without_the_token(agent_dirs):
+    write(agent_dirs.site_config_file, f'server = "{SERVER}"\ntoken = "{TOKEN}"\ninterval = 90\n')
+    done = run_agent_once(agent_dirs, "--print-config", env=agent_dirs.env(DASHFLEET_MACHINE_ID="from-env"))
+    assert done.returncode == 0, done.stderr
+    assert '"interval": 90.0' in done.stdout and '"machine_id": "from-env"' in done.stdout
+    assert TOKEN not in done.stdout

@@ -1,0 +1,121 @@
+"""The on-disk queue: bounded (newest kept), oldest first, each report once, survives kill -9."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from agent_helpers import REPO_ROOT
+from desktop_agent.queue import QueueBusy, ReportQueue
+
+
+@pytest.fixture
+def path(tmp_path):
+    return tmp_path / "state" / "queue.sqlite3"
+
+
+def bodies(queue: ReportQueue) -> list[int]:
+    return [item.body["n"] for item in queue.peek(1000)]
+
+
+def test_oldest_first_and_each_report_leaves_once_acknowledged(path):
+    with ReportQueue(path) as queue:
+        for n in range(5):
+            queue.put({"n": n})
+        assert bodies(queue) == [0, 1, 2, 3, 4]
+        first = queue.peek(1)[0]
+        queue.ack(first.id)
+        queue.ack(first.id)  # a second ack of the same report changes nothing
+        assert bodies(queue) == [1, 2, 3, 4] and len(queue) == 4
+
+
+def test_full_queue_keeps_the_newest_and_counts_what_it_dropped(path, caplog):
+    with caplog.at_level(logging.WARNING, logger="desktop_agent.queue"), ReportQueue(path, max_reports=3) as queue:
+        dropped = [queue.put({"n": n}) for n in range(5)]
+        assert dropped == [0, 0, 0, 1, 1]
+        assert bodies(queue) == [2, 3, 4]
+        assert queue.dropped == 2
+    assert "dropped 1 oldest report(s), 2 dropped in all" in caplog.text
+
+
+def test_reports_and_the_dropped_count_survive_a_restart(path):
+    with ReportQueue(path, max_reports=2) as queue:
+        for n in range(3):
+            queue.put({"n": n})
+    with ReportQueue(path, max_reports=2) as queue:
+        assert bodies(queue) == [1, 2] and queue.dropped == 1
+        queue.put({"n": 3})
+        assert bodies(queue) == [2, 3]
+
+
+def test_ids_are_never_reused_so_order_stays_age(path):
+    with ReportQueue(path) as queue:
+        queue.put({"n": 0})
+        queue.ack(queue.peek(1)[0].id)
+        queue.put({"n": 1})
+        queue.put({"n": 2})
+        ids = [item.id for item in queue.peek()]
+        assert ids == sorted(ids) and ids[0] > 1
+
+
+def test_a_report_that_is_not_json_is_refused_and_nothing_is_stored(path):
+    with ReportQueue(path) as queue:
+        with pytest.raises(ValueError):
+            queue.put({"cpu_percent": float("nan")})
+        with pytest.raises(TypeError):
+            queue.put({"when": object()})
+        assert len(queue) == 0
+
+
+def run_python(code: str, **kwargs) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", textwrap.dedent(code)], cwd=REPO_ROOT, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs)
+
+
+def test_a_second_process_cannot_open_a_queue_in_use(path):
+    with ReportQueue(path) as queue:
+        queue.put({"n": 0})
+        other = run_python(f"""
+            from desktop_agent.queue import ReportQueue, QueueBusy
+            try:
+                ReportQueue({str(path)!r})
+            except QueueBusy as exc:
+                print("busy:", exc)
+        """)
+        out, err = other.communicate(timeout=30)
+        assert out.startswith("busy:") and "in use by another dashfleet-agent" in out, err
+    # Closed: now it opens, with the report intact.
+    with ReportQueue(path) as queue:
+        assert bodies(queue) == [0]
+
+
+def test_opening_twice_in_one_process_is_refused_too(path):
+    with ReportQueue(path):
+        with pytest.raises(QueueBusy):
+            ReportQueue(path)
+
+
+def test_kill_9_between_queueing_and_sending_loses_nothing_and_duplicates_nothing(path):
+    """A real process queues reports, takes one out to "send", and is killed with SIGKILL."""
+    child = run_python(f"""
+        import sys, time
+        from desktop_agent.queue import ReportQueue
+        queue = ReportQueue({str(path)!r})
+        for n in range(3):
+            queue.put({{"n": n}})
+        queue.ack(queue.peek(1)[0].id)          # report 0 was accepted by the server
+        in_flight = queue.peek(1)[0]            # report 1 is being sent when the process dies
+        print("in flight", in_flight.body["n"], flush=True)
+        time.sleep(600)
+    """)
+    assert child.stdout.readline().strip() == "in flight 1"
+    child.kill()  # SIGKILL: no cleanup, no commit, no close
+    child.wait(timeout=10)
+
+    with ReportQueue(path) as queue:
+        # 0 was acknowledged before the crash: gone for good. 1 was not: it is still first in line.
+        assert bodies(queue) == [1, 2]
