@@ -271,7 +271,7 @@ class AgentService:
             return None
         outcome = self.reporter.ping(self.config.machine_id, self._hardware_id)
         if outcome.ok:
-            offset = self._check_clock(outcome.body)
+            offset = self.check_clock(outcome.body)
             if self._state.connected is False:
                 log.info("the server answers again; sending the queue at the next report")
                 self._drain_not_before = 0.0
@@ -283,7 +283,7 @@ class AgentService:
             self._update(connected=False, last_error=outcome.error)
         return outcome
 
-    def _check_clock(self, body: object) -> float | None:
+    def check_clock(self, body: object) -> float | None:
         offset = body.get("server_time_offset") if isinstance(body, dict) else None
         if not isinstance(offset, (int, float)) or isinstance(offset, bool):
             return None
@@ -315,7 +315,7 @@ class AgentService:
             ping = self.reporter.ping(self.config.machine_id, self._hardware_id)
             error = None if ping.ok else f"heartbeat: {ping.error}"
             if ping.ok:
-                self._check_clock(ping.body)
+                self.check_clock(ping.body)
             line = status_line(datetime.now(), f"OK HTTP {report.status}", sample)
         else:
             error = f"report: {report.error}"

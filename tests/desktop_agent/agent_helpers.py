@@ -200,3 +200,70 @@ def server_is_down(url: str) -> bool:
     except httpx.TransportError:
         return True
     return False
+
+
+class VirtualDesktop:
+    """Xvfb plus trayer (a system tray host): a desktop session with a tray, but no screen.
+
+    Also used by bench/agent_footprint.py for the RSS with the tray shown.
+    """
+
+    TOOLS = ("Xvfb", "trayer")
+
+    @classmethod
+    def missing_tools(cls) -> list[str]:
+        import shutil
+
+        return [tool for tool in cls.TOOLS if not shutil.which(tool)]
+
+    def __init__(self, width: int = 480, height: int = 120):
+        import tempfile
+
+        self._procs: list[subprocess.Popen] = []
+        self._logs = Path(tempfile.mkdtemp(prefix="dashfleet-xvfb-"))
+        read_fd, write_fd = os.pipe()
+        # -displayfd: Xvfb picks a free display number and writes it once it accepts clients.
+        xvfb = subprocess.Popen(
+            ["Xvfb", "-displayfd", str(write_fd), "-screen", "0", f"{width}x{height}x24", "-nolisten", "tcp"],
+            pass_fds=(write_fd,), stdout=subprocess.DEVNULL, stderr=(self._logs / "xvfb.log").open("w"),
+        )
+        os.close(write_fd)
+        self._procs.append(xvfb)
+        with os.fdopen(read_fd) as pipe:
+            number = pipe.readline().strip()
+        if not number:
+            self.close()
+            raise RuntimeError(f"Xvfb did not start: {(self._logs / 'xvfb.log').read_text()}")
+        self.display = f":{number}"
+        self._procs.append(subprocess.Popen(
+            ["trayer", "--edge", "top", "--align", "right", "--widthtype", "request", "--height", "32",
+             "--SetDockType", "true", "--expand", "true", "--transparent", "false"],
+            env={**os.environ, "DISPLAY": self.display}, stdout=subprocess.DEVNULL,
+            stderr=(self._logs / "trayer.log").open("w"),
+        ))
+        wait_until(self._tray_is_up, "trayer to own the system tray selection", timeout=30)
+
+    def _tray_is_up(self) -> bool:
+        from Xlib import X, display
+
+        with_display = display.Display(self.display)
+        try:
+            atom = with_display.intern_atom("_NET_SYSTEM_TRAY_S0")
+            return with_display.get_selection_owner(atom) != X.NONE
+        finally:
+            with_display.close()
+
+    def screenshot(self):
+        from PIL import ImageGrab
+
+        return ImageGrab.grab(xdisplay=self.display)
+
+    def close(self) -> None:
+        for proc in reversed(self._procs):
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()

@@ -1,0 +1,103 @@
+"""The real tray: the agent process on an X display (Xvfb) with a tray host (trayer), checked on
+screenshots. The icon is visible and its colour follows the health the agent reports: green when
+calm, amber/red when the CPU is saturated, grey when the server is gone."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from agent_helpers import VirtualDesktop, machine, wait_until
+from desktop_agent.icons import COLOURS
+
+pytestmark = [pytest.mark.tray, pytest.mark.slow]
+# Pixels of one colour needed to call the icon that colour (the badge is ~20x20 px in trayer).
+MIN_PIXELS = 40
+
+
+@pytest.fixture(scope="module")
+def desktop():
+    missing = VirtualDesktop.missing_tools()
+    if missing:
+        pytest.skip(f"the tray tests need {' and '.join(missing)} (Debian: xvfb, trayer; `make test` installs them)")
+    desk = VirtualDesktop()
+    yield desk
+    desk.close()
+
+
+def icon_colour(image) -> str | None:
+    """Which of the agent's colours the tray shows, if any (counted over the whole screen)."""
+    counts = dict.fromkeys(COLOURS, 0)
+    for (count, pixel) in image.getcolors(maxcolors=1 << 20):
+        for key, colour in COLOURS.items():
+            if all(abs(a - b) <= 8 for a, b in zip(pixel[:3], colour)):
+                counts[key] += count
+    best = max(counts, key=counts.get)
+    return best if counts[best] >= MIN_PIXELS else None
+
+
+def reported_status(org, machine_id: str) -> str | None:
+    found = machine(org, machine_id)
+    return found["report"].get("health", {}).get("status") if found else None
+
+
+@pytest.fixture
+def cpu_hogs():
+    """Saturate every core with real work, so the machine's real CPU reading goes critical."""
+    import os
+
+    hogs: list[subprocess.Popen] = []
+
+    def start():
+        for _ in range(os.cpu_count() or 1):
+            hogs.append(subprocess.Popen([sys.executable, "-c", "while True: pass"]))
+
+    def stop():
+        for hog in hogs:
+            hog.kill()
+            hog.wait()
+        hogs.clear()
+
+    start.stop = stop
+    yield start
+    stop()
+
+
+def test_tray_icon_shows_health_and_turns_grey_without_server(desktop, agent_dirs, server_factory, run_agent,
+                                                              machine_id, cpu_hogs, tmp_path):
+    server = server_factory()
+    org = server.org()
+    agent = run_agent("--server", server.url, "--token", org.api_key, "--machine-id", machine_id,
+                      "--interval", "1", "--heartbeat-interval", "1",
+                      env=agent_dirs.env(DISPLAY=desktop.display))
+    agent.wait_for_lines(1, "OK HTTP 200")
+
+    def shows(expected: set[str]):
+        def check():
+            shot = desktop.screenshot()
+            colour = icon_colour(shot)
+            if colour not in expected:
+                return None
+            # A health colour must be the health the agent last reported to the server.
+            if colour != "unreachable" and colour != reported_status(org, machine_id):
+                return None
+            shot.save(tmp_path / f"tray-{colour}.png")
+            return colour
+
+        return check
+
+    calm = wait_until(shows({"ok"}), "a green icon while the machine is calm")
+    cpu_hogs()
+    busy = wait_until(shows({"warning", "critical"}), "an amber or red icon while every core is busy")
+    cpu_hogs.stop()
+    wait_until(shows({"ok"}), "the icon back to green once the load is gone")
+    server.stop()
+    gone = wait_until(shows({"unreachable"}), "a grey icon once the server is gone")
+    assert [calm, gone] == ["ok", "unreachable"] and busy in {"warning", "critical"}
+
+    log = agent_dirs.log_file.read_text()
+    assert "the tray backend 'xorg' has no menu" in log  # said plainly, where the backend has none
+    assert agent.stop() == 0
+    assert not any("Traceback" in line for line in agent.errors), agent.output()
