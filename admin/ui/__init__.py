@@ -1,13 +1,28 @@
-"""The NiceGUI web app, mounted on the API's FastAPI app."""
+"""The NiceGUI web app, mounted on the API's FastAPI app.
+
+`ui.run_with` mounts NiceGUI's own app (with its session and request-tracking middleware) under
+the API app, so the JSON API keeps its plain FastAPI stack; what mounting costs the API is
+measured in docs/benchmarks.md ("Web UI"). Unknown /api/... paths never reach the UI: the API
+router answers them with its JSON 404 first.
+"""
 
 from __future__ import annotations
 
 from fastapi import FastAPI
+from nicegui import ui
 
 from admin.services.context import AppServices
+from admin.ui.pages import register_pages
 
 
 def mount_ui(app: FastAPI, services: AppServices) -> None:
-    # Placeholder until the web UI lands: the pages are registered here and mounted with
-    # ui.run_with so the JSON API keeps its own (fast) middleware stack.
-    return None
+    register_pages(services)
+    ui.run_with(
+        app,
+        title="DashFleet",
+        favicon="🖥️",
+        # Signs NiceGUI's session cookie (HttpOnly; it names the server-side user storage that
+        # holds the signed-in user's ids, see admin/ui/auth.py). The same on every server process.
+        storage_secret=services.settings.resolved_storage_secret(),
+        show_welcome_message=False,
+    )

@@ -1,0 +1,62 @@
+"""The fleet table: Quasar's QTable in server-side mode (the browser only ever holds one page).
+
+Cells are drawn by Vue templates that interpolate values with {{ }} or bind them to attributes,
+so a machine id like `<img src=x onerror=alert(1)>` is shown as text, never parsed as HTML.
+"""
+
+from __future__ import annotations
+
+from nicegui import ui
+
+from admin.ui.components.fleet_view import ROWS_PER_PAGE_OPTIONS
+
+# Phones (Quasar's xs, below 600 px) see machine, status, health and last seen; wider screens more.
+_WIDER_THAN_PHONE = {"classes": "gt-xs", "headerClasses": "gt-xs"}
+_WIDER_THAN_TABLET = {"classes": "gt-sm", "headerClasses": "gt-sm"}
+
+COLUMNS = [
+    {"name": "machine_id", "label": "Machine", "field": "machine_id", "sortable": True, "align": "left"},
+    {"name": "status", "label": "Status", "field": "status", "align": "left"},
+    {"name": "health_score", "label": "Health", "field": "health_text", "sortable": True, "align": "left"},
+    {"name": "cpu_percent", "label": "CPU", "field": "cpu_percent", "sortable": True, "align": "right",
+     **_WIDER_THAN_PHONE},
+    {"name": "ram_percent", "label": "RAM", "field": "ram_percent", "sortable": True, "align": "right",
+     **_WIDER_THAN_PHONE},
+    {"name": "disk_percent", "label": "Disk", "field": "disk_percent", "sortable": True, "align": "right",
+     **_WIDER_THAN_PHONE},
+    {"name": "os", "label": "OS", "field": "os", "sortable": True, "align": "left", **_WIDER_THAN_TABLET},
+    {"name": "hostname", "label": "Hostname", "field": "hostname", "sortable": True, "align": "left",
+     **_WIDER_THAN_TABLET},
+    {"name": "last_seen", "label": "Last seen", "field": "last_seen", "sortable": True, "align": "left"},
+]
+
+_MACHINE_CELL = """
+<q-td :props="props" class="whitespace-normal break-all" style="min-width: 7rem; max-width: 22rem">
+  <a :href="props.row.href" class="text-primary" data-testid="machine-link">{{ props.value }}</a>
+</q-td>
+"""
+_STATUS_CELL = """
+<q-td :props="props">
+  <q-badge outline :color="props.value === 'online' ? 'positive' : 'grey-7'" :label="props.value" />
+</q-td>
+"""
+_HEALTH_CELL = """
+<q-td :props="props">
+  <q-badge :color="({ok: 'positive', warning: 'orange-9', critical: 'negative'})[props.row.health_status] || 'grey-7'"
+           :label="props.value" :title="props.row.health_status" />
+</q-td>
+"""
+_LAST_SEEN_CELL = """
+<q-td :props="props"><span :title="props.row.last_seen_exact">{{ props.value }}</span></q-td>
+"""
+
+
+def fleet_table(pagination: dict) -> ui.table:
+    table = ui.table(columns=COLUMNS, rows=[], row_key="machine_id", pagination=pagination)
+    table.props(f'flat bordered dense binary-state-sort :rows-per-page-options="{list(ROWS_PER_PAGE_OPTIONS)}"')
+    table.classes("w-full")
+    table.add_slot("body-cell-machine_id", _MACHINE_CELL)
+    table.add_slot("body-cell-status", _STATUS_CELL)
+    table.add_slot("body-cell-health_score", _HEALTH_CELL)
+    table.add_slot("body-cell-last_seen", _LAST_SEEN_CELL)
+    return table

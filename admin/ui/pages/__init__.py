@@ -1,0 +1,12 @@
+"""One module per page; each registers its route(s) with the services it needs."""
+
+from __future__ import annotations
+
+from admin.services.context import AppServices
+
+
+def register_pages(services: AppServices) -> None:
+    from admin.ui.pages import fleet, login, machine, settings
+
+    for page in (login, fleet, machine, settings):
+        page.register(services)

@@ -1,0 +1,227 @@
+"""One machine: status, health with its reasons, latest report, OS metadata, history charts, removal.
+
+Addressed as /machine?id=<percent-encoded machine id>, since an id may hold any printable
+character, '/' included. Everything about the machine is shown with labels, i.e. as text.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Optional
+
+from fastapi import Request
+from nicegui import app, ui
+from starlette.concurrency import run_in_threadpool
+
+from admin.services.context import AppServices
+from admin.services.errors import NotFound
+from admin.ui import auth, theme
+from admin.ui.components import history_chart
+from admin.ui.components.format import duration, exact_time, gib, percent, relative_time, text, zone
+from common.health import compute_health
+
+SYSTEM_FIELDS = (
+    ("hostname", "Hostname"), ("os", "OS"), ("os_version", "OS version"), ("platform", "Platform"),
+    ("architecture", "Architecture"), ("python_version", "Python"), ("agent_version", "Agent version"),
+    ("hardware_id", "Hardware id"),
+)
+# Report fields shown in their own places; any other (newer agents may send more) goes under "More".
+SHOWN_REPORT_FIELDS = {"cpu_percent", "ram_percent", "disk_percent", "ram_used_gib", "ram_total_gib",
+                       "disk_used_gib", "disk_total_gib", "uptime_seconds", "uptime_hms", "timestamp",
+                       "health", "system"}
+STATUS_COLOURS = {"ok": "positive", "warning": "orange-9", "critical": "negative"}
+
+
+def _pair(name: str, value: object, marker: Optional[str] = None) -> None:
+    with ui.row().classes("w-full justify-between gap-2 no-wrap"):
+        ui.label(name).classes("text-grey-7 shrink-0")
+        label = ui.label(text(value)).classes("text-right break-all")
+        if marker:
+            label.mark(marker)
+
+
+class MachineScreen:
+    def __init__(self, services: AppServices, user: auth.SignedInUser, machine_id: str) -> None:
+        self.services = services
+        self.user = user
+        self.machine_id = machine_id
+        self.tz = zone(app.storage.user.get("tz"))
+        self.span = "day"
+
+    def _fetch(self) -> Optional[dict]:
+        try:
+            return self.services.fleet.machine(org_id=self.user.org_id, machine_id=self.machine_id)
+        except NotFound:
+            return None
+
+    async def fetch(self) -> Optional[dict]:
+        return await run_in_threadpool(self._fetch)
+
+    # -- details (redrawn on every refresh) ----------------------------------------------------
+    @ui.refreshable_method
+    def details(self, machine: Optional[dict]) -> None:
+        if machine is None:
+            theme.notice("This machine is not in your organisation's fleet (removed, expired or never seen).",
+                         icon="search_off", marker="machine-missing")
+            ui.link("Back to the fleet", "/")
+            return
+        now = time.time()
+        report = machine["report"]
+        with ui.row().classes("w-full items-center gap-2"):
+            ui.label(machine["machine_id"]).classes("text-2xl font-bold break-all").mark("machine-id")
+            ui.badge(machine["status"], color="positive" if machine["status"] == "online" else "grey-7")\
+                .props("outline").mark("machine-status")
+        last_seen = ui.label(f"Last seen {relative_time(machine['last_seen'], now)}").classes("text-sm text-grey-7")
+        last_seen.tooltip(exact_time(machine["last_seen"], self.tz))
+        with ui.element("div").classes("grid grid-cols-1 md:grid-cols-2 gap-4 w-full"):
+            self._health(report)
+            self._report(machine, report)
+
+    @ui.refreshable_method
+    def system(self, machine: Optional[dict]) -> None:
+        if machine is not None:
+            self._system(machine, machine["system"])
+
+    def _health(self, report: dict) -> None:
+        with theme.section("Health").mark("health-card"):
+            if not report:
+                ui.label("No report yet: this machine is known from heartbeats only.").classes("text-grey-7")
+                return
+            health = compute_health(report["cpu_percent"], report["ram_percent"], report["disk_percent"])
+            with ui.row().classes("items-center gap-3"):
+                ui.label(f"{health.score}").classes("text-4xl font-bold").mark("health-score")
+                ui.label("/ 100").classes("text-grey-7")
+                ui.badge(health.status, color=STATUS_COLOURS[health.status]).mark("health-status")
+            if health.reasons:
+                for reason in health.reasons:
+                    with ui.row().classes("items-center gap-1 no-wrap"):
+                        ui.icon("warning", size="xs", color=STATUS_COLOURS[health.status])
+                        ui.label(reason).mark("health-reason")
+            else:
+                ui.label("Every metric is within its comfortable range.").classes("text-grey-7")
+
+    def _report(self, machine: dict, report: dict) -> None:
+        with theme.section("Latest report").mark("report-card"):
+            if not report:
+                ui.label("No report yet.").classes("text-grey-7")
+                return
+            for key, label in (("cpu_percent", "CPU"), ("ram_percent", "RAM"), ("disk_percent", "Disk")):
+                with ui.row().classes("w-full items-center gap-2 no-wrap"):
+                    ui.label(label).classes("w-10 text-grey-7")
+                    ui.linear_progress(value=report[key] / 100, show_value=False, size="8px").classes("grow")
+                    ui.label(percent(report[key])).classes("w-12 text-right").mark(f"report-{key}")
+            _pair("Memory", gib(report.get("ram_used_gib"), report.get("ram_total_gib")))
+            _pair("Disk space", gib(report.get("disk_used_gib"), report.get("disk_total_gib")))
+            uptime = report.get("uptime_seconds")
+            _pair("Uptime", duration(uptime) if isinstance(uptime, (int, float)) else report.get("uptime_hms"))
+            _pair("Received", exact_time(machine["ts"], self.tz))
+            _pair("Agent's clock", report.get("timestamp"))
+            for key, value in sorted(report.items()):
+                if key not in SHOWN_REPORT_FIELDS and not isinstance(value, (dict, list)):
+                    _pair(key, value)
+
+    def _system(self, machine: dict, system: dict) -> None:
+        with theme.section("System").mark("system-card"):
+            for key, label in SYSTEM_FIELDS:
+                value = machine.get(key) if key in ("hostname", "os", "hardware_id") else None
+                _pair(label, system.get(key) if system.get(key) is not None else value, f"system-{key}")
+            _pair("Last heartbeat", exact_time(machine["last_ping"], self.tz) if machine["last_ping"] else None)
+
+    # -- history ---------------------------------------------------------------------------------
+    def history_card(self) -> None:
+        with theme.section("History").classes("w-full").mark("history-card"):
+            toggle = ui.toggle({name: name.capitalize() for name in history_chart.SPANS}, value=self.span,
+                               on_change=lambda e: self.show_history(e.value))
+            toggle.props("dense no-caps").mark("history-span")
+            now = time.time()
+            self.chart = ui.echart(history_chart.chart_options([], hours=1, now=now)).classes("w-full h-64")
+            self.chart.mark("history-chart")
+            self.samples = ui.label().classes("text-xs text-grey-7").mark("history-samples")
+
+    def _history(self, span: str) -> Optional[tuple[list[dict], int]]:
+        hours = history_chart.SPANS[span]
+        try:
+            samples = self.services.fleet.history(org_id=self.user.org_id, machine_id=self.machine_id, hours=hours)
+        except NotFound:
+            return None
+        return history_chart.downsample(samples, hours=hours), len(samples)
+
+    async def show_history(self, span: str) -> None:
+        self.span = span if span in history_chart.SPANS else "day"
+        loaded = await run_in_threadpool(self._history, self.span)
+        if loaded is None:
+            return
+        points, count = loaded
+        options = history_chart.chart_options(points, hours=history_chart.SPANS[self.span], now=time.time())
+        self.chart.options.clear()
+        self.chart.options.update(options)
+        self.chart.update()
+        self.samples.text = f"{count:,} samples in the last {self.span}" + (
+            f", averaged over {duration(history_chart.bucket_seconds(history_chart.SPANS[self.span]))}"
+            if count > len([p for p in points if p["cpu_percent"] is not None]) else "")
+
+    async def refresh(self) -> None:
+        machine = await self.fetch()
+        self.details.refresh(machine)
+        self.system.refresh(machine)
+        await self.show_history(self.span)
+
+    # -- feature-flagged and admin sections ------------------------------------------------------
+    def coming_soon(self) -> None:
+        features = self.services.settings.public_config()["FEATURES"]
+        for flag, title in (("messaging", "Messages"), ("commands", "Commands")):
+            if features[flag]:
+                with theme.section(title).mark(f"feature-{flag}"):
+                    ui.label(f"{title} to this machine: coming soon.").classes("text-grey-7")
+
+    def danger_zone(self) -> None:
+        with theme.section("Remove machine").mark("delete-card"):
+            ui.label("Removes the machine and its history. It comes back if its agent reports again.")\
+                .classes("text-sm text-grey-7")
+            with ui.dialog() as dialog, ui.card():
+                ui.label("Remove this machine and its history?")
+                ui.label(self.machine_id).classes("font-mono break-all")
+                with ui.row().classes("justify-end w-full"):
+                    ui.button("Cancel", on_click=dialog.close).props("flat")
+                    ui.button("Remove", color="negative", on_click=lambda: self.delete(dialog)).mark("confirm-delete")
+            ui.button("Remove machine", icon="delete", color="negative", on_click=dialog.open)\
+                .props("outline").mark("delete-machine")
+
+    async def delete(self, dialog: ui.dialog) -> None:
+        dialog.close()
+        user = await auth.current_user(self.services)  # the role may have changed since the page loaded
+        if user is None or not user.is_admin:
+            ui.notify("Only an admin can remove machines.", type="negative")
+            return
+        try:
+            await run_in_threadpool(self.services.fleet.delete_machine, org_id=user.org_id, machine_id=self.machine_id)
+        except NotFound:
+            ui.notify("This machine was already gone.", type="warning")
+        else:
+            ui.notify("Machine removed.", type="positive")
+        ui.navigate.to("/")
+
+
+def register(services: AppServices) -> None:
+    @ui.page("/machine")
+    async def machine_page(request: Request, id: str = ""):  # noqa: A002 - the query parameter's name
+        user = await auth.current_user(services)
+        if user is None:
+            return auth.to_login(request)
+        with theme.frame(user, "Machine"):
+            ui.link("← Fleet", "/").classes("text-sm")
+            screen = MachineScreen(services, user, id)
+            machine = await screen.fetch()
+            screen.details(machine)
+            if machine is None:
+                return None
+            screen.history_card()
+            await screen.show_history(screen.span)
+            with ui.element("div").classes("grid grid-cols-1 md:grid-cols-2 gap-4 w-full"):
+                screen.system(machine)
+                with ui.column().classes("w-full gap-4"):
+                    screen.coming_soon()
+                    if user.is_admin:
+                        screen.danger_zone()
+            ui.timer(services.settings.refresh_interval_ms / 1000, screen.refresh, immediate=False)
+        return None

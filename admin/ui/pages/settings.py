@@ -1,0 +1,246 @@
+"""Organisation settings (admins): API keys, users, agent install instructions, what the server runs with.
+
+Every change re-reads the signed-in user first (a role taken away a second ago counts), goes
+through AccountService (which checks the input), and shows the service's message when refused.
+"""
+
+from __future__ import annotations
+
+from typing import Awaitable, Callable, Optional
+
+from fastapi import Request
+from nicegui import app, ui
+from starlette.concurrency import run_in_threadpool
+
+from admin.services.accounts import MIN_PASSWORD_LENGTH, ROLES
+from admin.services.context import AppServices
+from admin.services.errors import ServiceError
+from admin.ui import auth, theme
+from admin.ui.components.copy_text import copy_text
+from admin.ui.components.format import duration, exact_time, zone
+from common.constants import ALL_SCOPES, API_VERSION, SCOPE_AGENT
+from common.version import __version__
+
+SCOPE_HELP = {"agent": "send reports and heartbeats", "read": "list the fleet", "admin": "remove machines"}
+
+
+def install_commands(server_url: str, api_key: str = "api_...") -> list[str]:
+    return [
+        'pip install "dashfleet[agent]"',
+        f"dashfleet-agent --server {server_url} --token {api_key} --once",
+        f"dashfleet-agent --server {server_url} --token {api_key}",
+    ]
+
+
+class SettingsScreen:
+    def __init__(self, services: AppServices, user: auth.SignedInUser, server_url: str) -> None:
+        self.services = services
+        self.user = user
+        self.server_url = server_url
+        self.tz = zone(app.storage.user.get("tz"))
+
+    async def _as_admin(self, action: Callable[[int], object], done: str) -> bool:
+        """Run a change for the organisation if the user is (still) an admin; say how it went."""
+        user = await auth.current_user(self.services)
+        if user is None or not user.is_admin:
+            ui.notify("Only an admin can change the organisation's settings.", type="negative")
+            return False
+        try:
+            await run_in_threadpool(action, user.org_id)
+        except ServiceError as refused:
+            ui.notify(refused.message, type="negative")
+            return False
+        if done:
+            ui.notify(done, type="positive")
+        return True
+
+    # -- API keys ------------------------------------------------------------------------------
+    def keys_section(self) -> None:
+        with theme.section("API keys").mark("keys-section"):
+            ui.label("Agents send reports with a key of scope agent; scripts list the fleet with scope read. "
+                     "A key is shown once, when it is made.").classes("text-sm text-grey-7")
+            with ui.row().classes("items-center gap-2"):
+                chosen = {scope: ui.checkbox(scope, value=scope == SCOPE_AGENT).mark(f"scope-{scope}")
+                          .tooltip(SCOPE_HELP.get(scope, "")) for scope in ALL_SCOPES}
+                ui.button("Create key", icon="key",
+                          on_click=lambda: self.create_key([s for s, box in chosen.items() if box.value]))\
+                    .mark("create-key")
+            self.keys_list()
+
+    @ui.refreshable_method
+    def keys_list(self) -> None:
+        keys = self.services.accounts.list_keys(org_id=self.user.org_id)
+        if not keys:
+            ui.label("No keys.").classes("text-grey-7")
+        for key in keys:
+            ui.separator()
+            with ui.row().classes("w-full items-center gap-x-3 gap-y-0").mark(f"key-{key.id}"):
+                ui.label(f"#{key.id}").classes("font-mono text-grey-7")
+                ui.label(f"{key.prefix}…").classes("font-mono")
+                ui.label(key.scopes.replace(" ", ", ")).classes("text-sm")
+                ui.label(f"made {exact_time(key.created_at, self.tz)}").classes("text-xs text-grey-7")
+                ui.space()
+                if key.revoked_at is not None:
+                    ui.badge("revoked", color="grey-7").tooltip(exact_time(key.revoked_at, self.tz))
+                else:
+                    ui.button("Revoke", color="negative",
+                              on_click=lambda k=key: self.confirm(f"Revoke key #{k.id} ({k.prefix}…)? Agents using "
+                                                                  "it are refused at once.",
+                                                                  "Revoke", lambda: self.revoke_key(k.id)))\
+                        .props("outline dense").mark(f"revoke-{key.id}")
+
+    async def create_key(self, scopes: list[str]) -> None:
+        created = {}
+
+        def make(org_id: int) -> None:
+            created["key"] = self.services.accounts.create_key(org_id=org_id, scopes=scopes)
+
+        if not await self._as_admin(make, ""):
+            return
+        self.keys_list.refresh()
+        key = created["key"]
+        with ui.dialog().props("persistent") as dialog, ui.card().classes("w-full max-w-lg gap-2"):
+            ui.label("Your new API key").classes("text-lg font-bold")
+            ui.label("Copy it now: it is shown only this once and stored only as a hash.")\
+                .classes("text-sm text-negative")
+            copy_text(key.api_key, marker="new-key")
+            ui.label(f"Scopes: {', '.join(key.scopes)}").classes("text-sm")
+            if SCOPE_AGENT in key.scopes:
+                ui.label("Run the agent with it:").classes("text-sm")
+                copy_text(install_commands(self.server_url, key.api_key)[2])
+            ui.button("Done", on_click=dialog.close).classes("self-end").mark("key-done")
+        dialog.on("hide", dialog.delete)  # the secret leaves the page with the dialog
+        dialog.open()
+
+    async def revoke_key(self, key_id: int) -> None:
+        if await self._as_admin(lambda org_id: self.services.accounts.revoke_key(org_id=org_id, key_id=key_id),
+                                f"Key #{key_id} revoked."):
+            self.keys_list.refresh()
+
+    # -- users -----------------------------------------------------------------------------------
+    def users_section(self) -> None:
+        with theme.section("Users").mark("users-section"):
+            self.users_list()
+            ui.label("Add a user").classes("text-base font-bold mt-2")
+            with ui.row().classes("w-full items-start gap-2"):
+                email = ui.input("E-mail").props("dense outlined type=email maxlength=320")\
+                    .classes("grow min-w-[12rem]").mark("new-user-email")
+                password = ui.input("Password", password=True, password_toggle_button=True)\
+                    .props(f"dense outlined maxlength=1024 hint='at least {MIN_PASSWORD_LENGTH} characters'")\
+                    .classes("grow min-w-[12rem]").mark("new-user-password")
+                role = ui.select(list(ROLES), value="viewer").props("dense outlined").classes("w-32")\
+                    .mark("new-user-role")
+                ui.button("Add user", icon="person_add",
+                          on_click=lambda: self.add_user(email, password, role)).mark("add-user")
+
+    @ui.refreshable_method
+    def users_list(self) -> None:
+        for member in self.services.accounts.list_users(org_id=self.user.org_id):
+            is_me = member.id == self.user.user_id
+            ui.separator()
+            with ui.row().classes("w-full items-center gap-x-3 gap-y-1").mark(f"user-{member.id}"):
+                ui.label(member.email + (" (you)" if is_me else "")).classes("break-all grow min-w-[12rem]")
+                with ui.row().classes("items-center gap-1 no-wrap"):
+                    select = ui.select(list(ROLES), value=member.role).props("dense outlined").classes("w-32")
+                    select.mark(f"role-{member.id}")
+                    remove = ui.button(icon="person_remove", color="negative",
+                                       on_click=lambda m=member: self.confirm(
+                                           f"Remove {m.email}? They are signed out at once.", "Remove",
+                                           lambda: self.remove_user(m.id)))
+                    remove.props('flat round dense aria-label="Remove user"').mark(f"remove-{member.id}")
+                if is_me:  # another admin changes or removes you: no locking yourself out by a slip
+                    select.disable()
+                    remove.disable()
+                else:
+                    select.on_value_change(lambda e, m=member: self.set_role(m.id, e.value))
+
+    async def set_role(self, user_id: int, role: str) -> None:
+        await self._as_admin(lambda org_id: self.services.accounts.set_role(org_id=org_id, user_id=user_id, role=role),
+                             f"Role changed to {role}.")
+        self.users_list.refresh()  # shows the stored role, whether or not the change was accepted
+
+    async def remove_user(self, user_id: int) -> None:
+        if await self._as_admin(lambda org_id: self.services.accounts.delete_user(org_id=org_id, user_id=user_id),
+                                "User removed."):
+            self.users_list.refresh()
+
+    async def add_user(self, email: ui.input, password: ui.input, role: ui.select) -> None:
+        def create(org_id: int) -> None:
+            self.services.accounts.create_user(org_id=org_id, email=email.value or "",
+                                               password=password.value or "", role=role.value)
+
+        if await self._as_admin(create, f"User {(email.value or '').strip().lower()} added."):
+            email.value, password.value = "", ""
+            self.users_list.refresh()
+
+    # -- agent install, configuration --------------------------------------------------------------
+    def install_section(self) -> None:
+        with theme.section("Install the agent").mark("install-section"):
+            ui.label("On each machine, with Python 3.11 or newer (or use a packaged installer, see "
+                     "docs/install-agent.md). Replace api_... with a key of scope agent.").classes("text-sm")
+            ui.label("Server URL").classes("text-sm text-grey-7")
+            copy_text(self.server_url, marker="server-url")
+            commands = install_commands(self.server_url)
+            ui.label("Install, then check the connection with one report:").classes("text-sm text-grey-7")
+            copy_text(commands[0])
+            copy_text(commands[1], marker="install-command")
+            ui.label("Run it (a tray icon shows the machine's health; add --no-tray on servers):")\
+                .classes("text-sm text-grey-7")
+            copy_text(commands[2])
+
+    def about_section(self) -> None:
+        config = self.services.settings.public_config()
+        with theme.section("This server").mark("about-section"):
+            pairs = (
+                ("Organisation", self.user.org_name),
+                ("Version", f"{__version__} (API {API_VERSION})"),
+                ("Fleet TTL", duration(config["FLEET_TTL_SECONDS"])),
+                ("Offline after", duration(config["OFFLINE_AFTER_SECONDS"])),
+                ("Fleet refresh", duration(config["REFRESH_INTERVAL_MS"] / 1000)),
+                ("Messaging", "on" if config["FEATURES"]["messaging"] else "off"),
+                ("Commands", "on" if config["FEATURES"]["commands"] else "off"),
+            )
+            for name, value in pairs:
+                with ui.row().classes("w-full justify-between"):
+                    ui.label(name).classes("text-grey-7")
+                    ui.label(value).mark(f"about-{name.lower().replace(' ', '-')}")
+
+    # -- shared ----------------------------------------------------------------------------------
+    def confirm(self, question: str, verb: str, action: Callable[[], Awaitable[None]]) -> None:
+        with ui.dialog() as dialog, ui.card().classes("max-w-md"):
+            ui.label(question).classes("break-all")
+            with ui.row().classes("w-full justify-end"):
+                ui.button("Cancel", on_click=dialog.close).props("flat")
+
+                async def go() -> None:
+                    dialog.close()
+                    await action()
+
+                ui.button(verb, color="negative", on_click=go).mark("confirm")
+        dialog.on("hide", dialog.delete)
+        dialog.open()
+
+
+def server_url(services: AppServices, request: Request) -> str:
+    """DASHFLEET_PUBLIC_URL when set, else the address this browser reached the server at."""
+    return (services.settings.public_url or str(request.base_url)).rstrip("/")
+
+
+def register(services: AppServices) -> None:
+    @ui.page("/settings")
+    async def settings_page(request: Request):
+        user: Optional[auth.SignedInUser] = await auth.current_user(services)
+        if user is None:
+            return auth.to_login(request)
+        with theme.frame(user, "Settings"):
+            ui.label("Organisation settings").classes("text-2xl font-bold")
+            if not user.is_admin:
+                theme.notice("Only admins manage keys and users. Ask an admin of your organisation.",
+                             icon="lock", marker="admins-only")
+                return None
+            screen = SettingsScreen(services, user, server_url(services, request))
+            screen.keys_section()
+            screen.users_section()
+            screen.install_section()
+            screen.about_section()
+        return None

@@ -1,0 +1,77 @@
+"""The page chrome every signed-in page shares: header, navigation, dark mode, sign-out."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterator, Optional
+
+from nicegui import app, ui
+
+from admin.ui import auth
+
+BRAND = "DashFleet"
+# Quasar's brand colour, also used by the charts so both modes read the same.
+PRIMARY = "#1565c0"
+DARK_KEY = "dark"  # app.storage.user: True, False or None (follow the system)
+
+
+def apply_colors() -> None:
+    ui.colors(primary=PRIMARY)
+
+
+def dark_mode() -> ui.dark_mode:
+    """The user's choice, kept in their storage so every page and tab agrees."""
+    return ui.dark_mode().bind_value(app.storage.user, DARK_KEY)
+
+
+def _toggle_dark(mode: ui.dark_mode) -> None:
+    # From "follow the system" the first click goes dark; after that it flips.
+    mode.value = not bool(mode.value)
+
+
+def _sign_out() -> None:
+    auth.sign_out()
+    ui.navigate.to(auth.LOGIN_PATH)
+
+
+@contextmanager
+def frame(user: auth.SignedInUser, title: str) -> Iterator[ui.column]:
+    """Header and navigation around a page's content; yields the content column."""
+    apply_colors()
+    mode = dark_mode()
+    ui.page_title(f"{title} · {BRAND}")
+    with ui.header(elevated=True).classes("items-center gap-1 px-2 sm:px-4 py-1 bg-primary"):
+        ui.link(BRAND, "/").classes("text-lg font-bold text-white no-underline mr-2").mark("brand")
+        ui.link("Fleet", "/").classes("text-white no-underline px-2").mark("nav-fleet")
+        if user.is_admin:
+            ui.link("Settings", "/settings").classes("text-white no-underline px-2").mark("nav-settings")
+        ui.space()
+        with ui.column().classes("gap-0 items-end max-sm:hidden"):
+            ui.label(user.email).classes("text-sm text-white").mark("user-email")
+            ui.label(f"{user.org_name} · {user.role}").classes("text-xs text-white opacity-80").mark("user-org")
+        ui.button(icon="dark_mode", on_click=lambda: _toggle_dark(mode)).props(
+            'flat round dense color=white aria-label="Toggle dark mode"'
+        ).tooltip("Dark mode").mark("dark-toggle")
+        ui.button(icon="logout", on_click=_sign_out).props(
+            'flat round dense color=white aria-label="Sign out"'
+        ).tooltip("Sign out").mark("sign-out")
+    with ui.column().classes("w-full max-w-screen-xl mx-auto p-2 sm:p-4 gap-4") as content:
+        yield content
+
+
+def section(title: str) -> ui.card:
+    """A titled card, the unit every page is built of; use it with `with`."""
+    card = ui.card().classes("w-full gap-1").props("flat bordered")
+    with card:
+        ui.label(title).classes("text-lg font-bold mb-1")
+    return card
+
+
+def notice(message: str, *, icon: str = "info", marker: Optional[str] = None) -> None:
+    """A plain-text card for 'not found', 'admins only' and the like."""
+    with ui.card().classes("w-full"):
+        with ui.row().classes("items-center gap-2 no-wrap"):
+            ui.icon(icon, size="sm").classes("text-grey-7")
+            label = ui.label(message)
+            if marker:
+                label.mark(marker)

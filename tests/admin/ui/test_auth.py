@@ -1,0 +1,147 @@
+"""Signing in and out, the guard on every page, roles, and the sign-in throttle."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from nicegui import app as nicegui_app
+from nicegui.testing import User
+
+from admin.ui import auth
+from tests.admin.ui.conftest import (PASSWORD, add_report, label_text, make_account, shown_machine_ids,
+                                     sign_in)
+
+PROTECTED_PAGES = ["/", "/machine?id=pc-1", "/settings"]
+
+
+@pytest.mark.parametrize("path", PROTECTED_PAGES)
+async def test_every_page_without_a_user_shows_the_sign_in_page_and_no_data(user: User, services, path) -> None:
+    account = make_account(services)
+    await add_report(services, account, "pc-1")
+    await user.open(path)
+    await user.should_see(marker="sign-in")
+    await user.should_not_see("pc-1")
+    await user.should_not_see(marker="fleet-table")
+
+
+async def test_signing_in_opens_the_fleet_and_remembers_the_page_asked_for(user: User, services) -> None:
+    account = make_account(services)
+    await add_report(services, account, "pc-1")
+    await user.open("/settings")  # redirected to /login?next=/settings
+    user.find(marker="email").type(account.email.upper())  # e-mail in any case
+    user.find(marker="password").type(PASSWORD).trigger("keydown.enter")
+    await user.should_see(marker="keys-section", retries=30)
+    await user.open("/")
+    await user.should_see(marker="fleet-table")
+    assert shown_machine_ids(user) == ["pc-1"]
+    assert label_text(user, "user-email") == account.email
+
+
+@pytest.mark.parametrize("email,password", [
+    ("nobody@example.com", PASSWORD),  # unknown user
+    (None, "wrong password"),  # known user, wrong password
+    (None, ""),  # empty password
+    ("", PASSWORD),  # empty e-mail
+    (None, "x" * 5000),  # absurdly long: refused before hashing
+])
+async def test_a_failed_sign_in_says_so_and_opens_no_session(user: User, services, email, password) -> None:
+    account = make_account(services)
+    await user.open("/login")
+    user.find(marker="email").type(account.email if email is None else email)
+    user.find(marker="password").type(password)
+    user.find(marker="sign-in").click()
+    await user.should_see(marker="login-error", retries=30)
+    message = label_text(user, "login-error")
+    assert message in ("Wrong e-mail or password.", "Enter your e-mail and password.")
+    await user.open("/")
+    await user.should_see(marker="sign-in")
+    await user.should_not_see(marker="fleet-table")
+
+
+async def test_sign_out_ends_the_session(admin: User) -> None:
+    admin.find(marker="sign-out").click()
+    await admin.should_see(marker="sign-in")
+    for path in PROTECTED_PAGES:
+        await admin.open(path)
+        await admin.should_see(marker="sign-in")
+
+
+async def test_a_removed_user_is_signed_out_at_once(user: User, services) -> None:
+    first = make_account(services)
+    second = make_account(services, org_name=first.org_name)
+    await sign_in(user, second)
+    await user.should_see(marker="fleet-table", retries=30)
+    second_id = next(u.id for u in services.accounts.list_users(org_id=first.org_id) if u.email == second.email)
+    services.accounts.delete_user(org_id=first.org_id, user_id=second_id)
+    await user.open("/")
+    await user.should_see(marker="sign-in")
+
+
+async def test_a_viewer_sees_the_fleet_but_not_the_settings(user: User, services) -> None:
+    viewer = make_account(services, "viewer")
+    await add_report(services, viewer, "pc-1")
+    await sign_in(user, viewer)
+    await user.should_see(marker="fleet-table", retries=30)
+    await user.should_not_see(marker="nav-settings")
+    await user.open("/settings")
+    await user.should_see(marker="admins-only")
+    await user.should_not_see(marker="keys-section")
+    await user.should_not_see(marker="users-section")
+
+
+def from_address(user: User, address: str) -> None:
+    """Later page loads of this simulated browser come from `address` (as uvicorn reports a client
+    behind a trusted proxy); the sign-in page counts attempts against the address it was loaded from."""
+    user.http_client._transport = httpx.ASGITransport(nicegui_app, client=(address, 40000))
+
+
+async def attempt(user: User, email: str, password: str, *, expect: str) -> None:
+    user.find(marker="email").clear().type(email)
+    user.find(marker="password").clear().type(password)
+    user.find(marker="sign-in").click()
+    await user.should_see(marker="login-error", content=expect, retries=50)
+    user.find(marker="login-error").elements.pop().set_text("")
+
+
+async def test_sign_in_is_throttled_per_e_mail_whatever_the_address(user: User, services) -> None:
+    account = make_account(services)
+    for n in range(auth.LOGIN_LIMIT.amount):
+        from_address(user, f"10.0.1.{n}")
+        await user.open("/login")
+        await attempt(user, account.email, "wrong password", expect="Wrong e-mail or password.")
+    from_address(user, "10.0.2.1")  # a fresh address: the e-mail's own limit still holds
+    await user.open("/login")
+    await attempt(user, account.email, PASSWORD, expect="Too many sign-in attempts")
+    await user.open("/")
+    await user.should_see(marker="sign-in")
+    # Another account from that address is not affected.
+    other = make_account(services)
+    await sign_in(user, other)
+    await user.should_see(marker="fleet-table", retries=50)
+
+
+async def test_sign_in_is_throttled_per_client_address_whatever_the_e_mail(user: User, services) -> None:
+    from_address(user, "10.0.3.1")
+    await user.open("/login")
+    # Not e-mail addresses, so no password hash is checked and the test stays fast.
+    for n in range(auth.LOGIN_LIMIT.amount):
+        await attempt(user, f"guess-{n}", "wrong password", expect="Wrong e-mail or password.")
+    account = make_account(services)
+    await attempt(user, account.email, PASSWORD, expect="Too many sign-in attempts")
+    from_address(user, "10.0.3.2")  # another address may still sign in
+    await sign_in(user, account)
+    await user.should_see(marker="fleet-table", retries=50)
+
+
+@pytest.mark.parametrize("wanted,expected", [
+    ("/settings", "/settings"),
+    ("/machine?id=a%2Fb", "/machine?id=a%2Fb"),
+    ("https://evil.example/", "/"),
+    ("//evil.example/", "/"),
+    ("/\\evil.example", "/"),
+    ("/login", "/"),
+    ("", "/"),
+    (None, "/"),
+])
+def test_after_sign_in_only_local_paths_are_followed(wanted, expected) -> None:
+    assert auth.safe_next(wanted) == expected
