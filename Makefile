@@ -37,5 +37,13 @@ lint: venv
 bench: venv
 	$(PY) bench/run_all.py
 
+# The desktop agent as a one-folder program for this OS (dist/dashfleet-agent/), built in a venv of
+# its own with only the agent's dependencies; then as a Debian package (dist/*.deb).
+agent-dist:
+	PYTHON=$(PYTHON) installers/pyinstaller/build.sh
+
+agent-deb: agent-dist
+	installers/linux/build-deb.sh
+
 clean:
 	rm -rf $(VENV) build dist *.egg-info
