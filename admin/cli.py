@@ -11,6 +11,7 @@ import getpass
 import json
 import logging
 import sys
+from pathlib import Path
 from typing import Callable
 
 from pydantic import ValidationError
@@ -113,6 +114,29 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> None:
     run_demo(settings, host=args.host, port=args.port)
 
 
+def cmd_backup(args: argparse.Namespace, settings: Settings) -> None:
+    from admin.core.db import make_engine
+    from admin.services.backup import backup
+
+    _print_json(backup(make_engine(settings), Path(args.file), force=args.force))
+
+
+def cmd_restore(args: argparse.Namespace, settings: Settings) -> None:
+    from sqlalchemy.engine import make_url
+
+    from admin.core.db import make_engine
+    from admin.services.backup import restore
+
+    database = make_url(settings.sqlalchemy_url).render_as_string(hide_password=True)
+    if not args.yes:
+        # It replaces every row: a person confirms at the prompt, a script says --yes.
+        if not sys.stdin.isatty():
+            raise CliError(f"restore replaces all data in {database}: add --yes to confirm")
+        if input(f"Replace all data in {database} with {args.file}? [y/N] ").strip().lower() not in ("y", "yes"):
+            raise CliError("not restored")
+    _print_json(restore(make_engine(settings), Path(args.file)))
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -170,6 +194,15 @@ def build_parser() -> argparse.ArgumentParser:
     user_create.add_argument("--org", required=True, help="organisation name")
     user_create.add_argument("--role", choices=ROLES, default="viewer")
     user_create.set_defaults(handler=cmd_user_create)
+
+    backup = commands.add_parser("backup", help="copy the whole database to FILE (docs/deploy.md)")
+    backup.add_argument("file", help="SQLite: a SQLite file; PostgreSQL: JSON Lines")
+    backup.add_argument("--force", action="store_true", help="replace FILE if it exists")
+    backup.set_defaults(handler=cmd_backup)
+    restore = commands.add_parser("restore", help="replace all data with a backup's (stop the servers first)")
+    restore.add_argument("file", help="a file made by `backup`, from SQLite or PostgreSQL")
+    restore.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    restore.set_defaults(handler=cmd_restore)
 
     demo = commands.add_parser("demo", help="a complete local fleet: server, demo org and login, live agent")
     demo.add_argument("--host", default="127.0.0.1")
