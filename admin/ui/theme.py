@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Iterator, Optional
+from typing import Awaitable, Callable, Iterator, Optional
 
 from nicegui import app, ui
 
@@ -65,6 +65,25 @@ def section(title: str) -> ui.card:
     with card:
         ui.label(title).classes("text-lg font-bold mb-1")
     return card
+
+
+def confirm(question: str, verb: str, action: Callable[[], Awaitable[None]], *, detail: str = "",
+            marker: str = "confirm") -> None:
+    """Ask before a change that cannot be undone; the dialog is gone once answered either way."""
+    with ui.dialog() as dialog, ui.card().classes("max-w-md"):
+        ui.label(question)
+        if detail:
+            ui.label(detail).classes("font-mono break-all")
+        with ui.row().classes("w-full justify-end"):
+            ui.button("Cancel", on_click=dialog.delete).props("flat").mark("cancel")
+
+            async def go() -> None:
+                dialog.delete()
+                await action()
+
+            ui.button(verb, color="negative", on_click=go).mark(marker)
+    dialog.on("hide", dialog.delete)  # Escape or a click outside
+    dialog.open()
 
 
 def notice(message: str, *, icon: str = "info", marker: Optional[str] = None) -> None:

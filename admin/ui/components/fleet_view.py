@@ -90,7 +90,7 @@ class FleetView:
         if not pagination.get("sortBy"):  # Quasar's third click on a header: back to the default order
             return replace(view, sort_by="machine_id", descending=False)
         view = view.with_value("sort_by", pagination["sortBy"])
-        return view.with_value("descending", bool(pagination.get("descending")))
+        return view.with_value("descending", pagination.get("descending"))
 
     def as_storage(self) -> dict:
         return asdict(self)

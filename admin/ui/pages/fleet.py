@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, replace
+from typing import Awaitable
 
 from fastapi import Request
 from nicegui import app, ui
@@ -54,22 +55,27 @@ class FleetScreen:
             page = page_of(view)
         return _Snapshot(view, page, fleet.summary(org_id=org_id), fleet.os_names(org_id=org_id), time.time())
 
-    async def load(self, view: FleetView) -> None:
-        self._generation += 1
-        generation = self._generation
+    async def _load(self, generation: int, view: FleetView) -> None:
         snapshot = await run_in_threadpool(self._query, view)
         if generation == self._generation:
             self._show(snapshot)
 
-    async def refresh(self) -> None:
-        await self.load(self.view)
+    def show(self, view: FleetView) -> Awaitable[None]:
+        """Make `view` the wanted one at once (the next event builds on it, even before the data
+        arrives) and return the load for the event handler to await."""
+        self.view = view
+        self._generation += 1
+        return self._load(self._generation, view)
 
-    async def change(self, **values: object) -> None:
-        """A filter changed: back to the first page."""
+    async def refresh(self) -> None:
+        await self.show(self.view)
+
+    def change(self, **values: object) -> Awaitable[None]:
+        """Filters changed: back to the first page."""
         view = self.view
         for name, value in values.items():
             view = view.with_value(name, value)
-        await self.load(replace(view, page=1))
+        return self.show(replace(view, page=1))
 
     def _on_change(self, name: str):
         """A filter's on_change; ignored while the page itself sets the filter (no second reload)."""
@@ -79,9 +85,9 @@ class FleetScreen:
 
         return handler
 
-    async def pick(self, field: str | None, value: str | None) -> None:
+    def pick(self, field: str | None, value: str | None) -> Awaitable[None]:
         """A summary card was clicked."""
-        await self.change(**({"status": ALL, "health": ALL} if field is None else {field: value}))
+        return self.change(**({"status": ALL, "health": ALL} if field is None else {field: value}))
 
     # -- drawing -------------------------------------------------------------------------------
     def build(self) -> None:
@@ -107,7 +113,7 @@ class FleetScreen:
                 for select, name in ((self.status, "status"), (self.os, "os"), (self.health, "health")):
                     select.props("dense outlined").classes("sm:w-36 max-sm:flex-1 min-w-0").mark(f"filter-{name}")
         self.table = fleet_table(self.view.pagination(0))
-        self.table.on("request", lambda e: self.load(self.view.with_pagination(e.args.get("pagination"))),
+        self.table.on("request", lambda e: self.show(self.view.with_pagination(e.args.get("pagination"))),
                       ["pagination"])
         self.table.mark("fleet-table")
         self.empty = ui.label().classes("text-grey-7").mark("fleet-empty")

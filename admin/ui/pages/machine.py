@@ -156,9 +156,8 @@ class MachineScreen:
         self.chart.options.clear()
         self.chart.options.update(options)
         self.chart.update()
-        self.samples.text = f"{count:,} samples in the last {self.span}" + (
-            f", averaged over {duration(history_chart.bucket_seconds(history_chart.SPANS[self.span]))}"
-            if count > len([p for p in points if p["cpu_percent"] is not None]) else "")
+        bucket = duration(history_chart.bucket_seconds(history_chart.SPANS[self.span]))
+        self.samples.text = f"{count:,} samples in the last {self.span}; each point is the mean of {bucket}"
 
     async def refresh(self) -> None:
         machine = await self.fetch()
@@ -178,17 +177,12 @@ class MachineScreen:
         with theme.section("Remove machine").mark("delete-card"):
             ui.label("Removes the machine and its history. It comes back if its agent reports again.")\
                 .classes("text-sm text-grey-7")
-            with ui.dialog() as dialog, ui.card():
-                ui.label("Remove this machine and its history?")
-                ui.label(self.machine_id).classes("font-mono break-all")
-                with ui.row().classes("justify-end w-full"):
-                    ui.button("Cancel", on_click=dialog.close).props("flat")
-                    ui.button("Remove", color="negative", on_click=lambda: self.delete(dialog)).mark("confirm-delete")
-            ui.button("Remove machine", icon="delete", color="negative", on_click=dialog.open)\
+            ui.button("Remove machine", icon="delete", color="negative",
+                      on_click=lambda: theme.confirm("Remove this machine and its history?", "Remove", self.delete,
+                                                     detail=self.machine_id, marker="confirm-delete"))\
                 .props("outline").mark("delete-machine")
 
-    async def delete(self, dialog: ui.dialog) -> None:
-        dialog.close()
+    async def delete(self) -> None:
         user = await auth.current_user(self.services)  # the role may have changed since the page loaded
         if user is None or not user.is_admin:
             ui.notify("Only an admin can remove machines.", type="negative")

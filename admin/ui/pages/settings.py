@@ -83,11 +83,9 @@ class SettingsScreen:
                 if key.revoked_at is not None:
                     ui.badge("revoked", color="grey-7").tooltip(exact_time(key.revoked_at, self.tz))
                 else:
-                    ui.button("Revoke", color="negative",
-                              on_click=lambda k=key: self.confirm(f"Revoke key #{k.id} ({k.prefix}…)? Agents using "
-                                                                  "it are refused at once.",
-                                                                  "Revoke", lambda: self.revoke_key(k.id)))\
-                        .props("outline dense").mark(f"revoke-{key.id}")
+                    ui.button("Revoke", color="negative", on_click=lambda k=key: theme.confirm(
+                        f"Revoke key #{k.id} ({k.prefix}…)? Agents using it are refused at once.", "Revoke",
+                        lambda: self.revoke_key(k.id))).props("outline dense").mark(f"revoke-{key.id}")
 
     async def create_key(self, scopes: list[str]) -> None:
         created = {}
@@ -108,8 +106,8 @@ class SettingsScreen:
             if SCOPE_AGENT in key.scopes:
                 ui.label("Run the agent with it:").classes("text-sm")
                 copy_text(install_commands(self.server_url, key.api_key)[2])
-            ui.button("Done", on_click=dialog.close).classes("self-end").mark("key-done")
-        dialog.on("hide", dialog.delete)  # the secret leaves the page with the dialog
+            # The secret leaves the page with the dialog (persistent: only Done closes it).
+            ui.button("Done", on_click=dialog.delete).classes("self-end").mark("key-done")
         dialog.open()
 
     async def revoke_key(self, key_id: int) -> None:
@@ -144,7 +142,7 @@ class SettingsScreen:
                     select = ui.select(list(ROLES), value=member.role).props("dense outlined").classes("w-32")
                     select.mark(f"role-{member.id}")
                     remove = ui.button(icon="person_remove", color="negative",
-                                       on_click=lambda m=member: self.confirm(
+                                       on_click=lambda m=member: theme.confirm(
                                            f"Remove {m.email}? They are signed out at once.", "Remove",
                                            lambda: self.remove_user(m.id)))
                     remove.props('flat round dense aria-label="Remove user"').mark(f"remove-{member.id}")
@@ -204,21 +202,6 @@ class SettingsScreen:
                 with ui.row().classes("w-full justify-between"):
                     ui.label(name).classes("text-grey-7")
                     ui.label(value).mark(f"about-{name.lower().replace(' ', '-')}")
-
-    # -- shared ----------------------------------------------------------------------------------
-    def confirm(self, question: str, verb: str, action: Callable[[], Awaitable[None]]) -> None:
-        with ui.dialog() as dialog, ui.card().classes("max-w-md"):
-            ui.label(question).classes("break-all")
-            with ui.row().classes("w-full justify-end"):
-                ui.button("Cancel", on_click=dialog.close).props("flat")
-
-                async def go() -> None:
-                    dialog.close()
-                    await action()
-
-                ui.button(verb, color="negative", on_click=go).mark("confirm")
-        dialog.on("hide", dialog.delete)
-        dialog.open()
 
 
 def server_url(services: AppServices, request: Request) -> str:

@@ -7,6 +7,7 @@ what a user does (open, type, click) and checked on what a user sees.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import secrets
 import time
@@ -98,6 +99,15 @@ def table_rows(user: User) -> list[dict]:
 
 def shown_machine_ids(user: User) -> list[str]:
     return [row["machine_id"] for row in table_rows(user)]
+
+
+async def shows_machines(user: User, expected: list[str], attempts: int = 100) -> None:
+    """Waits (briefly: loads run in a worker thread) until the table shows exactly `expected`."""
+    for _ in range(attempts):
+        if shown_machine_ids(user) == expected:
+            return
+        await asyncio.sleep(0.02)
+    assert shown_machine_ids(user) == expected
 
 
 def label_text(user: User, marker: str) -> str:
