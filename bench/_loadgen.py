@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -79,30 +80,58 @@ class LoadResult:
     p99_ms: float
     # Socket errors plus responses with status >= 400 (wrk counts those, the fallback too).
     errors: int
+    # CPU time the server process used during the run (user + system, all its threads).
+    server_cpu_seconds: float | None = None
 
     @property
     def rps(self) -> float:
         return self.requests / self.seconds if self.seconds else 0.0
 
+    @property
+    def server_core_share(self) -> float | None:
+        """How much of its core the server got: well below 1 means other processes competed."""
+        return self.server_cpu_seconds / self.seconds if self.server_cpu_seconds and self.seconds else None
+
+    @property
+    def rps_per_cpu(self) -> float | None:
+        """Requests per CPU-second of the server: its rate on a core of its own, even on a busy machine."""
+        return self.requests / self.server_cpu_seconds if self.server_cpu_seconds else None
+
     def as_dict(self) -> dict:
-        return {**asdict(self), "rps": round(self.rps, 1)}
+        return {**asdict(self), "rps": round(self.rps, 1),
+                "rps_per_cpu": round(self.rps_per_cpu, 1) if self.rps_per_cpu else None,
+                "server_core_share": round(self.server_core_share, 3) if self.server_core_share else None}
 
 
 def wrk_available() -> bool:
     return shutil.which("wrk") is not None
 
 
+def process_cpu_seconds(pid: int) -> float:
+    """utime + stime of a Linux process, all threads (fields 14 and 15 of /proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run_load(base_url: str, path: str, kind: str, machines: int, api_key: str, *,
-             connections: int = 16, seconds: float = 10.0, cpu: str | None = "1") -> LoadResult:
-    """Run one load (report or ping bodies) against base_url+path; wrk if present, else httpx."""
+             connections: int = 16, seconds: float = 10.0, cpu: str | None = "1",
+             server_pid: int | None = None) -> LoadResult:
+    """Run one load (report or ping bodies) against base_url+path; wrk if present, else httpx.
+
+    With server_pid, also measures the CPU time the server spent meanwhile."""
     taskset = ["taskset", "-c", cpu] if cpu is not None and shutil.which("taskset") else []
+    cpu_before = process_cpu_seconds(server_pid) if server_pid else None
     if wrk_available():
-        return _run_wrk(taskset, base_url, path, kind, machines, api_key, connections, seconds)
-    cmd = [*taskset, sys.executable, str(Path(__file__)), "--url", base_url + path, "--kind", kind,
-           "--machines", str(machines), "--key", api_key, "--connections", str(connections),
-           "--seconds", str(seconds)]
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-    return LoadResult(**json.loads(out.strip().splitlines()[-1]))
+        result = _run_wrk(taskset, base_url, path, kind, machines, api_key, connections, seconds)
+    else:
+        cmd = [*taskset, sys.executable, str(Path(__file__)), "--url", base_url + path, "--kind", kind,
+               "--machines", str(machines), "--key", api_key, "--connections", str(connections),
+               "--seconds", str(seconds)]
+        out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+        result = LoadResult(**json.loads(out.strip().splitlines()[-1]))
+    if server_pid:
+        result.server_cpu_seconds = process_cpu_seconds(server_pid) - cpu_before
+    return result
 
 
 def _run_wrk(taskset: list[str], base_url: str, path: str, kind: str, machines: int, api_key: str,

@@ -20,6 +20,8 @@ from typing import Iterator
 
 import httpx
 
+from _loadgen import machine_id, report_body
+
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
 SERVER_CPU = "0"
@@ -89,6 +91,10 @@ def running(name: str, cmd: list[str], workdir: Path, env: dict[str, str] | None
     try:
         server.wait_ready()
         yield server
+    except BaseException:
+        if server.proc.poll() is not None:
+            print(f"{name} exited with {server.proc.returncode}; its log ends:\n{server.log_tail()}", file=sys.stderr)
+        raise
     finally:
         server.stop()
 
@@ -109,6 +115,22 @@ def admin_cli(workdir: Path, env: dict[str, str] | None, *args: str) -> dict:
     if proc.returncode != 0:
         raise RuntimeError(f"python -m admin {' '.join(args)} failed ({proc.returncode}): {proc.stderr.strip()}")
     return json.loads(proc.stdout)
+
+
+@contextmanager
+def running_dashfleet(label: str, env: dict[str, str] | None = None) -> Iterator[tuple[ServerProcess, str]]:
+    """The real server as a user starts it: `python -m admin org create` then `python -m admin serve`
+    in a fresh working directory. Yields the server and the organisation's API key, once a report
+    has been accepted (so a broken server fails here, with its answer, not as a fast benchmark)."""
+    with temp_workdir(f"dashfleet-{label}") as workdir:
+        key = admin_cli(workdir, env, "org", "create", "bench")["api_key"]
+        cmd = [sys.executable, "-m", "admin", "serve", "--host", "127.0.0.1", "--port", "{port}"]
+        with running("dashfleet", cmd, workdir, env) as server:
+            check = httpx.post(server.base_url + "/api/fleet/report", json=report_body(machine_id(0)),
+                               headers={"Authorization": f"Bearer {key}"}, timeout=30)
+            if check.status_code != 200:
+                raise RuntimeError(f"a single report got HTTP {check.status_code}: {check.text[:300]}")
+            yield server, key
 
 
 POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"

@@ -16,8 +16,8 @@ import time
 from pathlib import Path
 
 BENCH_DIR = Path(__file__).resolve().parent
-# Programs the benchmarks start, not benchmarks themselves.
-SERVERS = {"prototype_server.py", "bare_fastapi.py"}
+# Programs the benchmarks start, and tools: not benchmarks themselves.
+SERVERS = {"prototype_server.py", "bare_fastapi.py", "profile_hot_path.py"}
 
 
 def benchmarks() -> list[Path]:
