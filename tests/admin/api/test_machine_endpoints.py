@@ -1,0 +1,92 @@
+"""The project's further endpoints: one machine, its history, and deleting it (scope `admin`)."""
+
+import time
+
+import pytest
+
+MACHINE = "/api/fleet/machine"
+HISTORY = "/api/fleet/machine/history"
+
+
+def delete(org, machine_id, key):
+    return org.request("DELETE", MACHINE, params={"machine_id": machine_id}, key=key)
+
+
+def test_one_machine_is_its_listing_entry(org, contract):
+    assert org.report("pc-1", contract.sample_report(system={"os": "Darwin"})).status_code == 200
+    assert org.ping("pc-2").status_code == 200
+    resp = org.get(MACHINE, params={"machine_id": "pc-1"})
+    assert resp.status_code == 200
+    assert resp.json() == org.machine("pc-1")
+    assert org.get(MACHINE, params={"machine_id": "pc-2"}).json()["report"] == {}
+
+
+@pytest.mark.parametrize("path", [MACHINE, HISTORY])
+def test_unknown_or_missing_machine(org, contract, path):
+    assert org.report("pc-1").status_code == 200
+    contract.error(org.get(path, params={"machine_id": "pc-404"}), 404)
+    contract.error(org.get(path, params={"machine_id": "PC-1"}), 404)  # ids are exact
+    contract.error(org.get(path), 422)
+    contract.error(org.get(path, params={"machine_id": ""}), 404, 422)
+
+
+def test_history_lists_report_samples_oldest_first(org, contract):
+    before = time.time()
+    for cpu in (10, 20, 30):
+        report = contract.sample_report(cpu_percent=cpu, ram_percent=cpu + 1, disk_percent=cpu + 2)
+        assert org.report("pc-1", report).status_code == 200
+    history = org.get(HISTORY, params={"machine_id": "pc-1"}).json()
+    assert history["machine_id"] == "pc-1"
+    samples = history["samples"]
+    assert [(s["cpu_percent"], s["ram_percent"], s["disk_percent"]) for s in samples] == \
+        [(10, 11, 12), (20, 21, 22), (30, 31, 32)]
+    stamps = [s["ts"] for s in samples]
+    assert stamps == sorted(stamps) and stamps[0] >= before - 5
+    assert all(0 <= s["score"] <= 100 for s in samples)
+    for hours in (1, 168):
+        assert len(org.get(HISTORY, params={"machine_id": "pc-1", "hours": hours}).json()["samples"]) == 3
+
+
+def test_a_ping_only_machine_has_an_empty_history(org):
+    assert org.ping("pc-1").status_code == 200
+    resp = org.get(HISTORY, params={"machine_id": "pc-1"})
+    assert resp.status_code == 200 and resp.json()["samples"] == []
+
+
+@pytest.mark.parametrize("hours", [0, -1, 169, "day", ""])
+def test_history_refuses_bad_hours(org, contract, hours):
+    assert org.report("pc-1").status_code == 200
+    contract.error(org.get(HISTORY, params={"machine_id": "pc-1", "hours": hours}), 422)
+
+
+def test_delete_needs_admin_and_removes_the_machine_and_its_history(server, contract):
+    org = server.org()
+    admin_key = server.make_key(org.name, "admin")["api_key"]
+    assert org.report("pc-1").status_code == 200
+    assert org.report("pc-2").status_code == 200
+
+    contract.error(delete(org, "pc-1", key=org.api_key), 403)  # agent + read is not enough
+    assert org.machine_ids() == ["pc-1", "pc-2"]
+
+    resp = delete(org, "pc-1", key=admin_key)
+    assert resp.status_code in (200, 204), resp.text
+    listing = org.fleet()
+    assert [m["machine_id"] for m in listing["data"]] == ["pc-2"]
+    assert listing["expired"] == []  # deleted by hand, not expired
+    contract.error(org.get(MACHINE, params={"machine_id": "pc-1"}), 404)
+    contract.error(org.get(HISTORY, params={"machine_id": "pc-1"}), 404)
+    contract.error(delete(org, "pc-1", key=admin_key), 404)
+    contract.error(delete(org, "never-was", key=admin_key), 404)
+
+    # If the machine reports again it starts afresh.
+    assert org.report("pc-1").status_code == 200
+    assert len(org.get(HISTORY, params={"machine_id": "pc-1"}).json()["samples"]) == 1
+
+
+def test_endpoints_are_documented_in_openapi(server):
+    paths = server.openapi()["paths"]
+    assert {"get", "delete"} <= set(paths[MACHINE])
+    assert "get" in paths[HISTORY]
+    for path in ("/api/status", "/api/config", "/api/fleet", "/api/fleet/public",
+                 "/api/fleet/report", "/api/fleet/ping"):
+        assert path in paths

@@ -1,0 +1,219 @@
+"""`dashfleet-admin` (python -m admin) as a user runs it: JSON on stdout, clean errors, any order.
+
+Each test starts from a fresh installation (an empty directory) unless it needs a running server.
+"""
+
+import os
+import re
+import select
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+API_KEY = re.compile(r"api_[A-Za-z0-9_-]{32,}")
+PASSWORD = {"DASHFLEET_PASSWORD": "correct horse battery staple"}
+# What must never reach a user's terminal: a traceback or a raw database error.
+LEAKS = ("Traceback", "no such table", "UndefinedTable", "sqlalchemy.", "psycopg.")
+
+
+def assert_clean_failure(done, *words: str) -> None:
+    """Non-zero, nothing on stdout, and a clear message on stderr that mentions `words`."""
+    assert done.returncode != 0, f"succeeded but should not have:\n{done.stdout}"
+    assert done.stdout.strip() == "", f"printed a result despite failing:\n{done.stdout}"
+    message = done.stderr.strip()
+    assert message, "failed without saying why"
+    for leak in LEAKS:
+        assert leak not in message, f"stderr leaks {leak!r}:\n{message}"
+    for word in words:
+        assert word.lower() in message.lower(), f"stderr does not mention {word!r}:\n{message}"
+
+
+def test_org_create_prints_the_contract_json(admin_cli):
+    created = admin_cli.cli_json("org", "create", "Acme Corp")
+    assert set(created) >= {"org_id", "name", "api_key", "key_id"}
+    assert created["name"] == "Acme Corp"
+    assert API_KEY.fullmatch(created["api_key"]), created["api_key"]
+    assert created["org_id"] is not None and created["key_id"] is not None
+    # The default database lives under ./data/ of the working directory.
+    assert any((admin_cli.workdir / "data").iterdir())
+
+
+def test_org_names_are_unique(admin_cli):
+    first = admin_cli.cli_json("org", "create", "acme")
+    again = admin_cli.cli("org", "create", "acme")
+    assert_clean_failure(again, "acme")
+    # The first one is intact: keys can still be made for it, and only one org answers to the name.
+    assert admin_cli.make_key("acme", "read")["scopes"] == ["read"]
+    assert first["api_key"] != admin_cli.make_key("acme", "agent")["api_key"]
+
+
+@pytest.mark.parametrize("name", ["", "   ", "\t"], ids=["empty", "spaces", "tab"])
+def test_org_create_refuses_blank_names(admin_cli, name):
+    assert_clean_failure(admin_cli.cli("org", "create", name))
+
+
+def test_key_create_with_scopes(admin_cli):
+    org = admin_cli.cli_json("org", "create", "acme")
+    agent = admin_cli.make_key("acme", "agent")
+    both = admin_cli.make_key("acme", "agent", "read")
+    assert agent["scopes"] == ["agent"]
+    assert sorted(both["scopes"]) == ["agent", "read"]
+    keys = {org["api_key"], agent["api_key"], both["api_key"]}
+    assert len(keys) == 3 and all(API_KEY.fullmatch(key) for key in keys)
+    assert len({org["key_id"], agent["key_id"], both["key_id"]}) == 3
+
+
+def test_key_create_refuses_unknown_org_and_scope(admin_cli):
+    admin_cli.cli_json("org", "create", "acme")
+    assert_clean_failure(admin_cli.cli("key", "create", "--org", "nobody", "--scope", "read"), "nobody")
+    assert_clean_failure(admin_cli.cli("key", "create", "--org", "acme", "--scope", "root"), "scope")
+    assert_clean_failure(admin_cli.cli("key", "create", "--scope", "read"), "--org")
+
+
+def test_key_revoke_refuses_bad_ids(admin_cli):
+    org = admin_cli.cli_json("org", "create", "acme")
+    assert_clean_failure(admin_cli.cli("key", "revoke", "--org", "acme", "999999"))
+    assert_clean_failure(admin_cli.cli("key", "revoke", "--org", "acme", "abc"))
+    assert_clean_failure(admin_cli.cli("key", "revoke", "--org", "nobody", str(org["key_id"])), "nobody")
+    revoked = admin_cli.cli("key", "revoke", "--org", "acme", str(org["key_id"]))
+    assert revoked.returncode == 0, revoked.stderr
+
+
+def test_key_revoke_only_touches_the_named_organisation(server):
+    org_a, org_b = server.org(), server.org()
+    spare_a = server.make_key(org_a.name, "agent", "read")
+    assert_clean_failure(server.cli("key", "revoke", "--org", org_b.name, str(spare_a["key_id"])))
+    time.sleep(2)  # past any key cache: the key must still work because it was never revoked
+    assert org_a.get("/api/fleet", key=spare_a["api_key"]).status_code == 200
+
+    done = server.cli("key", "revoke", "--org", org_a.name, str(spare_a["key_id"]))
+    assert done.returncode == 0, done.stderr
+    assert org_a.get("/api/fleet").status_code == 200  # the org's other key is unaffected
+
+
+def test_user_create_with_the_password_from_the_environment(admin_cli):
+    admin_cli.cli_json("org", "create", "acme")
+    viewer = admin_cli.cli_json("user", "create", "viewer@example.com", "--org", "acme", env=PASSWORD)
+    assert set(viewer) >= {"user_id", "email", "org", "role"}
+    assert (viewer["email"], viewer["org"], viewer["role"]) == ("viewer@example.com", "acme", "viewer")
+    admin = admin_cli.cli_json("user", "create", "boss@example.com", "--org", "acme", "--role", "admin",
+                               env=PASSWORD)
+    assert admin["role"] == "admin" and admin["user_id"] != viewer["user_id"]
+
+
+def test_user_create_without_password_or_terminal_fails_and_stores_nothing(admin_cli):
+    admin_cli.cli_json("org", "create", "acme")
+    assert_clean_failure(admin_cli.cli("user", "create", "a@example.com", "--org", "acme"), "password")
+    # Nothing was stored: the same address can be created now (a duplicate would be refused).
+    admin_cli.cli_json("user", "create", "a@example.com", "--org", "acme", env=PASSWORD)
+    assert_clean_failure(admin_cli.cli("user", "create", "a@example.com", "--org", "acme", env=PASSWORD))
+
+
+@pytest.mark.parametrize("args,mentions", [
+    (["not-an-email", "--org", "acme"], "email"),
+    (["a@example.com", "--org", "nobody"], "nobody"),
+    (["a@example.com", "--org", "acme", "--role", "root"], "role"),
+    (["a@example.com"], "--org"),
+], ids=["bad email", "unknown org", "bad role", "no org"])
+def test_user_create_refuses_bad_input(admin_cli, args, mentions):
+    admin_cli.cli_json("org", "create", "acme")
+    assert_clean_failure(admin_cli.cli("user", "create", *args, env=PASSWORD), mentions)
+
+
+def run_in_terminal(server, args: list[str], answer: str, timeout: float = 60) -> tuple[int, str]:
+    """Runs `python -m admin ARGS` on a pseudo-terminal, answering every prompt with `answer`."""
+    env = {k: v for k, v in server.env.items() if k != "DASHFLEET_PASSWORD"}
+    pid, fd = os.forkpty()
+    if pid == 0:  # the child: becomes the command, with the terminal as its controlling tty
+        os.chdir(server.workdir)
+        os.execve(sys.executable, [sys.executable, "-m", "admin", *args], env)
+    output, deadline = b"", time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            if not select.select([fd], [], [], 0.2)[0]:
+                continue
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:  # EIO: the command has exited and closed the terminal
+                break
+            if not chunk:
+                break
+            output += chunk
+            if chunk.rstrip().endswith(b":"):
+                os.write(fd, answer.encode() + b"\n")
+    finally:
+        os.close(fd)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status), output.decode(errors="replace")
+
+
+def test_user_create_prompts_for_the_password_on_a_terminal(admin_cli):
+    admin_cli.cli_json("org", "create", "acme")
+    status, output = run_in_terminal(admin_cli, ["user", "create", "t@example.com", "--org", "acme"],
+                                     answer="a long enough password 123")
+    assert status == 0, output
+    assert "password" in output.lower()
+    assert "a long enough password 123" not in output, "the password was echoed"
+    assert '"viewer"' in output
+
+
+@pytest.mark.parametrize("first", [
+    ["org", "create", "first"],
+    ["key", "create", "--org", "first", "--scope", "read"],
+    ["key", "revoke", "--org", "first", "1"],
+    ["user", "create", "u@example.com", "--org", "first"],
+], ids=["org create", "key create", "key revoke", "user create"])
+def test_every_command_works_first_on_a_fresh_install(server_factory, backend, first):
+    fresh = server_factory.prepare(backend)
+    done = fresh.cli(*first, env=PASSWORD)
+    if first[:2] == ["org", "create"]:
+        assert done.returncode == 0, done.stderr
+    else:
+        # No organisation exists yet: a clear error, not a missing table.
+        assert_clean_failure(done, "first")
+    # The database is there and current: the next step of the usual sequence works.
+    if first[:2] == ["org", "create"]:
+        fresh.make_key("first", "read")
+    else:
+        fresh.cli_json("org", "create", "first")
+
+
+def test_serve_migrates_a_fresh_install_and_accepts_cli_keys(server_factory, backend):
+    fresh = server_factory.prepare(backend)
+    _, api_key = fresh.make_org("acme")
+    fresh.start()
+    resp = httpx.get(f"{fresh.url}/api/fleet", headers={"Authorization": f"Bearer {api_key}"})
+    assert resp.status_code == 200 and resp.json()["count"] == 0
+
+
+@pytest.mark.parametrize("args", [[], ["frobnicate"], ["org"], ["org", "create"], ["key", "revoke", "--org", "x"]],
+                         ids=["nothing", "unknown command", "no action", "no name", "no key id"])
+def test_incomplete_or_unknown_commands_fail_cleanly(admin_cli, args):
+    done = admin_cli.cli(*args)
+    assert done.returncode != 0
+    assert "Traceback" not in done.stderr and done.stderr.strip()
+
+
+@pytest.mark.parametrize("setting,value,mentions", [
+    ("DASHFLEET_FLEET_TTL_SECONDS", "a day", "fleet_ttl_seconds"),
+    ("DASHFLEET_MAX_BODY_BYTES", "-5", "max_body_bytes"),
+    ("DASHFLEET_DATABASE_URL", "nonsense", "database"),
+    ("DASHFLEET_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:1/nowhere", "database"),
+], ids=["ttl not a number", "negative body limit", "url not a url", "database unreachable"])
+@pytest.mark.parametrize("command", ["org create", "serve"])
+def test_bad_settings_are_clean_errors(admin_cli, setting, value, mentions, command):
+    with socket.socket() as sock:  # a port nobody listens on, should serve start after all
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    args = ["org", "create", "acme"] if command == "org create" else ["serve", "--port", str(port)]
+    try:
+        done = admin_cli.cli(*args, env={setting: value}, timeout=30)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"`{command}` ran on with {setting}={value!r} instead of refusing it")
+    assert done.returncode != 0
+    assert "Traceback" not in done.stderr, done.stderr
+    assert mentions in done.stderr.lower(), f"the error does not say what is wrong:\n{done.stderr}"
