@@ -11,7 +11,6 @@ import hashlib
 import json
 import logging
 import signal
-import ssl
 import sys
 from pathlib import Path
 
@@ -94,11 +93,8 @@ def _run(config: AgentConfig, *, once: bool) -> int:
 
     state_dir = Path(platformdirs.user_state_dir(APP_NAME, appauthor=False))
     service: AgentService | None = None
-    try:
-        reporter = Reporter(config.server, config.token, ca_bundle=config.ca_bundle,
-                            sleep=lambda seconds: service.sleep(seconds) if service else False)
-    except (ssl.SSLError, OSError) as exc:
-        return _fail(f"cannot use the CA bundle {config.ca_bundle}: {exc}", EXIT_CONFIG)
+    reporter = Reporter(config.server, config.token, ca_bundle=config.ca_bundle,
+                        sleep=lambda seconds: service.sleep(seconds) if service else False)
 
     if once:
         service = AgentService(config, reporter, None, state_dir=str(state_dir))

@@ -91,8 +91,13 @@ def disk(path: str | None = None) -> Usage | None:
     return guarded("disk", read)
 
 
+@lru_cache(maxsize=1)
+def _boot_time() -> float:
+    return psutil.boot_time()  # reads /proc/stat on Linux: once is enough, it does not change
+
+
 def uptime_seconds() -> float | None:
-    return guarded("uptime", lambda: max(0.0, time.time() - psutil.boot_time()))
+    return guarded("uptime", lambda: max(0.0, time.time() - _boot_time()))
 
 
 def format_hms(seconds: float) -> str:

@@ -56,13 +56,16 @@ KEYS = tuple(f.name for f in fields(AgentConfig))
 
 
 def config_search_path() -> list[Path]:
-    """Where the agent looks for agent.toml when --config is not given, most specific first.
+    """Where the agent looks for agent.toml when --config is not given, most important first:
+    the user's file, then the machine-wide one(s).
 
-    The per-user file lets one person override what the installer wrote machine-wide.
+    The per-user file lets one person override what the installer wrote machine-wide. On Linux
+    every folder of XDG_CONFIG_DIRS counts (desktop sessions often put their own folder before
+    /etc/xdg, where installers write).
     """
     user = Path(platformdirs.user_config_dir(APP_NAME, appauthor=False)) / CONFIG_FILE_NAME
-    site = Path(platformdirs.site_config_dir(APP_NAME, appauthor=False)) / CONFIG_FILE_NAME
-    return [user, site]
+    sites = platformdirs.site_config_dir(APP_NAME, appauthor=False, multipath=True).split(os.pathsep)
+    return [user, *(Path(site) / CONFIG_FILE_NAME for site in sites if site)]
 
 
 def default_machine_id() -> str:
@@ -178,6 +181,12 @@ def _check_ca_bundle(value: Any, source: str) -> str | None:
     path = Path(value).expanduser()
     if not path.is_file():
         raise ConfigError(f"{source}: CA bundle {str(path)!r} is not a readable file")
+    import ssl  # httpx loads it anyway; here it tells a wrong file apart before any connection
+
+    try:
+        ssl.create_default_context().load_verify_locations(cafile=str(path))
+    except (ssl.SSLError, OSError, ValueError) as exc:
+        raise ConfigError(f"{source}: {str(path)!r} holds no usable PEM certificate ({exc})") from None
     return str(path)
 
 

@@ -8,6 +8,7 @@ Retry-After never holds up Quit.
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import ssl
@@ -31,6 +32,7 @@ TRANSIENT_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 REFUSED_STATUSES = frozenset({400, 413, 422})
 # Never wait longer than this for one Retry-After; a server asking for more is treated as down.
 MAX_RETRY_AFTER_SECONDS = 3600.0
+_JSON = {"Content-Type": "application/json"}
 
 
 @dataclass(frozen=True)
@@ -107,11 +109,13 @@ def _error_text(response: httpx.Response) -> str:
 
 
 def _tls_context(ca_bundle: str | None) -> ssl.SSLContext | bool:
-    """TLS is always verified. A CA bundle is trusted besides the system's CAs (a private CA for
-    an internal server), never instead of verification."""
+    """TLS is always verified, against certifi's CAs (httpx's default, the same on every OS). A CA
+    bundle is trusted besides them (a private CA for an internal server), never instead."""
     if not ca_bundle:
         return True
-    context = ssl.create_default_context()
+    import certifi  # httpx's own dependency
+
+    context = ssl.create_default_context(cafile=certifi.where())
     context.load_verify_locations(cafile=ca_bundle)  # ssl.SSLError if it holds no certificate
     return context
 
@@ -150,14 +154,18 @@ class Reporter:
     def close(self) -> None:
         self._client.close()
 
-    def send_report(self, machine_id: str, report: dict) -> Outcome:
+    def send_report(self, machine_id: str, report: dict | str) -> Outcome:
+        """POST /api/fleet/report; `report` may be a dict or already JSON text (from the queue)."""
+        if isinstance(report, str):
+            body = f'{{"machine_id":{json.dumps(machine_id)},"report":{report}}}'.encode()
+            return self.post(PATH_REPORT, body)
         return self.post(PATH_REPORT, {"machine_id": machine_id, "report": report})
 
     def ping(self, machine_id: str, hardware_id: str | None) -> Outcome:
         body = {"machine_id": machine_id, "hardware_id": hardware_id, "timestamp": time.time()}
         return self.post(PATH_PING, body)
 
-    def post(self, path: str, body: dict) -> Outcome:
+    def post(self, path: str, body: dict | bytes) -> Outcome:
         """One request, retried on transient failures; returns the last outcome."""
         backoff = self._backoff()
         for attempt in range(1, self.max_attempts + 1):
@@ -172,9 +180,12 @@ class Reporter:
                 return outcome
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _post_once(self, path: str, body: dict) -> Outcome:
+    def _post_once(self, path: str, body: dict | bytes) -> Outcome:
         try:
-            response = self._client.post(path, json=body)
+            if isinstance(body, bytes):
+                response = self._client.post(path, content=body, headers=_JSON)
+            else:
+                response = self._client.post(path, json=body)
         except httpx.TimeoutException:
             return Outcome(False, error="server unreachable (timed out)")
         except httpx.HTTPError as exc:

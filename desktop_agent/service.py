@@ -53,12 +53,11 @@ class AgentState:
 def status_line(when: datetime, outcome: str, sample: Sample) -> str:
     """The contract's line: `2026-01-02 15:30:45 OK HTTP 200 | CPU 45.2% ... | OS Windows`."""
     report = sample.report
-    missing = set(getattr(report, "unavailable", None) or ())
 
     def pct(key: str) -> str:
-        return "n/a" if key in missing else f"{getattr(report, key):.1f}%"
+        return "n/a" if key in sample.unavailable else f"{report[key]:.1f}%"
 
-    os_name = (report.system.os if report.system else None) or "unknown"
+    os_name = report.get("system", {}).get("os") or "unknown"
     return (
         f"{when:%Y-%m-%d %H:%M:%S} {outcome} | CPU {pct('cpu_percent')} RAM {pct('ram_percent')} "
         f"Disk {pct('disk_percent')} | Score {sample.health.score}/100 | OS {os_name}"
@@ -242,12 +241,11 @@ class AgentService:
             return None
         outcome: Outcome | None = None
         sent = 0
+        batch_size = 100
         while not self._stop.is_set():
-            batch = self.queue.peek(100)
-            if not batch:
-                break
+            batch = self.queue.peek(batch_size)
             for item in batch:
-                outcome = self.reporter.send_report(self.config.machine_id, item.body)
+                outcome = self.reporter.send_report(self.config.machine_id, item.text)
                 if outcome.ok or outcome.refused:
                     self.queue.ack(item.id)
                     if outcome.ok:
@@ -259,6 +257,8 @@ class AgentService:
                 self._drain_not_before = time.monotonic() + delay
                 log.warning("cannot send reports (%s); %d queued, next try in %.0f s", outcome.error, len(self.queue), delay)
                 return outcome
+            if len(batch) < batch_size:
+                break  # that was the last of them
         self._drain_backoff.reset()
         if sent > 1:
             log.info("sent %d queued reports", sent)

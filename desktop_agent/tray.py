@@ -46,7 +46,7 @@ def tooltip(state: AgentState) -> str:
         r = state.sample.report
         health = (
             f"DashFleet: {state.sample.health.status.upper()}, score {state.sample.health.score}/100\n"
-            f"CPU {r.cpu_percent:.0f}% RAM {r.ram_percent:.0f}% Disk {r.disk_percent:.0f}%"
+            f"CPU {r['cpu_percent']:.0f}% RAM {r['ram_percent']:.0f}% Disk {r['disk_percent']:.0f}%"
         )
     if state.paused:
         server = "Paused"

@@ -85,7 +85,7 @@ def test_a_file_that_is_not_a_ca_bundle_is_a_configuration_error(agent_dirs, age
     bogus.write_text("not a certificate")
     done = run_agent_once(agent_dirs, *agent_args(agent_server.url, "api_x", "pc", "--once", "--ca-bundle",
                                                   str(bogus)))
-    assert done.returncode == 2 and "cannot use the CA bundle" in one_line(done.stderr)
+    assert done.returncode == 2 and "holds no usable PEM certificate" in one_line(done.stderr)
 
 
 # --- the long-running agent ---

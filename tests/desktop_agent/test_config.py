@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from pathlib import Path
 
 import pytest
 
@@ -29,6 +30,16 @@ def test_search_path_is_the_user_file_then_the_machine_wide_one(agent_dirs):
     assert config_search_path() == [agent_dirs.user_config_file, agent_dirs.site_config_file]
 
 
+def test_every_folder_of_xdg_config_dirs_is_searched_first_one_winning(agent_dirs, monkeypatch, tmp_path):
+    """Desktop sessions set XDG_CONFIG_DIRS=/etc/xdg/xdg-<desktop>:/etc/xdg; installers write /etc/xdg."""
+    session, system = tmp_path / "xdg-session", tmp_path / "xdg"
+    monkeypatch.setenv("XDG_CONFIG_DIRS", f"{session}:{system}")
+    write(system / "dashfleet" / "agent.toml", f'server = "{SERVER}"\ntoken = "{TOKEN}"\ninterval = 10\n')
+    write(session / "dashfleet" / "agent.toml", "interval = 20\n")
+    config, _ = resolve(NO_FLAGS, environ={})
+    assert config.server == SERVER and config.interval == 20
+
+
 def test_a_file_alone_is_enough_and_defaults_fill_the_rest(agent_dirs):
     write(agent_dirs.site_config_file, f'server = "{SERVER}/"\ntoken = "{TOKEN}"\n')
     config, warnings = resolve(NO_FLAGS, environ={})
@@ -38,7 +49,9 @@ def test_a_file_alone_is_enough_and_defaults_fill_the_rest(agent_dirs):
 
 
 def test_every_key_of_the_documented_file_format(agent_dirs, tmp_path):
-    ca = write(tmp_path / "ca.pem", "-----BEGIN CERTIFICATE-----\n")
+    import certifi
+
+    ca = write(tmp_path / "ca.pem", Path(certifi.where()).read_text())
     write(agent_dirs.site_config_file, f"""
 server = "{SERVER}"
 token = "{TOKEN}"
@@ -113,6 +126,7 @@ def test_machine_id_is_kept_exactly_as_given():
         ({"server": SERVER, "token": TOKEN}, {"DASHFLEET_HEARTBEAT_INTERVAL": "-1"}, "DASHFLEET_HEARTBEAT_INTERVAL"),
         ({"server": SERVER, "token": TOKEN}, {"DASHFLEET_TRAY": "maybe"}, "true or false"),
         ({"server": SERVER, "token": TOKEN, "ca_bundle": "/no/such/ca.pem"}, {}, "not a readable file"),
+        ({"server": SERVER, "token": TOKEN, "ca_bundle": __file__}, {}, "no usable PEM certificate"),
     ],
 )
 def test_bad_settings_are_refused_with_a_clear_message(flags, environ, message):

@@ -61,6 +61,14 @@ def test_a_report_is_posted_with_the_key_and_the_contract_body():
     assert json.loads(request.content) == {"machine_id": "pc-1", "report": {"cpu_percent": 1.0}}
 
 
+def test_a_queued_report_is_sent_as_the_json_text_it_was_stored_as():
+    script = Script(answer(200, OK))
+    assert script.reporter().send_report('pc "1" <é>', '{"cpu_percent":1.5}').ok
+    request = script.requests[0]
+    assert request.headers["Content-Type"] == "application/json"
+    assert json.loads(request.content) == {"machine_id": 'pc "1" <é>', "report": {"cpu_percent": 1.5}}
+
+
 def test_a_ping_carries_the_hardware_id_and_the_agents_clock():
     script = Script(answer(200, {"ok": True, "timestamp": 5.0, "server_time_offset": 0.1}))
     outcome = script.reporter().ping("pc-1", "hw-1")

@@ -24,7 +24,7 @@ def test_a_sample_is_what_the_server_accepts():
 def test_health_is_the_shared_score_of_the_reported_figures():
     sample = take_sample()
     r = sample.report
-    expected = compute_health(r.cpu_percent, r.ram_percent, r.disk_percent)
+    expected = compute_health(r["cpu_percent"], r["ram_percent"], r["disk_percent"])
     assert sample.health == expected
     assert sample.as_payload()["health"] == expected.as_dict()
 

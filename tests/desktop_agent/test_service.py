@@ -148,6 +148,6 @@ def test_tooltip_has_the_figures_and_the_server_state_within_windows_limit():
     state = sampled_state(connected=False, queued=12)
     text = tooltip(state)
     r = state.sample.report
-    assert f"CPU {r.cpu_percent:.0f}%" in text and "Server: unreachable (12 queued)" in text
+    assert f"CPU {r['cpu_percent']:.0f}%" in text and "Server: unreachable (12 queued)" in text
     assert len(text) <= MAX_TOOLTIP
     assert tooltip(AgentState(paused=True)).endswith("Paused")

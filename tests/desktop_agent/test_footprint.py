@@ -1,0 +1,32 @@
+"""What the agent loads: never the server's dependencies (the import-linter contract checks the
+imports; this checks what a real run actually loads, indirect imports included), and not pydantic
+either (about 10 MiB of RSS; tests check the reports against the schema instead)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+from agent_helpers import REPO_ROOT
+
+HEAVY = ["admin", "nicegui", "fastapi", "starlette", "uvicorn", "sqlmodel", "sqlalchemy", "alembic", "pydantic",
+         "pydantic_core"]
+
+
+def test_a_real_run_loads_no_server_dependency(agent_dirs, agent_server, fleet_org, machine_id):
+    code = textwrap.dedent(f"""
+        import json, sys
+        from desktop_agent.__main__ import main
+        import desktop_agent.tray, desktop_agent.icons  # the tray's modules too (pystray stays lazy)
+        status = main(["--server", {agent_server.url!r}, "--token", {fleet_org.api_key!r},
+                       "--machine-id", {machine_id!r}, "--once", "--no-tray"])
+        loaded = sorted({{name.split(".")[0] for name in sys.modules}} & set({HEAVY!r}))
+        print(json.dumps({{"status": status, "loaded": loaded}}))
+    """)
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, env=agent_dirs.env(), capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.splitlines()[-1])
+    assert result == {"status": 0, "loaded": []}
