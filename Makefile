@@ -39,8 +39,13 @@ bench: venv
 
 # The desktop agent as a one-folder program for this OS (dist/dashfleet-agent/), built in a venv of
 # its own with only the agent's dependencies; then as a Debian package (dist/*.deb).
-agent-dist:
+# Rebuilt only when the agent's code or its build recipe changed (a build takes a minute).
+AGENT_BUILD_INPUTS := $(wildcard desktop_agent/*.py common/*.py installers/pyinstaller/*) pyproject.toml
+agent-dist: dist/dashfleet-agent/dashfleet-agent
+
+dist/dashfleet-agent/dashfleet-agent: $(AGENT_BUILD_INPUTS)
 	PYTHON=$(PYTHON) installers/pyinstaller/build.sh
+	touch $@
 
 agent-deb: agent-dist
 	installers/linux/build-deb.sh

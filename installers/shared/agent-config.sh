@@ -1,0 +1,40 @@
+# Writes the agent's machine-wide agent.toml at install time. Sourced by the Linux package's
+# postinst and the macOS package's postinstall, so both write the file the same way. POSIX sh.
+#
+#   write_agent_config AGENT CONFIG SERVER TOKEN FILE_MODE
+#
+# AGENT is the installed agent program, CONFIG the file (e.g. /etc/xdg/dashfleet/agent.toml),
+# FILE_MODE 0600 or 0644. The new file is checked by the agent itself (--print-config) before it
+# replaces anything; on a bad value the function returns 1 with the agent's complaint in
+# AGENT_CONFIG_PROBLEM, and the existing file stays as it was. Keys other than server and token
+# that an administrator added (machine_id, interval, ca_bundle, ...) are kept.
+
+AGENT_CONFIG_HEADER="# Written by the DashFleet agent installer (server, token). Other keys you add here are kept."
+AGENT_CONFIG_PROBLEM=
+
+agent_toml_string() {  # a TOML basic string; control characters are left for the agent to refuse
+    printf '"%s"' "$(printf '%s' "$1" | sed -e 's/\\/\\\\/g' -e 's/"/\\"/g')"
+}
+
+write_agent_config() {
+    local agent="$1" config="$2" server="$3" token="$4" file_mode="$5" new dir
+    new=$(mktemp "${TMPDIR:-/tmp}/dashfleet-agent.XXXXXX") || return 1  # 0600: it holds the key
+    {
+        echo "$AGENT_CONFIG_HEADER"
+        echo "server = $(agent_toml_string "$server")"
+        echo "token = $(agent_toml_string "$token")"
+        if [ -f "$config" ]; then
+            grep -v -E '^[[:space:]]*(server|token)[[:space:]]*=' "$config" | grep -v -x -F "$AGENT_CONFIG_HEADER" || true
+        fi
+    } >"$new"
+    # This file alone (env -i): no DASHFLEET_* variable of the installer's may hide a mistake.
+    if ! AGENT_CONFIG_PROBLEM=$(env -i PATH=/usr/bin:/bin "$agent" --config "$new" --print-config 2>&1 >/dev/null); then
+        rm -f "$new"
+        AGENT_CONFIG_PROBLEM=$(printf '%s' "$AGENT_CONFIG_PROBLEM" | sed -e "s|$new|agent.toml|g" -e 's/^dashfleet-agent: error: //')
+        return 1
+    fi
+    dir=$(dirname "$config")
+    mkdir -p "$dir" && chmod 0755 "$dir" || return 1  # a readable folder; the file decides who reads
+    # Copied beside the target first, so the final rename is atomic.
+    cp "$new" "$config.new" && rm -f "$new" && chmod "$file_mode" "$config.new" && mv -f "$config.new" "$config"
+}
