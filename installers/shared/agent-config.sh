@@ -17,12 +17,13 @@ agent_toml_string() {  # a TOML basic string; control characters are left for th
 }
 
 write_agent_config() {
+    # shellcheck disable=SC3043  # not POSIX, but dash (Debian) and bash (macOS /bin/sh) have it
     local agent="$1" config="$2" server="$3" token="$4" file_mode="$5" new dir
     new=$(mktemp "${TMPDIR:-/tmp}/dashfleet-agent.XXXXXX") || return 1  # 0600: it holds the key
     {
-        echo "$AGENT_CONFIG_HEADER"
-        echo "server = $(agent_toml_string "$server")"
-        echo "token = $(agent_toml_string "$token")"
+        printf '%s\n' "$AGENT_CONFIG_HEADER"  # printf: dash's echo would eat the backslashes
+        printf 'server = %s\n' "$(agent_toml_string "$server")"
+        printf 'token = %s\n' "$(agent_toml_string "$token")"
         if [ -f "$config" ]; then
             grep -v -E '^[[:space:]]*(server|token)[[:space:]]*=' "$config" | grep -v -x -F "$AGENT_CONFIG_HEADER" || true
         fi

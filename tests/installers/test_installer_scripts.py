@@ -1,0 +1,305 @@
+"""The installers' scripts cannot drift from the agent they install.
+
+The Windows and macOS installers are built and installed only in CI on those systems
+(.github/workflows/agent-installers.yml), and the Linux package only as root; this file runs
+everywhere, fast, and checks each script's parameters, paths and the config file it writes
+against the agent's own code: desktop_agent.config (keys, file name, search path computed by
+platformdirs for each OS), desktop_agent.logs and the agent's command-line parser.
+"""
+
+from __future__ import annotations
+
+import configparser
+import os
+import plistlib
+import re
+import shlex
+import subprocess
+import sys
+import tomllib
+from pathlib import Path, PurePosixPath, PureWindowsPath
+
+import platformdirs
+import platformdirs.macos
+import platformdirs.unix
+import platformdirs.windows
+import pytest
+
+from desktop_agent import config as agent_config
+from desktop_agent.__main__ import build_parser
+from desktop_agent.logs import log_dir
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+INSTALLERS = REPO_ROOT / "installers"
+LINUX, MACOS, WINDOWS = INSTALLERS / "linux", INSTALLERS / "macos", INSTALLERS / "windows"
+SHARED_WRITER = INSTALLERS / "shared" / "agent-config.sh"
+SPEC = INSTALLERS / "pyinstaller" / "dashfleet-agent.spec"
+ISS = WINDOWS / "dashfleet-agent.iss"
+DOCS = REPO_ROOT / "docs" / "install-agent.md"
+# Inno Setup's {commonappdata} is the CSIDL_COMMON_APPDATA folder.
+WINDOWS_FOLDERS = {"CSIDL_COMMON_APPDATA": r"C:\ProgramData", "CSIDL_APPDATA": r"C:\Users\it\AppData\Roaming",
+                   "CSIDL_LOCAL_APPDATA": r"C:\Users\it\AppData\Local"}
+INNO_CONSTANTS = {"{commonappdata}": WINDOWS_FOLDERS["CSIDL_COMMON_APPDATA"]}
+
+
+def machine_wide_config(monkeypatch, platform_dirs: type) -> str:
+    """The machine-wide file the agent reads on an OS, as its own code computes it there."""
+    monkeypatch.setattr(platformdirs, "PlatformDirs", platform_dirs)
+    _user_file, *site_files = agent_config.config_search_path()
+    assert len(site_files) == 1, f"one machine-wide file expected, the agent reads {site_files}"
+    return str(site_files[0])
+
+
+@pytest.fixture
+def linux_config(monkeypatch) -> str:
+    # A service has no XDG_CONFIG_DIRS; desktop sessions' is handled by session-autostart below.
+    monkeypatch.delenv("XDG_CONFIG_DIRS", raising=False)
+    return machine_wide_config(monkeypatch, platformdirs.unix.Unix)
+
+
+@pytest.fixture
+def windows_config(monkeypatch) -> PureWindowsPath:
+    monkeypatch.setattr(platformdirs.windows, "get_win_folder", WINDOWS_FOLDERS.__getitem__)
+    monkeypatch.setattr(os, "pathsep", ";")  # the agent splits platformdirs' list on it
+    return PureWindowsPath(machine_wide_config(monkeypatch, platformdirs.windows.Windows))
+
+
+@pytest.fixture
+def macos_config(monkeypatch) -> str:
+    # A PyInstaller app is not a Homebrew Python: no /opt/homebrew/share folder comes first.
+    monkeypatch.setattr(platformdirs.macos, "_homebrew_prefix", lambda: None)
+    return machine_wide_config(monkeypatch, platformdirs.macos.MacOS)
+
+
+def shell_assignment(script: Path, name: str) -> str:
+    match = re.search(rf"^{name}=(.+)$", script.read_text(), re.MULTILINE)
+    assert match, f"{script.name} does not set {name}"
+    return shlex.split(match.group(1))[0]
+
+
+def agent_accepts(argv: list[str]) -> None:
+    """The agent's own parser takes these arguments (a renamed flag fails here, not on a desktop)."""
+    try:
+        build_parser().parse_args(argv)
+    except SystemExit:
+        pytest.fail(f"dashfleet-agent does not accept {argv}")
+
+
+def spec_name() -> str:
+    return re.search(r'^NAME = "([^"]+)"', SPEC.read_text(), re.MULTILINE).group(1)
+
+
+def written_keys(text: str, pattern: str) -> set[str]:
+    keys = set(re.findall(pattern, text))
+    assert keys, "no key assignments found"
+    return keys
+
+
+# --------------------------------------------------------------------------------------------
+# The agent's format, as every installer must write it
+
+
+def test_every_installer_writes_the_keys_the_agent_reads():
+    assert {"server", "token"} <= set(agent_config.KEYS)
+    shell_keys = written_keys(SHARED_WRITER.read_text(), r"printf '(\w+) = %s\\n' \"\$\(agent_toml_string")
+    iss_keys = written_keys(ISS.read_text(), r"'(\w+) = ' \+ TomlString")
+    assert shell_keys == iss_keys == {"server", "token"}
+    # The header line each installer writes is the same, so both keep an administrator's lines alike.
+    header = shell_assignment(SHARED_WRITER, "AGENT_CONFIG_HEADER")
+    assert f'#define ConfigHeader "{header}"' in ISS.read_text()
+
+
+@pytest.mark.parametrize("token", ['api_"quoted"\\back\\slash', "api_" + "x" * 43])
+def test_the_shared_writer_makes_a_file_the_agent_reads(tmp_path, token):
+    config = tmp_path / "etc" / "dashfleet" / "agent.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text('server = "https://old.example.com"\nmachine_id = "asset-42"\ninterval = 30\n')
+    done = run_writer(tmp_path, config, "https://fleet.example.com:8443", token, "0644")
+    assert done.returncode == 0, done.stderr
+    assert tomllib.loads(config.read_text()) == {
+        "server": "https://fleet.example.com:8443", "token": token, "machine_id": "asset-42", "interval": 30}
+    assert config.stat().st_mode & 0o777 == 0o644
+    assert list(config.parent.iterdir()) == [config], "a temporary file was left beside it"
+
+
+@pytest.mark.parametrize(("server", "token", "complaint"), [
+    ("ftp://fleet.example.com", "api_x", "is not a server URL"),
+    ("https://fleet.example.com", "api with space", "contains spaces"),
+    ('https://fleet.example.com"\nmalicious = "1', "api_x", "not valid TOML"),
+])
+def test_the_shared_writer_refuses_what_the_agent_would_refuse_and_changes_nothing(
+        tmp_path, server, token, complaint):
+    config = tmp_path / "agent.toml"
+    config.write_text('server = "https://old.example.com"\ntoken = "api_old"\n')
+    config.chmod(0o600)
+    before = config.read_bytes()
+    done = run_writer(tmp_path, config, server, token, "0644")
+    assert done.returncode == 1
+    assert complaint in done.stdout, done.stdout
+    assert config.read_bytes() == before and config.stat().st_mode & 0o777 == 0o600
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["agent", "agent.toml", "tmp"]
+
+
+def run_writer(tmp_path: Path, config: Path, server: str, token: str, mode: str) -> subprocess.CompletedProcess:
+    """Sources installers/shared/agent-config.sh in sh, with the real agent as AGENT."""
+    agent = tmp_path / "agent"
+    # The installers run the bundled program; here the same code through this Python.
+    agent.write_text(f"#!/bin/sh\nPYTHONPATH={shlex.quote(str(REPO_ROOT))} "
+                     f"exec {shlex.quote(sys.executable)} -m desktop_agent \"$@\"\n")
+    agent.chmod(0o755)
+    script = (f'. {shlex.quote(str(SHARED_WRITER))}\n'
+              f'write_agent_config "$1" "$2" "$3" "$4" "$5" || {{ echo "$AGENT_CONFIG_PROBLEM"; exit 1; }}\n')
+    temporary = tmp_path / "tmp"  # where mktemp puts the new file: it must be gone afterwards
+    temporary.mkdir(exist_ok=True)
+    done = subprocess.run(["sh", "-c", script, "sh", str(agent), str(config), server, token, mode],
+                          capture_output=True, text=True, timeout=60,
+                          env={"PATH": os.environ["PATH"], "TMPDIR": str(temporary)})
+    assert list(temporary.iterdir()) == [], "the writer left its temporary file"
+    return done
+
+
+# --------------------------------------------------------------------------------------------
+# Linux: the .deb
+
+
+def test_linux_package_writes_the_file_the_agent_reads(linux_config):
+    assert linux_config == "/etc/xdg/dashfleet/agent.toml"
+    assert shell_assignment(LINUX / "debian" / "postinst", "CONFIG") == linux_config
+    postrm = (LINUX / "debian" / "postrm").read_text()
+    assert f"rm -f {linux_config}" in postrm, "purge must remove the config file"
+    assert f"rmdir {PurePosixPath(linux_config).parent}" in postrm
+
+
+def test_linux_desktop_sessions_read_the_package_config(monkeypatch, linux_config):
+    entry = configparser.ConfigParser(interpolation=None)
+    entry.read(LINUX / "dashfleet-agent.desktop")
+    exec_line = shlex.split(entry["Desktop Entry"]["Exec"])
+    assert exec_line == ["/opt/dashfleet-agent/session-autostart"]
+    assert '"$ROOT/opt/dashfleet-agent/session-autostart"' in (LINUX / "build-deb.sh").read_text()
+    wrapper = (LINUX / "session-autostart").read_text()
+    assert 'exec /opt/dashfleet-agent/dashfleet-agent "$@"' in wrapper
+    # GNOME/Ubuntu sessions put their own folder first in XDG_CONFIG_DIRS: the package's file
+    # must still be one the agent reads there.
+    monkeypatch.setenv("XDG_CONFIG_DIRS", "/etc/xdg/xdg-ubuntu:/etc/xdg")
+    assert Path(linux_config) in agent_config.config_search_path()
+
+
+def test_linux_service_reads_the_package_config_and_writes_its_state_folder(monkeypatch, linux_config):
+    unit = configparser.ConfigParser(interpolation=None, strict=False)
+    unit.optionxform = str
+    unit.read(LINUX / "dashfleet-agent.service")
+    service = unit["Service"]
+    assert unit["Unit"]["ConditionPathExists"] == linux_config
+    credential, source = service["LoadCredential"].split(":", 1)
+    assert source == linux_config
+    argv = shlex.split(service["ExecStart"])
+    assert argv[0] == "/usr/bin/dashfleet-agent"
+    assert f"${{CREDENTIALS_DIRECTORY}}/{credential}" in argv and "--no-tray" in argv
+    agent_accepts(argv[1:])
+    # The agent's log and queue land in the one folder systemd lets the service write.
+    environment = dict(item.split("=", 1) for item in shlex.split(service["Environment"]))
+    monkeypatch.setenv("XDG_STATE_HOME", environment["XDG_STATE_HOME"])
+    state_directory = Path("/var/lib") / service["StateDirectory"]
+    assert log_dir().is_relative_to(state_directory)
+    assert Path(platformdirs.user_state_dir(agent_config.APP_NAME, appauthor=False)) == state_directory
+    assert service["DynamicUser"] == "yes" and unit["Install"]["WantedBy"] == "multi-user.target"
+
+
+def test_linux_debconf_questions_exist():
+    templates = set(re.findall(r"^Template: (\S+)$", (LINUX / "debian" / "templates").read_text(), re.MULTILINE))
+    used = set()
+    for script in ("config", "postinst"):
+        used |= set(re.findall(r"db_\w+ (dashfleet-agent/\w+)", (LINUX / "debian" / script).read_text()))
+    assert used and used <= templates, f"questions without a template: {used - templates}"
+    assert templates == {"dashfleet-agent/server", "dashfleet-agent/token", "dashfleet-agent/mode"}
+
+
+# --------------------------------------------------------------------------------------------
+# Windows: Inno Setup
+
+
+def iss_defines() -> dict[str, str]:
+    return dict(re.findall(r'^\s*#define (\w+) "([^"]*)"', ISS.read_text(), re.MULTILINE))
+
+
+def test_windows_installer_writes_the_file_the_agent_reads(windows_config):
+    defines, text = iss_defines(), ISS.read_text()
+    assert windows_config == PureWindowsPath(r"C:\ProgramData\dashfleet\agent.toml")
+    config_dir = re.search(r"ExpandConstant\('(\{commonappdata\}\\\{#ConfigDirName\})'\)", text).group(1)
+    config_dir = config_dir.replace("{#ConfigDirName}", defines["ConfigDirName"])
+    for constant, folder in INNO_CONSTANTS.items():
+        config_dir = config_dir.replace(constant, folder)
+    assert PureWindowsPath(config_dir) / defines["ConfigFileName"] == windows_config
+    assert defines["ConfigFileName"] == agent_config.CONFIG_FILE_NAME
+
+
+def test_windows_installer_parameters_and_programs():
+    defines, text = iss_defines(), ISS.read_text()
+    for parameter in ("{param:SERVER|}", "{param:TOKEN|}", "{param:PURGE|0}"):
+        assert parameter in text
+    # The programs the installer starts are the ones the PyInstaller spec builds on Windows.
+    assert defines["ConsoleExe"] == f"{spec_name()}.exe"
+    assert defines["TrayExe"] == f"{spec_name()}-tray.exe"
+    assert 'programs.append(program(NAME + "-tray", console=False))' in SPEC.read_text()
+    assert re.search(r'#define BundleDir RepoRoot \+ "\\dist\\' + re.escape(spec_name()) + '"', text)
+    # Every user's sign-in starts the tray program; the uninstaller stops both.
+    assert re.search(r'Name: "\{commonstartup\}\\\{#AppName\}"; Filename: "\{app\}\\\{#TrayExe\}"', text)
+    assert "/F /IM {#TrayExe}" in text and "/F /IM {#ConsoleExe}" in text
+
+
+# --------------------------------------------------------------------------------------------
+# macOS: pkgbuild + LaunchAgent
+
+
+def test_macos_package_writes_the_file_the_agent_reads(macos_config):
+    assert macos_config == "/Library/Application Support/dashfleet/agent.toml"
+    postinstall = MACOS / "scripts" / "postinstall"
+    assert shell_assignment(postinstall, "CONFIG") == macos_config
+    uninstall = (MACOS / "uninstall.sh").read_text()
+    assert f'CONFIG_DIR="{PurePosixPath(macos_config).parent}"' in uninstall
+    # postinstall sources the shared writer, which the build puts beside it.
+    assert '. "$(dirname "$0")/agent-config.sh"' in postinstall.read_text()
+    assert 'installers/shared/agent-config.sh "$SCRIPTS/agent-config.sh"' in (MACOS / "build-pkg.sh").read_text()
+
+
+def test_macos_launch_agent_starts_the_built_app():
+    with (MACOS / "com.dashfleet.agent.plist").open("rb") as handle:
+        plist = plistlib.load(handle)
+    build = (MACOS / "build-pkg.sh").read_text()
+    identifier = shell_assignment(MACOS / "build-pkg.sh", "IDENTIFIER")
+    assert plist["Label"] == identifier == shell_assignment(MACOS / "scripts" / "postinstall", "LABEL")
+    assert '"$ROOT/Library/LaunchAgents/$IDENTIFIER.plist"' in build
+    app_name = re.search(r'name="([^"]+\.app)"', SPEC.read_text()).group(1)
+    program = f"/Applications/{app_name}/Contents/MacOS/{spec_name()}"
+    assert plist["ProgramArguments"] == [program]
+    assert shell_assignment(MACOS / "scripts" / "postinstall", "AGENT") == "$APP/Contents/MacOS/dashfleet-agent"
+    assert shell_assignment(MACOS / "scripts" / "postinstall", "APP") == f"/Applications/{app_name}"
+    agent_accepts(plist["ProgramArguments"][1:])
+    assert plist["RunAtLoad"] is True and plist["LimitLoadToSessionType"] == "Aqua"
+
+
+# --------------------------------------------------------------------------------------------
+# All of them
+
+
+SHELL_SCRIPTS = [LINUX / "debian" / name for name in ("config", "postinst", "prerm", "postrm")] + [
+    LINUX / "session-autostart", SHARED_WRITER, MACOS / "scripts" / "preinstall", MACOS / "scripts" / "postinstall",
+    MACOS / "uninstall.sh"]
+BASH_SCRIPTS = [LINUX / "build-deb.sh", MACOS / "build-pkg.sh", INSTALLERS / "pyinstaller" / "build.sh"]
+
+
+@pytest.mark.parametrize("script", SHELL_SCRIPTS + BASH_SCRIPTS, ids=lambda p: str(p.relative_to(INSTALLERS)))
+def test_scripts_parse(script):
+    shell = "bash" if script in BASH_SCRIPTS else "sh"
+    done = subprocess.run([shell, "-n", str(script)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    if script != SHARED_WRITER:  # sourced, not run
+        assert os.access(script, os.X_OK), f"{script} is not executable"
+
+
+def test_install_docs_name_the_paths_the_agent_reads(linux_config, windows_config, macos_config):
+    if not DOCS.exists():
+        pytest.fail("docs/install-agent.md is missing")
+    docs = DOCS.read_text()
+    for path in (linux_config, str(windows_config), macos_config):
+        assert path in docs, f"docs/install-agent.md does not name {path}"
