@@ -74,6 +74,19 @@ def open_path(path: Path) -> None:
         log.warning("cannot open %s: %s", path, exc)
 
 
+def _enable_xorg_clicks(icon) -> None:
+    """pystray's xorg backend handles a left click (the default action) but never asks X for
+    button events, so clicks are lost (pystray issue #151, 0.19.5). Ask for them on its window;
+    called on the main thread before the icon's loop starts, so nothing else uses the connection."""
+    try:
+        from Xlib import X
+
+        icon._window.change_attributes(event_mask=X.ExposureMask | X.StructureNotifyMask | X.ButtonPressMask)
+        icon._display.flush()
+    except Exception as exc:  # noqa: BLE001 - private parts of pystray: without them, no clicks
+        log.info("tray clicks are not available (%s: %s)", type(exc).__name__, exc)
+
+
 class Tray:
     def __init__(self, service: AgentService, log_folder: Path):
         self.service = service
@@ -103,6 +116,8 @@ class Tray:
         except Exception as exc:  # noqa: BLE001 - e.g. the X server refused the connection
             raise TrayUnavailable(f"cannot create a tray icon ({type(exc).__name__}: {exc})") from None
         backend = type(icon).__module__.rsplit("_", 1)[-1]
+        if backend == "xorg":
+            _enable_xorg_clicks(icon)
         if not icon.HAS_MENU:
             log.warning(
                 "the tray backend %r has no menu: the icon shows the state, a click opens the dashboard; "

@@ -253,6 +253,21 @@ class VirtualDesktop:
         finally:
             with_display.close()
 
+    def click(self, where: tuple[int, int], button: int = 1) -> None:
+        """A real left click at a screen position, through the XTEST extension."""
+        from Xlib import X, display
+        from Xlib.ext import xtest
+
+        conn = display.Display(self.display)
+        try:
+            conn.screen().root.warp_pointer(*where)
+            conn.sync()
+            xtest.fake_input(conn, X.ButtonPress, button)
+            xtest.fake_input(conn, X.ButtonRelease, button)
+            conn.sync()
+        finally:
+            conn.close()
+
     def screenshot(self):
         from PIL import ImageGrab
 

@@ -39,6 +39,15 @@ def icon_colour(image) -> str | None:
     return best if counts[best] >= MIN_PIXELS else None
 
 
+def icon_centre(image) -> tuple[int, int]:
+    """The middle of the pixels in any of the agent's colours."""
+    points = [(x, y) for y in range(image.height) for x in range(image.width)
+              if any(all(abs(a - b) <= 8 for a, b in zip(image.getpixel((x, y))[:3], c)) for c in COLOURS.values())]
+    assert points, "no icon on the screen"
+    xs, ys = zip(*points)
+    return (min(xs) + max(xs)) // 2, (min(ys) + max(ys)) // 2
+
+
 def first_within(check, seconds: float):
     """Like wait_until, but None instead of a failure when the time is up."""
     deadline = time.monotonic() + seconds
@@ -81,9 +90,13 @@ def test_tray_icon_shows_health_and_turns_grey_without_server(desktop, agent_dir
                                                               machine_id, cpu_hogs, tmp_path):
     server = server_factory()
     org = server.org()
+    opened = tmp_path / "browser-opened.txt"
+    browser = tmp_path / "browser"
+    browser.write_text(f'#!/bin/sh\necho "$1" > {opened}\n')
+    browser.chmod(0o755)
     agent = run_agent("--server", server.url, "--token", org.api_key, "--machine-id", machine_id,
                       "--interval", "1", "--heartbeat-interval", "1",
-                      env=agent_dirs.env(DISPLAY=desktop.display))
+                      env=agent_dirs.env(DISPLAY=desktop.display, BROWSER=f"{browser} %s"))
     agent.wait_for_lines(1, "OK HTTP 200")
 
     def shows(expected: set[str]):
@@ -107,6 +120,11 @@ def test_tray_icon_shows_health_and_turns_grey_without_server(desktop, agent_dir
     cpu_hogs.stop()
     # Green once the load is gone, unless other work keeps this machine busy (checked below).
     calm = first_within(shows({"ok"}), seconds=60)
+    # A left click is the default action, Open dashboard: the browser ($BROWSER) gets the server's URL.
+    desktop.click(icon_centre(desktop.screenshot()))
+    wait_until(lambda: opened.exists() and opened.read_text().strip() == server.url + "/",
+               "the dashboard to open in the browser after a click on the icon")
+
     server.stop()
     assert wait_until(shows({"unreachable"}), "a grey icon once the server is gone") == "unreachable"
 
@@ -116,5 +134,5 @@ def test_tray_icon_shows_health_and_turns_grey_without_server(desktop, agent_dir
     assert not any("Traceback" in line for line in agent.errors), agent.output()
     assert busy in {"warning", "critical"}
     if "ok" not in {before, calm}:
-        pytest.skip(f"checked amber/red under load and grey without the server, but this machine was never calm "
+        pytest.skip(f"checked amber/red under load, a click, and grey without the server, but this machine was never calm "
                     f"enough for green (icon {before!r} before the load, {calm!r} after): other work is running")
