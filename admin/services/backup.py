@@ -79,6 +79,9 @@ def backup(engine: Engine, path: Path, *, force: bool = False) -> dict[str, Any]
         raise BackupError(f"{path} already exists (give --force to replace it)")
     partial = path.with_name(path.name + ".partial")
     try:
+        # Owner-only from the first byte: a backup holds key and password hashes.
+        os.close(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
+        os.chmod(partial, 0o600)  # also when an old .partial was left with other rights
         summary = _backup_sqlite(engine, partial) if is_sqlite(engine) else _backup_jsonl(engine, partial)
         os.replace(partial, path)
     except OSError as exc:

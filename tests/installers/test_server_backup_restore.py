@@ -84,6 +84,7 @@ def test_backup_wipe_restore_gives_the_same_fleet(server_factory, backend, tmp_p
     done = backup(server, file)
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout)
+    assert file.stat().st_mode & 0o777 == 0o600, "a backup holds key and password hashes"
     assert summary["format"] == ("sqlite" if backend == "sqlite" else "jsonl")
     assert summary["tables"]["machine"] == 5 and summary["tables"]["sample"] == 7
 
