@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -159,6 +160,12 @@ def run_agent_once(agent_dirs: AgentDirs, *args: str, env: dict[str, str] | None
         [sys.executable, "-m", "desktop_agent", *args], cwd=REPO_ROOT, env=env or agent_dirs.env(),
         stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout,
     )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def serve_on_port(server, port: int):

@@ -42,8 +42,9 @@ def agent_server(module_server_factory):
     return module_server_factory()
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def fleet_org(agent_server):
+    """One organisation per file (making one runs the CLI: seconds); tests differ by machine id."""
     return agent_server.org()
 
 

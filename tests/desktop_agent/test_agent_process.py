@@ -8,6 +8,7 @@ import pytest
 
 from agent_helpers import (
     STATUS_LINE,
+    free_port,
     history,
     machine,
     queued_reports,
@@ -122,11 +123,12 @@ def test_a_second_agent_for_the_same_machine_is_refused(agent_dirs, agent_server
 
 
 def stopped_server(server_factory):
-    """A server that has run once (so its organisation exists) and is now down; restart it on the
-    same port with serve_on_port(server, server.port)."""
-    server = server_factory()
+    """An installation with an organisation (made by the CLI) that is not serving yet, and the URL
+    it will have: start it with serve_on_port(server, server.port)."""
+    server = server_factory.prepare()
     org = server.org()
-    server.stop()
+    server.port = free_port()
+    server.url = f"http://127.0.0.1:{server.port}"
     assert server_is_down(server.url)
     return server, org
 
