@@ -34,7 +34,11 @@ sysdeps:
 lint: venv
 	$(VENV)/bin/lint-imports
 
+# wrk (Debian) drives the server benchmarks; without it they fall back to a slower httpx generator.
 bench: venv
+	$(PY) -m pip install -q -e '.[bench]'
+	@command -v wrk >/dev/null || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get install -y -qq wrk >/dev/null || echo "wrk not installed: using the httpx load generator"; }
 	$(PY) bench/run_all.py
 
 # The desktop agent as a one-folder program for this OS (dist/dashfleet-agent/), built in a venv of
