@@ -101,8 +101,9 @@ def stop(proc: subprocess.Popen) -> None:
         proc.wait()
 
 
-def rss_of_running_agent(url: str, key: str, tray_display: str | None) -> float:
-    """RSS (bytes) of the real agent after 5 reports at a 1 s interval."""
+def rss_of_running_agent(url: str, key: str, tray_display: str | None) -> tuple[float, float]:
+    """RSS and USS (bytes) of the real agent after 5 reports at a 1 s interval. USS is the memory
+    only this process uses (what quitting it frees): RSS also counts shared libraries."""
     with tempfile.TemporaryDirectory() as tmp:
         extra = {"DISPLAY": tray_display} if tray_display else {}
         args = ["--interval", "1", "--heartbeat-interval", "1", "--machine-id", f"rss-{bool(tray_display)}"]
@@ -111,13 +112,14 @@ def rss_of_running_agent(url: str, key: str, tray_display: str | None) -> float:
         proc = start_agent(url, key, agent_env(Path(tmp), **extra), *args)
         try:
             read_status_lines(proc, 5)
-            return psutil.Process(proc.pid).memory_info().rss
+            memory = psutil.Process(proc.pid).memory_full_info()
+            return memory.rss, memory.uss
         finally:
             stop(proc)
 
 
 CYCLE_DRIVER = textwrap.dedent("""
-    import json, resource, sys, time, dataclasses, psutil
+    import json, sys, time, dataclasses, psutil
     from desktop_agent.config import AgentConfig
     from desktop_agent.queue import ReportQueue
     from desktop_agent.reporter import Reporter
@@ -159,7 +161,7 @@ CYCLE_DRIVER = textwrap.dedent("""
     cpu_per_ping = (time.process_time() - cpu0) / 200
     print(json.dumps({"rss_after_warmup": rss_warm, "rss_after_all": rss_end,
                       "cpu_per_cycle": rounds[len(rounds) // 2], "cpu_per_cycle_best_round": rounds[0],
-                      "cpu_per_heartbeat": cpu_per_ping, "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}))
+                      "cpu_per_heartbeat": cpu_per_ping}))
 """)
 
 
@@ -209,11 +211,12 @@ def main() -> None:
     print(f"machine: {results['machine']}; load average {results['load_average_at_start']}")
 
     with running_dashfleet("agent") as (server, key):
-        results["rss_headless_project_venv"] = rss_of_running_agent(server.base_url, key, None)
+        results["rss_headless_project_venv"], _ = rss_of_running_agent(server.base_url, key, None)
         PYTHON = args.agent_python or agent_only_python()
-        results["rss_headless"] = rss_of_running_agent(server.base_url, key, None)
-        print(f"RSS headless: {results['rss_headless'] / MB:.1f} MB ({results['rss_headless'] / MIB:.1f} MiB); "
-              f"in the project venv {results['rss_headless_project_venv'] / MB:.1f} MB")
+        results["rss_headless"], results["uss_headless"] = rss_of_running_agent(server.base_url, key, None)
+        print(f"RSS headless: {results['rss_headless'] / MB:.1f} MB ({results['rss_headless'] / MIB:.1f} MiB), "
+              f"USS {results['uss_headless'] / MB:.1f} MB; in the project venv "
+              f"{results['rss_headless_project_venv'] / MB:.1f} MB")
 
         from agent_helpers import VirtualDesktop
 
@@ -223,10 +226,11 @@ def main() -> None:
         else:
             desktop = VirtualDesktop()
             try:
-                results["rss_tray"] = rss_of_running_agent(server.base_url, key, desktop.display)
+                results["rss_tray"], results["uss_tray"] = rss_of_running_agent(server.base_url, key, desktop.display)
             finally:
                 desktop.close()
-            print(f"RSS with tray: {results['rss_tray'] / MB:.1f} MB ({results['rss_tray'] / MIB:.1f} MiB)")
+            print(f"RSS with tray: {results['rss_tray'] / MB:.1f} MB ({results['rss_tray'] / MIB:.1f} MiB), "
+                  f"USS {results['uss_tray'] / MB:.1f} MB")
 
         c = results["cycles"] = cycles(server.base_url, key, args.cycles) | {"count": args.cycles}
         growth = c["rss_after_all"] - c["rss_after_warmup"]
