@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
-from sqlalchemy import Connection, delete, exists, func, insert, or_, select
+from sqlalchemy import Connection, Integer, cast, delete, exists, func, insert, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from admin.models import ExpiredMachine, Machine, Sample
@@ -154,6 +154,21 @@ def history(conn: Connection, *, org_id: int, machine_id: str, since: float) -> 
         select(S.c.ts, S.c.cpu_percent, S.c.ram_percent, S.c.disk_percent, S.c.health_score)
         .where(S.c.org_id == org_id, S.c.machine_id == machine_id, S.c.ts >= since)
         .order_by(S.c.ts)
+    ).all()
+
+
+def history_buckets(conn: Connection, *, org_id: int, machine_id: str, since: float, width: float) -> Sequence:
+    """Samples since `since`, averaged per bucket of `width` seconds (bucket index, means, count),
+    oldest first: a week of minutely samples becomes a few hundred rows inside the database."""
+    scaled = S.c.ts / width
+    # floor(): PostgreSQL's integer cast rounds; SQLite's truncates, which is floor for positive times.
+    bucket = func.floor(scaled) if conn.dialect.name == "postgresql" else cast(scaled, Integer)
+    return conn.execute(
+        select(bucket.label("bucket"), func.avg(S.c.cpu_percent), func.avg(S.c.ram_percent),
+               func.avg(S.c.disk_percent), func.count())
+        .where(S.c.org_id == org_id, S.c.machine_id == machine_id, S.c.ts >= since)
+        .group_by(bucket)
+        .order_by(bucket)
     ).all()
 
 

@@ -198,6 +198,18 @@ class FleetService:
             for r in rows
         ]
 
+    def history_buckets(self, *, org_id: int, machine_id: str, hours: float, width: float) -> list[dict]:
+        """History averaged per `width` seconds, for charts (the web UI): `ts` is the bucket's start,
+        `samples` how many reports it averages."""
+        self.machine(org_id=org_id, machine_id=machine_id)  # NotFound for unknown or foreign machines
+        since = time.time() - hours * 3600
+        with self.engine.connect() as conn:
+            rows = repo.history_buckets(conn, org_id=org_id, machine_id=machine_id, since=since, width=width)
+        return [
+            {"ts": int(b) * width, "cpu_percent": cpu, "ram_percent": ram, "disk_percent": disk, "samples": n}
+            for b, cpu, ram, disk, n in rows
+        ]
+
     def delete_machine(self, *, org_id: int, machine_id: str) -> None:
         with self.engine.begin() as conn:
             if not repo.delete_machine(conn, org_id=org_id, machine_id=machine_id):

@@ -1,8 +1,9 @@
 """History charts: the stored samples averaged into at most MAX_POINTS buckets, drawn by ECharts.
 
 A week of reports every minute is about 10,000 samples; sending them all would cost the browser
-far more than the chart shows, so they are averaged per bucket (a day: 2-minute buckets, a week:
-14-minute buckets). A silence longer than a few buckets breaks the line instead of bridging it.
+far more than the chart shows, so the database averages them per bucket (a day: 2-minute buckets,
+a week: 14-minute buckets). A silence longer than a few buckets breaks the line instead of
+bridging it.
 """
 
 from __future__ import annotations
@@ -20,23 +21,17 @@ def bucket_seconds(hours: float) -> float:
     return max(60.0, hours * 3600 / MAX_POINTS)
 
 
-def downsample(samples: Iterable[dict], *, hours: float) -> list[dict]:
-    """Mean of each metric per bucket, oldest first; None entries mark gaps in the data."""
-    width = bucket_seconds(hours)
-    buckets: dict[int, list[dict]] = {}
-    for sample in samples:
-        buckets.setdefault(int(sample["ts"] // width), []).append(sample)
+def with_gaps(buckets: Iterable[dict], *, width: float) -> list[dict]:
+    """Chart points from the service's buckets (oldest first): each at its bucket's middle, and a
+    None point where the machine was silent for longer than a few buckets."""
     points: list[dict] = []
     previous: Optional[int] = None
     gap_buckets = max(3, int(300 // width))  # five minutes or three buckets, whichever is longer
-    for index in sorted(buckets):
+    for bucket in buckets:
+        index = round(bucket["ts"] / width)
         if previous is not None and index - previous > gap_buckets:
             points.append({"ts": (previous + 1) * width, **{key: None for key, _ in METRICS}})
-        group = buckets[index]
-        points.append({
-            "ts": index * width + width / 2,
-            **{key: round(sum(s[key] for s in group) / len(group), 1) for key, _ in METRICS},
-        })
+        points.append({"ts": bucket["ts"] + width / 2, **{key: round(bucket[key], 1) for key, _ in METRICS}})
         previous = index
     return points
 

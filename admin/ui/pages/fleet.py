@@ -6,9 +6,10 @@ the counts, so the user's sort, filters, page and scroll position stay as they a
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, replace
-from typing import Awaitable
+from typing import Awaitable, Optional
 
 from fastapi import Request
 from nicegui import app, ui
@@ -23,13 +24,33 @@ from admin.ui.components.format import clock_time, duration, zone
 from admin.ui.components.summary import SummaryCards
 
 
+# How long the OS filter's choices may lag behind the fleet (a new OS is rare news).
+OS_NAMES_MAX_AGE_SECONDS = 30.0
+
+
 @dataclass(frozen=True)
-class _Snapshot:
+class Snapshot:
     view: FleetView  # the view actually shown (its page clamped to the last one)
     page: FleetPage
     counts: dict
-    os_names: list
+    os_names: Optional[list]  # None: not asked for this time (see OS_NAMES_MAX_AGE_SECONDS)
     at: float
+
+
+def load_snapshot(services: AppServices, org_id: int, view: FleetView, *, with_os_names: bool = True) -> Snapshot:
+    """Everything one refresh shows: the page of machines, the counts, the OS names."""
+    fleet = services.fleet
+
+    def page_of(v: FleetView) -> FleetPage:
+        return fleet.list_fleet(org_id=org_id, flt=v.fleet_filter(), limit=v.rows_per_page, offset=v.offset,
+                                sort=v.sort_by, descending=v.descending, take_expired=False)
+
+    page = page_of(view)
+    if not page.data and view.page > view.last_page(page.count):  # machines left: show the last page
+        view = replace(view, page=view.last_page(page.count))
+        page = page_of(view)
+    os_names = fleet.os_names(org_id=org_id) if with_os_names else None
+    return Snapshot(view, page, fleet.summary(org_id=org_id), os_names, time.time())
 
 
 class FleetScreen:
@@ -40,23 +61,16 @@ class FleetScreen:
         self.tz = zone(app.storage.user.get("tz"))
         self._generation = 0  # a slower, older load never overwrites a newer one
         self._syncing = False
+        self._os_names_at = -math.inf
 
     # -- data (in a worker thread: the event loop also serves the API) --------------------------
-    def _query(self, view: FleetView) -> _Snapshot:
-        fleet, org_id = self.services.fleet, self.user.org_id
-
-        def page_of(v: FleetView) -> FleetPage:
-            return fleet.list_fleet(org_id=org_id, flt=v.fleet_filter(), limit=v.rows_per_page, offset=v.offset,
-                                    sort=v.sort_by, descending=v.descending, take_expired=False)
-
-        page = page_of(view)
-        if not page.data and view.page > view.last_page(page.count):  # machines left: show the last page
-            view = replace(view, page=view.last_page(page.count))
-            page = page_of(view)
-        return _Snapshot(view, page, fleet.summary(org_id=org_id), fleet.os_names(org_id=org_id), time.time())
-
     async def _load(self, generation: int, view: FleetView) -> None:
-        snapshot = await run_in_threadpool(self._query, view)
+        # The OS names scan the whole fleet and rarely change: asked for now and then, not every time.
+        with_os_names = time.monotonic() - self._os_names_at > OS_NAMES_MAX_AGE_SECONDS
+        snapshot = await run_in_threadpool(load_snapshot, self.services, self.user.org_id, view,
+                                           with_os_names=with_os_names)
+        if with_os_names:
+            self._os_names_at = time.monotonic()
         if generation == self._generation:
             self._show(snapshot)
 
@@ -126,14 +140,17 @@ class FleetScreen:
         self.table.props(f"data-refresh-ms={config['REFRESH_INTERVAL_MS']} data-ttl-s={config['FLEET_TTL_SECONDS']}")
         ui.timer(refresh_seconds, self.refresh, immediate=False)
 
-    def _show(self, snapshot: _Snapshot) -> None:
+    def _show(self, snapshot: Snapshot) -> None:
         self.view = snapshot.view
         app.storage.user[STORAGE_KEY] = self.view.as_storage()
         rows = [to_row(m, now=snapshot.at, tz=self.tz) for m in snapshot.page.data]
         self.table.rows = rows
         self.table.pagination = self.view.pagination(snapshot.page.count)
         self.summary.show(snapshot.counts)
-        os_options = {ALL: "Any OS", **{name: name for name in snapshot.os_names}}
+        if snapshot.os_names is None:
+            os_options = dict(self.os.options)
+        else:
+            os_options = {ALL: "Any OS", **{name: name for name in snapshot.os_names}}
         if self.view.os not in os_options:  # the filter names an OS no machine has (any more)
             os_options[self.view.os] = self.view.os
         self._syncing = True

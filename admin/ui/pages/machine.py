@@ -140,11 +140,13 @@ class MachineScreen:
 
     def _history(self, span: str) -> Optional[tuple[list[dict], int]]:
         hours = history_chart.SPANS[span]
+        width = history_chart.bucket_seconds(hours)
         try:
-            samples = self.services.fleet.history(org_id=self.user.org_id, machine_id=self.machine_id, hours=hours)
+            buckets = self.services.fleet.history_buckets(org_id=self.user.org_id, machine_id=self.machine_id,
+                                                          hours=hours, width=width)
         except NotFound:
             return None
-        return history_chart.downsample(samples, hours=hours), len(samples)
+        return history_chart.with_gaps(buckets, width=width), sum(b["samples"] for b in buckets)
 
     async def show_history(self, span: str) -> None:
         self.span = span if span in history_chart.SPANS else "day"
@@ -198,13 +200,14 @@ class MachineScreen:
 
 def register(services: AppServices) -> None:
     @ui.page("/machine")
-    async def machine_page(request: Request, id: str = ""):  # noqa: A002 - the query parameter's name
+    async def machine_page(request: Request, id: str = "", span: str = "day"):  # noqa: A002 - the query's name
         user = await auth.current_user(services)
         if user is None:
             return auth.to_login(request)
         with theme.frame(user, "Machine"):
             ui.link("← Fleet", "/").classes("text-sm")
             screen = MachineScreen(services, user, id)
+            screen.span = span if span in history_chart.SPANS else "day"  # e.g. a link to ?span=week
             machine = await screen.fetch()
             screen.details(machine)
             if machine is None:
