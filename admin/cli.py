@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import Callable
 
+from alembic.util.exc import CommandError as AlembicCommandError
 from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -55,6 +56,19 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
         forwarded_allow_ips=args.forwarded_allow_ips,
         access_log=args.access_log,
     )
+
+
+def cmd_migrate(args: argparse.Namespace, settings: Settings) -> None:
+    from sqlalchemy.engine import make_url
+
+    from admin.core.db import make_engine, schema_revision
+
+    engine = make_engine(settings)
+    with engine.connect() as conn:
+        revision = schema_revision(conn)
+    engine.dispose()
+    database = make_url(settings.sqlalchemy_url).render_as_string(hide_password=True)
+    _print_json({"database": database, "revision": revision})
 
 
 def cmd_org_create(args: argparse.Namespace, settings: Settings) -> None:
@@ -169,6 +183,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="log every request (off by default: the report route is hot)")
     serve.set_defaults(handler=cmd_serve)
 
+    migrate_cmd = commands.add_parser("migrate", help="create or upgrade the database schema, and say its revision")
+    migrate_cmd.set_defaults(handler=cmd_migrate)
+
     org = commands.add_parser("org", help="organisations").add_subparsers(dest="action", required=True)
     org_create = org.add_parser("create", help="make an organisation and its first API key")
     org_create.add_argument("name")
@@ -228,6 +245,10 @@ def main(argv: list[str] | None = None) -> int:
     except (ServiceError, CliError) as exc:
         message = exc.message if isinstance(exc, ServiceError) else str(exc)
         print(f"dashfleet-admin: {message}", file=sys.stderr)
+        return EXIT_FAILURE
+    except AlembicCommandError as exc:
+        print(f"dashfleet-admin: cannot migrate the database ({exc}); was it written by a newer "
+              "DashFleet? Install that version again, or restore a backup made by this one.", file=sys.stderr)
         return EXIT_FAILURE
     except SQLAlchemyError as exc:
         print(f"dashfleet-admin: database error: {exc.__class__.__name__}: {str(exc).splitlines()[0]}",

@@ -7,6 +7,7 @@ has something to sort and filter. Everything goes through the real API.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import random
@@ -79,9 +80,8 @@ def _simulate(base_url: str, api_key: str, stop: threading.Event) -> None:
 
 
 def _start_agent(base_url: str, api_key: str) -> subprocess.Popen | None:
-    try:
-        import desktop_agent  # noqa: F401
-    except ImportError:
+    # Looked up, not imported: the server never imports the agent (an import-linter contract).
+    if importlib.util.find_spec("desktop_agent") is None:
         print("(the agent is not installed: pip install 'dashfleet[agent]' to see this machine report)")
         return None
     cmd = [sys.executable, "-m", "desktop_agent", "--server", base_url, "--token", api_key, "--interval", "10"]

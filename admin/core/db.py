@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 
 from admin.core.config import Settings
 
@@ -49,6 +50,32 @@ def migrate(settings: Settings) -> None:
     """Create or upgrade the schema to the newest revision (every command runs this first)."""
     from alembic import command
 
-    if settings.sqlalchemy_url.startswith("sqlite"):
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-    command.upgrade(alembic_config(settings), "head")
+    if not settings.sqlalchemy_url.startswith("sqlite"):
+        command.upgrade(alembic_config(settings), "head")  # env.py takes an advisory lock
+        return
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    with _file_lock(settings.data_dir / ".migrate.lock"):
+        command.upgrade(alembic_config(settings), "head")
+
+
+@contextmanager
+def _file_lock(path: Path):
+    """Processes sharing one SQLite file migrate one at a time (POSIX; elsewhere no lock)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: run one server process per SQLite file
+        yield
+        return
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def schema_revision(conn: Connection) -> str | None:
+    """The Alembic revision the database is at (None before the first migration)."""
+    from alembic.runtime.migration import MigrationContext
+
+    return MigrationContext.configure(conn).get_current_revision()

@@ -28,7 +28,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, MetaData, Table, func, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
-from admin.core.db import is_sqlite
+from admin.core.db import is_sqlite, schema_revision
 from admin.services.errors import ServiceError
 from common.version import __version__
 
@@ -59,12 +59,6 @@ def _reflect(conn: Connection) -> MetaData:
     meta = MetaData()
     meta.reflect(bind=conn)
     return meta
-
-
-def schema_revision(conn: Connection) -> str | None:
-    from alembic.runtime.migration import MigrationContext
-
-    return MigrationContext.configure(conn).get_current_revision()
 
 
 # --------------------------------------------------------------------------------------------
