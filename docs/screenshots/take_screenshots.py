@@ -104,10 +104,21 @@ def driver() -> webdriver.Chrome:
     return webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
 
 
-def set_width(browser: webdriver.Chrome, size: str) -> None:
-    width, height = SIZES[size]
+def set_width(browser: webdriver.Chrome, size: str, height: int | None = None) -> None:
+    width, default_height = SIZES[size]
     browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
-        "width": width, "height": height, "deviceScaleFactor": 1, "mobile": size == "phone"})
+        "width": width, "height": height or default_height, "deviceScaleFactor": 1, "mobile": size == "phone"})
+
+
+def full_page_shot(browser: webdriver.Chrome, size: str, path: Path) -> None:
+    """The whole page, not only the first screen: the window is made as tall as the page."""
+    height = browser.execute_script("return Math.max(document.documentElement.scrollHeight, "
+                                    "document.querySelector('.q-page') ? document.querySelector('.q-page')"
+                                    ".scrollHeight + 80 : 0)")
+    set_width(browser, size, max(height, SIZES[size][1]))
+    time.sleep(0.5)
+    browser.save_screenshot(str(path))
+    set_width(browser, size)
 
 
 def wait_for(browser: webdriver.Chrome, css: str) -> None:
@@ -161,9 +172,9 @@ def main() -> None:
                     browser.get(url + path)
                     wait_for(browser, ".q-header")
                     time.sleep(1.0)  # charts draw after the page
-                    browser.save_screenshot(str(HERE / f"{name}-{size}-{mode}.png"))
                     if size == "phone" and (extra := sideways_scroll(browser)) > 0:
                         problems.append(f"{name} ({mode}) scrolls sideways by {extra} px at 390 px")
+                    full_page_shot(browser, size, HERE / f"{name}-{size}-{mode}.png")
         browser.delete_all_cookies()
         set_width(browser, "phone")
         browser.get(f"{url}/login")
