@@ -14,7 +14,7 @@ from urllib.parse import quote
 
 from fastapi import Request
 from fastapi.responses import RedirectResponse
-from nicegui import app
+from nicegui import app, ui
 from starlette.concurrency import run_in_threadpool
 
 from admin.core.limits import LOGIN_LIMIT
@@ -68,6 +68,15 @@ async def current_user(services: AppServices) -> Optional[SignedInUser]:
     if user is None:
         app.storage.user.pop(SESSION_KEY, None)
     return user
+
+
+async def still_signed_in(services: AppServices) -> bool:
+    """For a page's timer: a page left open must not go on showing data to someone signed out
+    (here or in another tab) or removed meanwhile; such a page goes to the sign-in page."""
+    if await current_user(services) is not None:
+        return True
+    ui.navigate.to(LOGIN_PATH)
+    return False
 
 
 def safe_next(path: Optional[str]) -> str:

@@ -84,6 +84,10 @@ class FleetScreen:
     async def refresh(self) -> None:
         await self.show(self.view)
 
+    async def on_timer(self) -> None:
+        if await auth.still_signed_in(self.services):
+            await self.refresh()
+
     def change(self, **values: object) -> Awaitable[None]:
         """Filters changed: back to the first page."""
         view = self.view
@@ -138,7 +142,7 @@ class FleetScreen:
         ).classes("text-xs text-grey-7").mark("fleet-settings")
         # Data attributes let a browser test read the exact settings the page runs with.
         self.table.props(f"data-refresh-ms={config['REFRESH_INTERVAL_MS']} data-ttl-s={config['FLEET_TTL_SECONDS']}")
-        ui.timer(refresh_seconds, self.refresh, immediate=False)
+        ui.timer(refresh_seconds, self.on_timer, immediate=False)
 
     def _show(self, snapshot: Snapshot) -> None:
         self.view = snapshot.view

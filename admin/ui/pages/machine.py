@@ -162,6 +162,8 @@ class MachineScreen:
         self.samples.text = f"{count:,} samples in the last {self.span}; each point is the mean of {bucket}"
 
     async def refresh(self) -> None:
+        if not await auth.still_signed_in(self.services):
+            return
         machine = await self.fetch()
         self.details.refresh(machine)
         self.system.refresh(machine)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 from nicegui import app as nicegui_app
+from nicegui import ui
 from nicegui.testing import User
 
 from admin.ui import auth
@@ -145,3 +146,27 @@ async def test_sign_in_is_throttled_per_client_address_whatever_the_e_mail(user:
 ])
 def test_after_sign_in_only_local_paths_are_followed(wanted, expected) -> None:
     assert auth.safe_next(wanted) == expected
+
+
+async def test_an_open_page_stops_showing_data_once_the_user_is_removed(user: User, services) -> None:
+    first = make_account(services)
+    second = make_account(services, org_name=first.org_name)
+    await add_report(services, first, "pc-1")
+    await sign_in(user, second)
+    await user.should_see(marker="fleet-table", retries=50)
+    second_id = next(u.id for u in services.accounts.list_users(org_id=first.org_id) if u.email == second.email)
+    services.accounts.delete_user(org_id=first.org_id, user_id=second_id)
+    timer = next(iter(user.find(ui.timer).elements))
+    with user:
+        await timer.callback()  # the page's next refresh
+    await user.should_see(marker="sign-in")
+    await user.should_not_see(marker="fleet-table")
+
+
+async def test_signing_out_in_one_tab_ends_the_others(admin: User, services) -> None:
+    with admin:  # what "sign out" in another tab does: the browser's one session storage is cleared
+        auth.sign_out()
+    timer = next(iter(admin.find(ui.timer).elements))
+    with admin:
+        await timer.callback()
+    await admin.should_see(marker="sign-in")
