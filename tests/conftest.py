@@ -35,15 +35,26 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parent.parent
 STARTUP_TIMEOUT_SECONDS = 30.0
 CLI_TIMEOUT_SECONDS = 120.0
-# `org create` is a fresh Python process (about 2 s here); making the next organisations in the
-# background while a test runs keeps the suite fast without sharing organisations between tests.
-ORG_PREFETCH = 2
+# `org create` is a fresh Python process (about 1 s of CPU here); making the next organisation in
+# the background while a test runs keeps the suite fast without sharing organisations between tests.
+ORG_PREFETCH = 1
 BACKENDS = ("sqlite", "postgres")
 
 POSTGRES_ADMIN_DSN = "postgresql://postgres@127.0.0.1/test"
 REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
 # A database number of its own, so flushing it never touches anyone else's keys.
 REDIS_TEST_DB = 11
+
+
+# What the suite spends on processes, shown at the end of a run (the suite must stay fast).
+SPENT = {"cli runs": 0, "cli seconds": 0.0, "server starts": 0, "server start seconds": 0.0}
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    if SPENT["cli runs"] or SPENT["server starts"]:
+        terminalreporter.write_line(
+            "dashfleet fixtures: {cli runs} CLI runs ({cli seconds:.0f} s), {server starts} server starts "
+            "({server start seconds:.0f} s)".format(**SPENT))
 
 
 def service_unavailable(reason: str) -> None:
@@ -152,22 +163,28 @@ class ServerProcess:
         self._http: httpx.Client | None = None
         self._org_maker: ThreadPoolExecutor | None = None
         self._next_orgs: deque[Future] = deque()
+        self._asked_for_org = False
 
     # -- CLI -------------------------------------------------------------------------------
 
     def cli(self, *args: str, env: dict[str, str] | None = None, input: str | None = None,
             timeout: float = CLI_TIMEOUT_SECONDS) -> subprocess.CompletedProcess:
         """Runs `python -m admin ARGS` here; no terminal on stdin unless `input` is given."""
-        return subprocess.run(
-            [sys.executable, "-m", "admin", *args],
-            cwd=self.workdir,
-            env={**self.env, **(env or {})},
-            input=input,
-            stdin=None if input is not None else subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
+        started = time.monotonic()
+        try:
+            return subprocess.run(
+                [sys.executable, "-m", "admin", *args],
+                cwd=self.workdir,
+                env={**self.env, **(env or {})},
+                input=input,
+                stdin=None if input is not None else subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+            )
+        finally:
+            SPENT["cli runs"] += 1
+            SPENT["cli seconds"] += time.monotonic() - started
 
     def cli_json(self, *args: str, **kwargs) -> dict:
         """Runs a command that must succeed and print one JSON object."""
@@ -192,6 +209,14 @@ class ServerProcess:
     # -- serving ---------------------------------------------------------------------------
 
     def start(self) -> ServerProcess:
+        SPENT["server starts"] += 1
+        started = time.monotonic()
+        try:
+            return self._start()
+        finally:
+            SPENT["server start seconds"] += time.monotonic() - started
+
+    def _start(self) -> ServerProcess:
         for _attempt in range(3):
             self.port = free_port()
             self.url = f"http://127.0.0.1:{self.port}"
@@ -262,8 +287,13 @@ class ServerProcess:
         pytest.fail("no OpenAPI schema at /api/openapi.json or /openapi.json")
 
     def org(self, name: str | None = None) -> Org:
-        """A new organisation with its full-scope key; unnamed ones come from a prefetch queue."""
-        if name is not None:
+        """A new organisation with its full-scope key.
+
+        Unnamed ones come from a prefetch queue once a server has been asked for a second one (a
+        server that makes one organisation only should not pay for spares).
+        """
+        if name is not None or (self._org_maker is None and not self._asked_for_org):
+            self._asked_for_org = True
             return Org(self, *self.make_org(name))
         if self._org_maker is None:
             self._org_maker = ThreadPoolExecutor(ORG_PREFETCH, thread_name_prefix="org-prefetch")

@@ -25,10 +25,9 @@ def test_config_has_the_contract_shape_and_defaults(server):
     assert config["FEATURES"] == {"messaging": False, "commands": False, "heartbeat": True}
 
 
-def test_config_follows_the_settings(server_factory):
-    custom = server_factory(fleet_ttl_seconds=1234, refresh_interval_ms=750,
-                            feature_messaging=True, feature_commands=True)
-    config = custom.http.get("/api/config").json()
+def test_config_follows_the_settings(tuned_server):
+    # tuned_server: FLEET_TTL_SECONDS=1234, REFRESH_INTERVAL_MS=750, both feature flags on.
+    config = tuned_server.http.get("/api/config").json()
     assert config["FLEET_TTL_SECONDS"] == 1234
     assert config["REFRESH_INTERVAL_MS"] == 750
     assert config["FEATURES"] == {"messaging": True, "commands": True, "heartbeat": True}
