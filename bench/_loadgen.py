@@ -201,7 +201,12 @@ async def _post_each(url: str, kind: str, machines: int, api_key: str, connectio
 
     async def worker(client: httpx.AsyncClient) -> None:
         for i in pending:  # the workers share one iterator: each id is posted exactly once
-            status = (await client.post(url, json=BODIES[kind](machine_id(i)), headers=headers)).status_code
+            for attempt in range(3):
+                try:
+                    status = (await client.post(url, json=BODIES[kind](machine_id(i)), headers=headers)).status_code
+                    break
+                except httpx.TransportError:  # a keep-alive connection the server closed: retry
+                    status = 0  # counted as "no answer" if every attempt fails
             statuses[status] = statuses.get(status, 0) + 1
 
     limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)

@@ -204,10 +204,12 @@ def target_lines(f: Figures, bare: Figures | None, proto: Figures | None) -> lis
     bare_large = bare.reports_large if bare else None
     share = _ratio(large, bare_large)
     if share is not None:
-        # Per server CPU-second as well: robust when other work on the machine slowed one of the two runs.
+        # Judged per server CPU-second when known: on a busy machine the wall-clock ratio mostly says
+        # which server got more of its core (DashFleet's writer thread wins it a larger share).
         per_cpu = large.rps_per_cpu / bare_large.rps_per_cpu if large.rps_per_cpu and bare_large.rps_per_cpu else None
-        checks.append((f">= {TARGET_SHARE_OF_BARE:.0%} of bare FastAPI's rate", share >= TARGET_SHARE_OF_BARE,
-                       f"{share:.0%}" + (f" (per server CPU-second: {per_cpu:.0%})" if per_cpu else "")))
+        judged = per_cpu if per_cpu is not None else share
+        checks.append((f">= {TARGET_SHARE_OF_BARE:.0%} of bare FastAPI's rate", judged >= TARGET_SHARE_OF_BARE,
+                       (f"{per_cpu:.0%} per server CPU-second, " if per_cpu is not None else "") + f"{share:.0%} wall-clock"))
     flat = _ratio(large, small)
     if flat is not None:
         checks.append((f"{LARGE_FLEET:,} machines within {TARGET_FLATNESS:.0%} of {SMALL_FLEET}",
@@ -220,9 +222,13 @@ def target_lines(f: Figures, bare: Figures | None, proto: Figures | None) -> lis
         checks.append((f"GET /api/fleet?limit=100 at {LARGE_FLEET:,} machines < {TARGET_FLEET_LIST_MS:.0f} ms (p99)",
                        f.fleet_list_ms[1] < TARGET_FLEET_LIST_MS, f"p50 {f.fleet_list_ms[0]:.1f} ms, p99 {f.fleet_list_ms[1]:.1f} ms"))
     lines = [f"- {'PASS' if ok else 'FAIL'} {f.server}: {what}: {got}" for what, ok, got in checks]
-    vs_proto = _ratio(large, proto.reports_large if proto else None)
-    if vs_proto is not None:
-        lines.append(f"- {f.server}: {vs_proto:,.0f}x the prototype design's reports/s at {LARGE_FLEET:,} machines")
+    if proto:
+        for mine, theirs, machines in ((small, proto.reports_small, SMALL_FLEET), (large, proto.reports_large, LARGE_FLEET)):
+            if mine and theirs and theirs.requests:
+                lines.append(f"- {f.server}: {mine.rps / theirs.rps:,.0f}x the prototype design's reports/s at {machines:,} machines")
+            elif mine and theirs:
+                lines.append(f"- {f.server}: the prototype design completed no report in {theirs.seconds:.0f} s at "
+                             f"{machines:,} machines ({theirs.errors} timeouts or errors)")
     return lines
 
 
