@@ -224,3 +224,40 @@ def test_odd_filter_values_never_cause_5xx(odd_org, contract, params):
 @pytest.mark.parametrize("path", ["/api/fleet/machine", "/api/fleet/machine/history"])
 def test_a_nul_in_a_machine_id_parameter_never_causes_5xx(odd_org, contract, path):
     contract.error(odd_org.get(path, params={"machine_id": "pc\u00001"}), 404, 422)
+
+
+@pytest.mark.parametrize("endpoint", ["report", "ping"])
+def test_an_odd_request_never_fails_other_organisations_requests_in_flight(server, contract, endpoint):
+    """Writes may be committed together; one that the database cannot take must fail alone.
+
+    The odd requests carry a NUL character (valid JSON, which PostgreSQL text cannot hold).
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    good_org, odd_org = server.org(), server.org()
+    odd_report = contract.sample_report(system={"os": "Linux", "hostname": "bad\u0000host"})
+
+    def send(n: int) -> tuple[str, httpx.Response | str]:
+        kind = "odd" if n % 5 == 0 else "good"
+        try:
+            if endpoint == "ping":
+                if kind == "odd":
+                    return kind, odd_org.ping(f"odd-{n:03d}", hardware_id="hw\u0000")
+                return kind, good_org.ping(f"good-{n:03d}")
+            if kind == "odd":
+                return kind, odd_org.report(f"odd-{n:03d}", odd_report)
+            return kind, good_org.report(f"good-{n:03d}")
+        except httpx.TransportError as exc:  # the server dropped the connection
+            return kind, repr(exc)
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(send, range(100)))
+    outcomes = [getattr(resp, "status_code", resp) for kind, resp in results if kind == "good"]
+    failed = [outcome for outcome in outcomes if outcome != 200]
+    assert not failed, f"{len(failed)} of {len(outcomes)} good {endpoint}s failed: {sorted(set(map(str, failed)))}"
+    assert good_org.fleet()["count"] == len(outcomes)
+    for kind, resp in results:
+        if kind == "odd":
+            assert not isinstance(resp, str), f"an odd {endpoint} lost its connection: {resp}"
+            if resp.status_code != 200:
+                contract.error(resp, 422)
