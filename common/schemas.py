@@ -47,7 +47,16 @@ MachineId = Annotated[
 Number = Annotated[StrictFloat, Field(allow_inf_nan=False)]
 Percent = Annotated[StrictFloat, Field(ge=0, le=100, allow_inf_nan=False)]
 NonNegative = Annotated[StrictFloat, Field(ge=0, allow_inf_nan=False)]
-SystemText = Annotated[StrictStr, Field(max_length=SYSTEM_FIELD_MAX_LENGTH)]
+
+
+def _no_nul(value: str) -> str:
+    # Metadata lands in database columns, and PostgreSQL text cannot hold a NUL character.
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+SystemText = Annotated[StrictStr, Field(max_length=SYSTEM_FIELD_MAX_LENGTH), AfterValidator(_no_nul)]
 OptionalText = Optional[SystemText]
 
 

@@ -8,7 +8,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from admin.services.errors import ServiceError
@@ -77,6 +77,13 @@ def install_error_handlers(app: FastAPI) -> None:
         # The database is unreachable or overloaded: tell clients to come back (agents queue).
         log.error("database unavailable on %s %s: %s", request.method, request.url.path, exc.orig)
         return error_response(503, "Database unavailable; retry later", {"Retry-After": "10"})
+
+    @app.exception_handler(DBAPIError)
+    async def _database_refused(request: Request, exc: DBAPIError):
+        # Validation should have caught it; the database is the last line, and it is the
+        # request's fault (a value the column cannot hold), not the server's.
+        log.warning("database refused a value on %s %s: %s", request.method, request.url.path, exc.orig)
+        return error_response(422, "A value in this request cannot be stored")
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception):

@@ -3,7 +3,7 @@
 Requests hand their rows to one writer and await its commit; while a batch is being written,
 the next one gathers. Under load a single transaction carries many reports (batch throughput);
 when idle a report is written at once (no added latency). Nothing is acknowledged before it is
-committed.
+committed, and a write the database refuses fails alone: the batch is then written item by item.
 """
 
 from __future__ import annotations
@@ -11,10 +11,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import Optional
 
 from sqlalchemy import Engine
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from admin.repositories.machines import upsert_statements
 
@@ -24,11 +25,15 @@ RETRYABLE_SQLSTATES = {"40P01", "40001"}  # PostgreSQL: deadlock detected, seria
 
 
 @dataclass
-class _Pending:
-    reports: list[dict] = field(default_factory=list)
-    samples: list[dict] = field(default_factory=list)
-    pings: list[dict] = field(default_factory=list)
-    waiters: list[asyncio.Future] = field(default_factory=list)
+class _Write:
+    machine: dict  # the machine row to upsert
+    sample: Optional[dict]  # a history sample (reports only)
+    future: asyncio.Future
+    error: Optional[BaseException] = None
+
+    @property
+    def order(self) -> tuple:
+        return self.machine["org_id"], self.machine["machine_id"]
 
 
 class GroupWriter:
@@ -37,7 +42,7 @@ class GroupWriter:
         self._report_stmt, self._ping_stmt, self._sample_stmt = upsert_statements(engine.dialect.name)
         # One thread: SQLite has one writer anyway, and batches stay in arrival order.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dashfleet-writer")
-        self._pending = _Pending()
+        self._pending: list[_Write] = []
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task | None = None
 
@@ -51,66 +56,75 @@ class GroupWriter:
                 await self._task
             except asyncio.CancelledError:
                 pass
-        if self._pending.waiters:
+        if self._pending:
             await self._flush(self._swap())
         self._executor.shutdown(wait=True)
 
-    def _submit(self, *, report: dict | None = None, sample: dict | None = None, ping: dict | None = None):
-        fut = asyncio.get_running_loop().create_future()
-        p = self._pending
-        if report is not None:
-            p.reports.append(report)
-        if sample is not None:
-            p.samples.append(sample)
-        if ping is not None:
-            p.pings.append(ping)
-        p.waiters.append(fut)
-        self._wakeup.set()
-        return fut
-
     async def write_report(self, row: dict, sample: dict) -> None:
-        await self._submit(report=row, sample=sample)
+        await self._submit(row, sample)
 
     async def write_ping(self, row: dict) -> None:
-        await self._submit(ping=row)
+        await self._submit(row, None)
 
-    def _swap(self) -> _Pending:
-        batch, self._pending = self._pending, _Pending()
+    def _submit(self, machine: dict, sample: Optional[dict]) -> asyncio.Future:
+        future = asyncio.get_running_loop().create_future()
+        self._pending.append(_Write(machine, sample, future))
+        self._wakeup.set()
+        return future
+
+    def _swap(self) -> list[_Write]:
+        batch, self._pending = self._pending, []
         return batch
 
     async def _run(self) -> None:
         while True:
             await self._wakeup.wait()
             self._wakeup.clear()
-            while self._pending.waiters:
+            while self._pending:
                 await self._flush(self._swap())
 
-    async def _flush(self, batch: _Pending) -> None:
+    async def _flush(self, batch: list[_Write]) -> None:
         loop = asyncio.get_running_loop()
         try:
             await loop.run_in_executor(self._executor, self._write, batch)
         except Exception as exc:  # noqa: BLE001 - every waiter must hear how its write ended
-            log.exception("group commit of %d writes failed", len(batch.waiters))
-            for fut in batch.waiters:
-                if not fut.done():
-                    fut.set_exception(exc)
-            return
-        for fut in batch.waiters:
-            if not fut.done():
-                fut.set_result(None)
+            log.exception("group commit of %d writes failed", len(batch))
+            for item in batch:
+                item.error = item.error or exc
+        for item in batch:
+            if not item.future.done():
+                if item.error is None:
+                    item.future.set_result(None)
+                else:
+                    item.future.set_exception(item.error)
 
-    def _write(self, batch: _Pending) -> None:
+    def _write(self, batch: list[_Write]) -> None:
+        try:
+            self._commit(batch)
+        except DBAPIError as exc:
+            if len(batch) == 1 or isinstance(exc, OperationalError):
+                raise  # unreachable database: the whole batch fails the same way
+            # One row the database refuses must not fail the others: write them one by one.
+            for item in batch:
+                try:
+                    self._commit([item])
+                except DBAPIError as item_exc:
+                    item.error = item_exc
+
+    def _commit(self, batch: list[_Write]) -> None:
         # Each statement takes its rows in machine order, so two server processes writing to one
         # PostgreSQL lock rows in the same order; a deadlock that still happens (a report and a
         # heartbeat crossing) is detected by PostgreSQL and the batch is retried.
-        by_machine = lambda row: (row["org_id"], row["machine_id"])  # noqa: E731
-        reports, pings = sorted(batch.reports, key=by_machine), sorted(batch.pings, key=by_machine)
+        ordered = sorted(batch, key=lambda item: item.order)
+        reports = [item.machine for item in ordered if item.sample is not None]
+        samples = [item.sample for item in ordered if item.sample is not None]
+        pings = [item.machine for item in ordered if item.sample is None]
         for attempt in range(DEADLOCK_RETRIES + 1):
             try:
                 with self.engine.begin() as conn:
                     if reports:
                         conn.execute(self._report_stmt, reports)
-                        conn.execute(self._sample_stmt, batch.samples)
+                        conn.execute(self._sample_stmt, samples)
                     if pings:
                         conn.execute(self._ping_stmt, pings)
                 return
