@@ -1,7 +1,8 @@
 """Web UI speed with 10,000 machines (issue 5, "Speed"): what a browser and the server spend.
 
 1. First render of the fleet page in a real browser (headless Chromium): from the start of the
-   navigation until the table's rows are in the page, and until the first contentful paint.
+   navigation until the server's first byte, the table's rows are in the page, those rows are
+   painted (the headline figure), and the first contentful paint.
 2. Server time of one refresh of the fleet page (what the page's timer runs: the page of machines
    made into rows and the summary counts; every 30 s also the OS names), for several views (sorts,
    filters, a far page). Measured in-process on the same database the server uses.
@@ -42,16 +43,20 @@ HISTORY_MACHINE = "bench-history"
 TARGET_FIRST_RENDER_MS, TARGET_REFRESH_MS, TARGET_WEEK_MS = 1000.0, 200.0, 500.0
 RESULTS = BENCH_DIR / "results" / "ui_pages.json"
 
-# Rows present / first paint, measured from the navigation's start by the page itself.
+# Measured from the navigation's start by the page itself: rows in the page, then painted (two
+# animation frames later, i.e. after the next frame was drawn), the week's chart painted.
 _OBSERVER_JS = """
 window.__dashfleet = {};
 new MutationObserver((_, observer) => {
   const marks = window.__dashfleet;
-  if (!marks.rows && document.querySelector('.q-table tbody tr td a')) marks.rows = performance.now();
+  if (!marks.rows && document.querySelector('.q-table tbody tr td a')) {
+    marks.rows = performance.now();
+    requestAnimationFrame(() => requestAnimationFrame(() => { marks.painted = performance.now(); }));
+  }
   if (!marks.week && /samples in the last week/.test(document.body ? document.body.innerText : '')) {
     requestAnimationFrame(() => requestAnimationFrame(() => { marks.week = performance.now(); }));
   }
-  if (marks.rows && marks.week) observer.disconnect();
+  if (marks.rows && marks.week) observer.disconnect();  // (never both on one page: runs to the end)
 }).observe(document, {childList: true, subtree: true, characterData: true});
 """
 
@@ -165,8 +170,13 @@ def browser_side(base_url: str, loads: int) -> dict:
                 " || {startTime: null}).startTime]")
             return float(got[0]), float("nan") if got[1] is None else float(got[1])
 
-        measure(base_url + "/", "rows")  # warm: the browser's cache of NiceGUI's scripts, as for a user
-        fleet = [measure(base_url + "/", "rows") for _ in range(loads)]
+        measure(base_url + "/", "painted")  # warm: the browser's cache of NiceGUI's scripts, as for a user
+        fleet = []
+        for _ in range(loads):
+            painted, fcp = measure(base_url + "/", "painted")
+            rows, ttfb = browser.execute_script("return [window.__dashfleet.rows, "
+                                                "performance.getEntriesByType('navigation')[0].responseStart]")
+            fleet.append((rows, painted, fcp, ttfb))
         week_url = f"{base_url}/machine?id={quote(HISTORY_MACHINE)}&span=week"
         measure(week_url, "week")
         week = [measure(week_url, "week")[0] for _ in range(loads)]
@@ -186,8 +196,10 @@ def browser_side(base_url: str, loads: int) -> dict:
         switch = [switch_to_week() for _ in range(loads)]
     finally:
         browser.quit()
-    return {"fleet_rows": percentiles([r for r, _ in fleet]),
-            "fleet_fcp": percentiles([p for _, p in fleet if not math.isnan(p)]),
+    return {"fleet_ttfb": percentiles([t for *_, t in fleet]),
+            "fleet_rows": percentiles([r for r, *_ in fleet]),
+            "fleet_painted": percentiles([p for _, p, *_ in fleet]),
+            "fleet_fcp": percentiles([f for _, _, f, _ in fleet if not math.isnan(f)]),
             "week_chart": percentiles(week), "week_switch": percentiles(switch)}
 
 
@@ -220,8 +232,8 @@ def main() -> None:
     RESULTS.write_text(json.dumps(results, indent=2))
     print(markdown(results))
     worst_refresh = max(r["p99"] for r in refresh.values())
-    checks = [(f"first render of the fleet page < {TARGET_FIRST_RENDER_MS:.0f} ms (p99 of {args.loads} loads)",
-               browser["fleet_rows"]["p99"] < TARGET_FIRST_RENDER_MS),
+    checks = [(f"first render of the fleet page < {TARGET_FIRST_RENDER_MS:.0f} ms (rows painted, p99 of {args.loads} loads)",
+               browser["fleet_painted"]["p99"] < TARGET_FIRST_RENDER_MS),
               (f"each refresh < {TARGET_REFRESH_MS:.0f} ms of server time (worst view's p99)",
                worst_refresh < TARGET_REFRESH_MS),
               (f"a week of history charted < {TARGET_WEEK_MS:.0f} ms (browser, click on Week to painted, p99)",
@@ -236,7 +248,9 @@ def markdown(r: dict) -> str:
     lines = [
         f"| measure ({r['machines']:,} machines) | p50 ms | p99 ms | max ms | n |", "| --- | ---: | ---: | ---: | ---: |",
         *(f"| {name} | {v['p50']} | {v['p99']} | {v['max']} | {v['n']} |" for name, v in (
+            ("browser: fleet page, navigation start to the server's first byte", b["fleet_ttfb"]),
             ("browser: fleet page, navigation start to table rows in the page", b["fleet_rows"]),
+            ("browser: fleet page, navigation start to those rows painted", b["fleet_painted"]),
             ("browser: fleet page, first contentful paint", b["fleet_fcp"]),
             (f"browser: machine page, click on Week ({r['week_samples']:,} samples as {r['week_points']} points) "
              "to the chart painted", b["week_switch"]),

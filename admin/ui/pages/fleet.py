@@ -146,7 +146,8 @@ class FleetScreen:
 
     def _show(self, snapshot: Snapshot) -> None:
         self.view = snapshot.view
-        app.storage.user[STORAGE_KEY] = self.view.as_storage()
+        if app.storage.user.get(STORAGE_KEY) != self.view.as_storage():  # each write goes to disk
+            app.storage.user[STORAGE_KEY] = self.view.as_storage()
         rows = [to_row(m, now=snapshot.at, tz=self.tz) for m in snapshot.page.data]
         self.table.rows = rows
         self.table.pagination = self.view.pagination(snapshot.page.count)
