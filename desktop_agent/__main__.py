@@ -10,8 +10,10 @@ import argparse
 import hashlib
 import json
 import logging
+import os
 import signal
 import sys
+import threading
 from pathlib import Path
 
 import platformdirs
@@ -114,7 +116,7 @@ def _run(config: AgentConfig, *, once: bool) -> int:
     service.start()
     try:
         if config.tray:
-            _run_tray(service, log_dir())
+            _run_tray(service, log_dir(), queue)
         while not service.wait(1.0):  # a timeout keeps Ctrl+C working on Windows
             pass
     finally:
@@ -126,13 +128,33 @@ def _run(config: AgentConfig, *, once: bool) -> int:
     return EXIT_OK
 
 
-def _run_tray(service, log_folder: Path) -> None:
+def _run_tray(service, log_folder: Path, queue) -> None:
     from desktop_agent.tray import Tray, TrayUnavailable
 
+    tray_closed = threading.Event()
+    watchdog = threading.Thread(target=_quit_watchdog, args=(service, queue, tray_closed), daemon=True)
+    watchdog.start()
     try:
         Tray(service, log_folder).run()
     except TrayUnavailable as exc:
         log.warning("%s; running headless", exc)
+    finally:
+        tray_closed.set()
+
+
+# After Quit (or SIGTERM) the agent must end even if the tray library hangs while closing.
+QUIT_GRACE_SECONDS = 10.0
+
+
+def _quit_watchdog(service, queue, tray_closed: threading.Event) -> None:
+    service.wait()
+    if tray_closed.wait(QUIT_GRACE_SECONDS):
+        return  # the normal way out: main() cleans up
+    log.warning("the tray did not close within %.0f s of quitting; exiting anyway", QUIT_GRACE_SECONDS)
+    service.join(5.0)
+    queue.close()  # every report in it is already committed; this only releases the file
+    logging.shutdown()
+    os._exit(EXIT_OK)
 
 
 if __name__ == "__main__":

@@ -144,6 +144,7 @@ class AgentService:
     def stop(self) -> None:
         self._stop.set()
         self._wake_report.set()
+        self._update()  # listeners (the tray) learn of it at once
 
     @property
     def stopping(self) -> bool:

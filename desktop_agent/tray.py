@@ -87,12 +87,38 @@ def _enable_xorg_clicks(icon) -> None:
         log.info("tray clicks are not available (%s: %s)", type(exc).__name__, exc)
 
 
+def _close_xorg_icon(icon) -> bool:
+    """Ends pystray's xorg loop by destroying its window over a connection of our own.
+
+    pystray's icon.stop() asks its loop thread to do it through the loop's own X connection, used
+    from two threads at once; that hung about one stop in two here (python-xlib waits for an
+    answer that another thread has consumed). The X server tells the loop its window is gone,
+    and the loop ends as it does after stop(). Returns False (caller uses stop()) if that fails.
+    """
+    try:
+        from Xlib import display
+
+        conn = display.Display(icon._display.get_display_name())
+        try:
+            conn.create_resource_object("window", icon._window.id).destroy()
+            conn.sync()
+        finally:
+            conn.close()
+    except Exception as exc:  # noqa: BLE001 - private parts of pystray; stop() is the fallback
+        log.info("closing the tray icon directly failed (%s: %s)", type(exc).__name__, exc)
+        return False
+    icon._running = False  # so that pystray does not destroy the window a second time at exit
+    return True
+
+
 class Tray:
     def __init__(self, service: AgentService, log_folder: Path):
         self.service = service
         self.log_folder = log_folder
         self._icon = None
         self._drawn: tuple[str, bool] | None = None
+        self._changed = threading.Event()
+        self._xorg = False
 
     def _build(self):
         try:
@@ -111,12 +137,15 @@ class Tray:
             item("Quit", lambda: service.stop()),
         )
         state = service.state
+        self._drawn = (icon_key(state), state.paused)
         try:
-            icon = pystray.Icon("dashfleet-agent", draw_icon(icon_key(state)), tooltip(state), menu)
+            icon = pystray.Icon("dashfleet-agent", draw_icon(icon_key(state), paused=state.paused), tooltip(state),
+                                menu)
         except Exception as exc:  # noqa: BLE001 - e.g. the X server refused the connection
             raise TrayUnavailable(f"cannot create a tray icon ({type(exc).__name__}: {exc})") from None
         backend = type(icon).__module__.rsplit("_", 1)[-1]
-        if backend == "xorg":
+        self._xorg = backend == "xorg"
+        if self._xorg:
             _enable_xorg_clicks(icon)
         if not icon.HAS_MENU:
             log.warning(
@@ -130,26 +159,36 @@ class Tray:
     def run(self) -> None:
         """Shows the icon and blocks until the service stops; raises TrayUnavailable."""
         self._icon = self._build()
-        self.service.subscribe(self._redraw)
-        # pystray wants the main thread (macOS insists); the setup thread waits for Quit.
+        self.service.subscribe(lambda _state: self._changed.set())
+        # pystray wants the main thread (macOS insists); only its setup thread touches the icon,
+        # and as rarely as it can. On xorg, each change made from outside pystray's loop uses
+        # python-xlib from two threads at once, which can deadlock (seen here: about one stop in
+        # three while the tooltip changed every second). So the icon changes only when its colour
+        # does, on xorg the tooltip (a window name no tray host shows) only with it, and Quit
+        # closes the icon over a connection of its own (_close_xorg_icon). __main__ also has a
+        # watchdog that ends the process if the tray still fails to close.
         self._icon.run(setup=self._setup)
 
     def _setup(self, icon) -> None:
         icon.visible = True
-        self._redraw(self.service.state)
-        self.service.wait()
-        icon.stop()
+        while not self.service.stopping:
+            self._redraw(self.service.state)
+            self._changed.wait(timeout=1.0)  # a state change, or a look at `stopping` each second
+            self._changed.clear()
+        if not (self._xorg and _close_xorg_icon(icon)):
+            icon.stop()
 
     def _redraw(self, state: AgentState) -> None:
         icon = self._icon
-        if icon is None:
-            return
         key = (icon_key(state), state.paused)
-        if key != self._drawn:  # redraw only when the picture changes
+        title = tooltip(state)
+        if key != self._drawn:
             icon.icon = draw_icon(key[0], paused=key[1])
+            icon.title = title
+            icon.update_menu()  # Pause/Resume follows `paused`
             self._drawn = key
-        icon.title = tooltip(state)
-        icon.update_menu()
+        elif not self._xorg and title != icon.title:
+            icon.title = title
 
     def _open_dashboard(self) -> None:
         url = self.service.config.server + "/"
