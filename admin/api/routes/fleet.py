@@ -78,7 +78,10 @@ class FleetOut(BaseModel):
     data: list[dict]
 
 
-MachineIdQuery = Annotated[str, Query(min_length=1, max_length=MACHINE_ID_MAX_LENGTH)]
+# Text parameters reach SQL as bound values; a NUL is refused here (PostgreSQL text cannot hold it).
+NO_NUL = r"^[^\x00]*$"
+MachineIdQuery = Annotated[str, Query(min_length=1, max_length=MACHINE_ID_MAX_LENGTH, pattern=NO_NUL)]
+MAX_OFFSET = 2**31 - 1  # beyond any fleet, and within every database's integer
 
 
 async def _list(request: Request, key, services, os, status, q, limit, offset) -> dict:
@@ -98,11 +101,13 @@ def _fleet_route(path: str, summary: str):
         request: Request,
         key: ReadKey,
         services: ServicesDep,
-        os: Annotated[Optional[str], Query(max_length=SYSTEM_FIELD_MAX_LENGTH, description="exact, any case")] = None,
+        os: Annotated[Optional[str], Query(max_length=SYSTEM_FIELD_MAX_LENGTH, pattern=NO_NUL,
+                                           description="exact, any case")] = None,
         status: Annotated[Optional[Literal["online", "offline"]], Query()] = None,
-        q: Annotated[Optional[str], Query(max_length=MACHINE_ID_MAX_LENGTH, description="part of id or hostname")] = None,
+        q: Annotated[Optional[str], Query(max_length=MACHINE_ID_MAX_LENGTH, pattern=NO_NUL,
+                                          description="part of id or hostname, any case")] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-        offset: Annotated[int, Query(ge=0)] = 0,
+        offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     ) -> dict:
         return await _list(request, key, services, os, status, q, limit, offset)
 
