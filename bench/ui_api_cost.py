@@ -26,7 +26,7 @@ from _loadgen import LoadResult, run_load
 from _servers import BENCH_DIR, LOAD_CPU, REPO_ROOT, admin_cli, running, temp_workdir
 
 sys.path.insert(0, str(REPO_ROOT))
-from common.constants import PATH_REPORT, PATH_STATUS  # noqa: E402
+from common.constants import PATH_REPORT  # noqa: E402
 
 MACHINES, CONNECTIONS, WARM_UP_SECONDS = 100, 16, 2.0
 RESULTS = BENCH_DIR / "results" / "ui_api_cost.json"

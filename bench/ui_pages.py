@@ -19,11 +19,9 @@ admin and machines are made with the CLI and the real API. The browser runs on c
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import math
 import os
-import random
 import shutil
 import statistics
 import subprocess
@@ -32,7 +30,7 @@ import time
 from pathlib import Path
 from urllib.parse import quote
 
-from _loadgen import machine_id, post_each
+from _loadgen import post_each
 from _servers import BENCH_DIR, REPO_ROOT, admin_cli, child_env, running, temp_workdir
 
 sys.path.insert(0, str(REPO_ROOT))

@@ -6,7 +6,7 @@ through AccountService (which checks the input), and shows the service's message
 
 from __future__ import annotations
 
-from typing import Awaitable, Callable, Optional
+from typing import Callable, Optional
 
 from fastapi import Request
 from nicegui import app, ui

@@ -58,16 +58,15 @@ async def test_a_machine_known_only_from_heartbeats(admin: User, services, admin
     assert label_text(admin, "system-hardware_id") == "hw-1"
 
 
-@pytest.mark.parametrize("machine_id", ["pc-1", "nope", "", "x" * 5000, XSS_ID])
-async def test_another_organisations_or_an_unknown_machine_shows_nothing(admin: User, services,
-                                                                         machine_id) -> None:
+async def test_another_organisations_or_an_unknown_machine_shows_nothing(admin: User, services) -> None:
     stranger = make_account(services)
     await add_report(services, stranger, "pc-1")
-    await admin.open(page_of(machine_id))
-    await admin.should_see(marker="machine-missing")
-    await admin.should_not_see(marker="report-card")
-    await admin.should_not_see(marker="history-card")
-    await admin.should_not_see("test-host")
+    for machine_id in ("pc-1", "nope", "", "x" * 5000, XSS_ID):
+        await admin.open(page_of(machine_id))
+        await admin.should_see(marker="machine-missing")
+        await admin.should_not_see(marker="report-card")
+        await admin.should_not_see(marker="history-card")
+        await admin.should_not_see("test-host")
 
 
 async def test_an_odd_machine_id_is_shown_as_text(admin: User, services, admin_account) -> None:

@@ -83,19 +83,18 @@ async def test_adding_a_user_who_can_then_sign_in(on_settings: User, services, a
     assert services.accounts.authenticate_user("new.person@example.com", PASSWORD) is not None
 
 
-@pytest.mark.parametrize("email,password,message", [
-    ("not-an-address", PASSWORD, "not an e-mail address"),
-    ("short@example.com", "1234567", "at least 8 characters"),
-    (None, PASSWORD, "already exists"),  # the admin's own e-mail
-])
-async def test_a_bad_new_user_is_refused_and_nothing_is_stored(on_settings: User, services, admin_account,
-                                                              email, password, message) -> None:
+async def test_a_bad_new_user_is_refused_and_nothing_is_stored(on_settings: User, services, admin_account) -> None:
     before = emails_of(services, admin_account)
-    on_settings.find(marker="new-user-email").type(admin_account.email if email is None else email)
-    on_settings.find(marker="new-user-password").type(password)
-    on_settings.find(marker="add-user").click()
-    await on_settings.should_see(message, retries=50)
-    assert emails_of(services, admin_account) == before
+    for email, password, message in (
+        ("not-an-address", PASSWORD, "not an e-mail address"),
+        ("short@example.com", "1234567", "at least 8 characters"),
+        (admin_account.email, PASSWORD, "already exists"),
+    ):
+        on_settings.find(marker="new-user-email").clear().type(email)
+        on_settings.find(marker="new-user-password").clear().type(password)
+        on_settings.find(marker="add-user").click()
+        await on_settings.should_see(message, retries=50)
+        assert emails_of(services, admin_account) == before
 
 
 async def test_roles_change_and_users_are_removed(on_settings: User, services, admin_account) -> None:
