@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import datetime
 from dataclasses import dataclass
 from typing import Optional
 
@@ -69,13 +70,28 @@ class FleetService:
         sample = {
             "org_id": org_id,
             "machine_id": machine_id,
-            "ts": now,
+            "ts": self._sample_time(report, now),
             "cpu_percent": report["cpu_percent"],
             "ram_percent": report["ram_percent"],
             "disk_percent": report["disk_percent"],
             "health_score": health.score,
         }
         await self.writer.write_report(row, sample)
+
+    def _sample_time(self, report: dict, now: float) -> float:
+        """When the sample was measured: the agent's own timestamp for a report that waited in its
+        queue through an outage (so the chart shows it where it happened), else the receipt time.
+        Only history uses it; liveness and expiry stay on the server's clock. A timestamp without
+        a time zone, in the future or older than the retention is not trusted."""
+        stamp = report.get("timestamp")
+        if not stamp:
+            return now
+        measured = datetime.fromisoformat(stamp)
+        if measured.tzinfo is None:
+            return now
+        at = measured.timestamp()
+        oldest = now - self.settings.history_retention_days * 86400
+        return at if oldest < at < now else now
 
     async def record_ping(self, *, org_id: int, machine_id: str, hardware_id: Optional[str], now: float) -> None:
         """Mark the machine alive; a machine first heard of by heartbeat is created empty."""
