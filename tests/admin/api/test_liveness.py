@@ -16,7 +16,7 @@ FAR_FUTURE_ISO = "2100-01-01T00:00:00+00:00"
 FAR_PAST_ISO = "2000-01-01T00:00:00+00:00"
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def quick_server(request, module_server_factory):
     """Offline after 1 s, expired after 4 s; its background job runs every second, so it may be
     the one that removes an expired machine (the listing must still name it once)."""
