@@ -14,12 +14,11 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-from alembic.util.exc import CommandError as AlembicCommandError
 from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
 from admin.core.config import Settings
-from admin.core.db import migrate
+from admin.core.db import MigrationFailed, migrate
 from admin.services.accounts import ROLES, AccountService
 from admin.services.errors import ServiceError
 from common.constants import ALL_SCOPES, SCOPE_AGENT, SCOPE_READ
@@ -246,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
         message = exc.message if isinstance(exc, ServiceError) else str(exc)
         print(f"dashfleet-admin: {message}", file=sys.stderr)
         return EXIT_FAILURE
-    except AlembicCommandError as exc:
+    except MigrationFailed as exc:
         print(f"dashfleet-admin: cannot migrate the database ({exc}); was it written by a newer "
               "DashFleet? Install that version again, or restore a backup made by this one.", file=sys.stderr)
         return EXIT_FAILURE

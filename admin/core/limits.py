@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from limits import RateLimitItem, parse
 from limits.storage import storage_from_string
-from limits.aio.strategies import SlidingWindowCounterRateLimiter
+from limits.aio.strategies import MovingWindowRateLimiter
 
 from common.constants import PING_LIMIT_PER_MINUTE, REPORT_LIMIT_PER_MINUTE
 
@@ -32,7 +32,8 @@ class RateLimiter:
     def __init__(self, storage_uri: str) -> None:
         options = {"implementation": "redispy"} if "redis" in storage_uri else {}
         self._storage = storage_from_string(_async_uri(storage_uri), **options)
-        self._strategy = SlidingWindowCounterRateLimiter(self._storage)
+        # A moving window is exact: no burst across a minute boundary gets more than the limit.
+        self._strategy = MovingWindowRateLimiter(self._storage)
 
     async def hit(self, item: RateLimitItem, *identifiers: object) -> Refusal | None:
         """Count one request; a Refusal (with seconds to wait) when over the limit."""

@@ -54,21 +54,4 @@ def test_listing_allows_at_least_300_a_minute_per_key(org):
         assert resp.status_code == 200, f"listing {n + 1} of 300 refused: {resp.status_code}"
 
 
-@pytest.mark.redis
-def test_two_server_processes_share_the_ping_limit_through_redis(server_factory, tmp_path, redis_url, contract):
-    # Two nodes of one deployment: one database, one storage secret, one Redis for the limits.
-    shared = {"database_url": f"sqlite:///{tmp_path / 'shared.db'}", "storage_secret": "s" * 32,
-              "rate_limit_storage": redis_url}
-    node_a, node_b = server_factory(**shared), server_factory(**shared)
-    org = node_a.org()
-    org_on_b = org.via(node_b)
-
-    # Alternate between the nodes: each sees half the pings, but the limit counts them all.
-    for n in range(PING_LIMIT_PER_MINUTE):
-        node_org = org if n % 2 else org_on_b
-        resp = node_org.ping("roaming")
-        assert resp.status_code == 200, f"ping {n + 1} of {PING_LIMIT_PER_MINUTE} refused: {resp.text}"
-
-    contract.rate_limited(org.ping("roaming"))
-    contract.rate_limited(org_on_b.ping("roaming"))
-    assert org_on_b.ping("another-machine").status_code == 200
+# Sharing limits between processes through Redis: tests/e2e/test_scale_out.py (PostgreSQL + Redis).
