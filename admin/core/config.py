@@ -11,8 +11,10 @@ from pathlib import Path
 
 from typing import Optional
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from common.constants import PING_LIMIT_PER_MINUTE, REPORT_LIMIT_PER_MINUTE
 
 
 class Settings(BaseSettings):
@@ -28,6 +30,8 @@ class Settings(BaseSettings):
     feature_commands: bool = False
 
     rate_limit_storage: str = Field("memory://", description="memory:// or redis://host:port/db")
+    ping_limit_per_minute: int = Field(PING_LIMIT_PER_MINUTE, ge=1, description="heartbeats per machine")
+    report_limit_per_minute: int = Field(REPORT_LIMIT_PER_MINUTE, ge=1, description="reports per machine")
     max_body_bytes: int = Field(65536, ge=1024)
     storage_secret: str = Field("", description="signs web sessions; empty: made once under data_dir")
 
@@ -37,6 +41,13 @@ class Settings(BaseSettings):
     public_url: str = ""
     # Read only by `dashfleet-admin user create`, so scripts need not type it at a prompt.
     password: Optional[SecretStr] = None
+
+    @field_validator("rate_limit_storage")
+    @classmethod
+    def _known_storage(cls, value: str) -> str:
+        if not value.startswith(("memory://", "redis://", "rediss://", "redis+unix://")):
+            raise ValueError("use memory:// or a redis:// URL")
+        return value
 
     @model_validator(mode="after")
     def _offline_before_expiry(self) -> "Settings":

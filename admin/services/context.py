@@ -32,6 +32,7 @@ class AppServices:
             engine=engine,
             accounts=AccountService(engine),
             fleet=FleetService(engine, settings, writer),
-            limiter=RateLimiter(settings.rate_limit_storage),
+            limiter=RateLimiter(settings.rate_limit_storage, ping_per_minute=settings.ping_limit_per_minute,
+                                report_per_minute=settings.report_limit_per_minute),
             writer=writer,
         )

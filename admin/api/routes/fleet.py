@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from admin.api.deps import AdminKey, AgentKey, ReadKey, ServicesDep, too_many
 from admin.api.errors import ApiError, summarise, validation_detail
-from admin.core.limits import FLEET_LIST_LIMIT, PING_LIMIT, REPORT_LIMIT
+from admin.core.limits import FLEET_LIST_LIMIT
 from admin.repositories.machines import FleetFilter
 from admin.services.fleet import HISTORY_MAX_HOURS
 from common.constants import MACHINE_ID_MAX_LENGTH, SYSTEM_FIELD_MAX_LENGTH
@@ -50,7 +50,7 @@ class ReportAccepted(BaseModel):
              openapi_extra=_body_schema(ReportIn), response_model=ReportAccepted)
 async def report(request: Request, key: AgentKey, services: ServicesDep) -> dict:
     raw, payload = await _parse(request, ReportIn)
-    refusal = await services.limiter.hit(REPORT_LIMIT, key.org_id, "report", payload.machine_id)
+    refusal = await services.limiter.hit(services.limiter.report, key.org_id, "report", payload.machine_id)
     if refusal:
         raise too_many(refusal, "reports from this machine")
     now = time.time()
@@ -62,7 +62,7 @@ async def report(request: Request, key: AgentKey, services: ServicesDep) -> dict
              openapi_extra=_body_schema(PingIn), response_model=PingOut)
 async def ping(request: Request, key: AgentKey, services: ServicesDep) -> dict:
     _, payload = await _parse(request, PingIn)
-    refusal = await services.limiter.hit(PING_LIMIT, key.org_id, "ping", payload.machine_id)
+    refusal = await services.limiter.hit(services.limiter.ping, key.org_id, "ping", payload.machine_id)
     if refusal:
         raise too_many(refusal, "heartbeats from this machine")
     now = time.time()
