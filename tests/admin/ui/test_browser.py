@@ -13,6 +13,7 @@ from urllib.parse import quote
 
 import pytest
 from selenium.common.exceptions import NoAlertPresentException
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions as EC
@@ -94,7 +95,8 @@ def browser(nicegui_driver: WebDriver) -> WebDriver:
 
 
 def wait(browser: WebDriver):
-    return WebDriverWait(browser, WAIT_SECONDS)
+    # The table is re-rendered by every refresh: an element found a moment ago may be gone.
+    return WebDriverWait(browser, WAIT_SECONDS, ignored_exceptions=(StaleElementReferenceException,))
 
 
 def sign_in(browser: WebDriver, server: ServerProcess, email: str, path: str = "/") -> None:
