@@ -1,0 +1,16 @@
+"""Unknown API paths and wrong methods answer JSON errors, never the web UI's HTML page."""
+
+import httpx
+
+
+def test_unknown_api_path_is_a_json_404(server, contract):
+    body = contract.error(httpx.get(server.url + "/api/no-such-thing"), 404)
+    assert "/api/no-such-thing" in body["error"]
+
+
+def test_known_path_with_another_method_is_a_405_naming_the_right_one(server, contract):
+    resp = httpx.get(server.url + "/api/fleet/report")
+    body = contract.error(resp, 405)
+    assert resp.headers["allow"] == "POST"
+    assert "POST" in body["error"]
+    assert httpx.delete(server.url + "/api/status").headers["allow"] == "GET"
