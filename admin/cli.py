@@ -230,7 +230,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("alembic").setLevel(logging.WARNING)  # migrations are routine, not news
+    for routine in ("alembic", "httpx"):  # migrations and the demo's own requests are not news
+        logging.getLogger(routine).setLevel(logging.WARNING)
     handler: Callable[[argparse.Namespace, Settings], None] = args.handler
     try:
         settings = Settings()
