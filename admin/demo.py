@@ -87,7 +87,16 @@ def _start_agent(base_url: str, api_key: str) -> subprocess.Popen | None:
     cmd = [sys.executable, "-m", "desktop_agent", "--server", base_url, "--token", api_key, "--interval", "10"]
     if not os.environ.get("DISPLAY") and sys.platform.startswith("linux"):
         cmd.append("--no-tray")
-    return subprocess.Popen(cmd)
+    return subprocess.Popen(cmd, preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
+
+
+def _die_with_parent() -> None:
+    # uvicorn ends the demo by re-raising SIGTERM, before any cleanup of ours can run: the kernel
+    # then stops the agent with it (PR_SET_PDEATHSIG). Ctrl+C reaches the agent directly anyway.
+    import ctypes
+    import signal
+
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
 
 
 def _wait_until_up(base_url: str, timeout: float = 30) -> bool:
