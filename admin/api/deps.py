@@ -11,7 +11,7 @@ from admin.api.errors import ApiError, Unauthorized
 from admin.core.limits import Refusal
 from admin.services.accounts import Principal
 from admin.services.context import AppServices
-from common.constants import SCOPE_ADMIN, SCOPE_AGENT, SCOPE_READ
+from common.constants import SCOPE_ADMIN, SCOPE_READ
 
 
 async def get_services(request: Request) -> AppServices:
@@ -43,16 +43,20 @@ async def _principal(request: Request) -> Principal:
     return principal
 
 
+async def require_scope(request: Request, scope: str) -> Principal:
+    """The key's principal when it carries `scope`; 401 or 403 otherwise."""
+    principal = await _principal(request)
+    if scope not in principal.scopes:
+        raise ApiError(403, f"This key lacks the '{scope}' scope")
+    return principal
+
+
 def _requires(scope: str):
     async def dependency(request: Request) -> Principal:
-        principal = await _principal(request)
-        if scope not in principal.scopes:
-            raise ApiError(403, f"This key lacks the '{scope}' scope")
-        return principal
+        return await require_scope(request, scope)
 
     return Depends(dependency)
 
 
-AgentKey = Annotated[Principal, _requires(SCOPE_AGENT)]
 ReadKey = Annotated[Principal, _requires(SCOPE_READ)]
 AdminKey = Annotated[Principal, _requires(SCOPE_ADMIN)]
