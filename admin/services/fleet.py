@@ -203,8 +203,14 @@ class FleetService:
             raise NotFound("no machine with that id in this organisation")
         return self.to_public(row, now)
 
+    def _require_machine(self, *, org_id: int, machine_id: str) -> None:
+        """NotFound for an unknown or another organisation's machine (its history is not ours)."""
+        with self.engine.connect() as conn:
+            if repo.get_machine(conn, org_id=org_id, machine_id=machine_id) is None:
+                raise NotFound("no machine with that id in this organisation")
+
     def history(self, *, org_id: int, machine_id: str, hours: float) -> list[dict]:
-        self.machine(org_id=org_id, machine_id=machine_id)  # 404 for unknown or foreign machines
+        self._require_machine(org_id=org_id, machine_id=machine_id)
         since = time.time() - hours * 3600
         with self.engine.connect() as conn:
             rows = repo.history(conn, org_id=org_id, machine_id=machine_id, since=since)
@@ -217,7 +223,7 @@ class FleetService:
     def history_buckets(self, *, org_id: int, machine_id: str, hours: float, width: float) -> list[dict]:
         """History averaged per `width` seconds, for charts (the web UI): `ts` is the bucket's start,
         `samples` how many reports it averages."""
-        self.machine(org_id=org_id, machine_id=machine_id)  # NotFound for unknown or foreign machines
+        self._require_machine(org_id=org_id, machine_id=machine_id)
         since = time.time() - hours * 3600
         with self.engine.connect() as conn:
             rows = repo.history_buckets(conn, org_id=org_id, machine_id=machine_id, since=since, width=width)
