@@ -16,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 
 from admin.api.body_limit import BodyLimitMiddleware
 from admin.api.errors import install_error_handlers
+from admin.api.hot_routes import HotRoutes
 from admin.api.routes import api_router
 from admin.core.config import Settings, get_settings
 from admin.services.context import AppServices
@@ -67,6 +68,8 @@ def create_app(settings: Settings | None = None, *, with_ui: bool = True) -> Fas
     )
     app.state.services = services
     install_error_handlers(app)
+    # Middleware added last runs first: the body limit, then the agents' two routes.
+    app.add_middleware(HotRoutes, services=services)
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     app.include_router(api_router)
     if with_ui:

@@ -9,7 +9,7 @@ from starlette.concurrency import run_in_threadpool
 
 from admin.api.errors import ApiError, Unauthorized
 from admin.core.limits import Refusal
-from admin.services.accounts import Principal
+from admin.services.accounts import AccountService, Principal
 from admin.services.context import AppServices
 from common.constants import SCOPE_ADMIN, SCOPE_READ
 
@@ -28,24 +28,18 @@ def too_many(refusal: Refusal, what: str) -> ApiError:
     )
 
 
-async def _principal(request: Request) -> Principal:
-    header = request.headers.get("authorization", "")
-    scheme, _, secret = header.partition(" ")
+async def authorize(accounts: AccountService, authorization: str, scope: str) -> Principal:
+    """The principal of the Bearer key in an Authorization header when it carries `scope`; 401 or
+    403 otherwise. Takes the header, not the request, so the hot routes share it (api/hot_routes.py)."""
+    scheme, _, secret = authorization.partition(" ")
     if scheme.lower() != "bearer" or not secret:
         raise Unauthorized()
     secret = secret.strip()
-    accounts = request.app.state.services.accounts
     principal = accounts.cached_principal(secret)
     if principal is False:  # not cached: one query, off the event loop
         principal = await run_in_threadpool(accounts.authenticate_key, secret)
     if principal is None:
         raise Unauthorized()
-    return principal
-
-
-async def require_scope(request: Request, scope: str) -> Principal:
-    """The key's principal when it carries `scope`; 401 or 403 otherwise."""
-    principal = await _principal(request)
     if scope not in principal.scopes:
         raise ApiError(403, f"This key lacks the '{scope}' scope")
     return principal
@@ -53,7 +47,7 @@ async def require_scope(request: Request, scope: str) -> Principal:
 
 def _requires(scope: str):
     async def dependency(request: Request) -> Principal:
-        return await require_scope(request, scope)
+        return await authorize(request.app.state.services.accounts, request.headers.get("authorization", ""), scope)
 
     return Depends(dependency)
 

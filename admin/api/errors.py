@@ -54,38 +54,35 @@ def summarise(detail: list[dict]) -> str:
     return f"Invalid {where}: {first['msg']}{more}"
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(ApiError)
-    async def _api_error(_: Request, exc: ApiError):
+def response_for(exc: Exception, method: str, path: str) -> JSONResponse:
+    """The contract's answer to an exception raised while serving `method path`."""
+    if isinstance(exc, ApiError):
         return error_response(exc.status_code, exc.message, exc.headers, exc.detail)
-
-    @app.exception_handler(ServiceError)
-    async def _service_error(_: Request, exc: ServiceError):
+    if isinstance(exc, ServiceError):
         return error_response(exc.status_code, exc.message)
-
-    @app.exception_handler(RequestValidationError)
-    async def _request_validation(_: Request, exc: RequestValidationError):
+    if isinstance(exc, RequestValidationError):
         detail = validation_detail(exc)
         return error_response(422, summarise(detail), detail=detail)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_: Request, exc: StarletteHTTPException):
+    if isinstance(exc, StarletteHTTPException):
         return error_response(exc.status_code, str(exc.detail), getattr(exc, "headers", None))
-
-    @app.exception_handler(OperationalError)
-    async def _database_down(request: Request, exc: OperationalError):
+    if isinstance(exc, OperationalError):
         # The database is unreachable or overloaded: tell clients to come back (agents queue).
-        log.error("database unavailable on %s %s: %s", request.method, request.url.path, exc.orig)
+        log.error("database unavailable on %s %s: %s", method, path, exc.orig)
         return error_response(503, "Database unavailable; retry later", {"Retry-After": "10"})
-
-    @app.exception_handler(DBAPIError)
-    async def _database_refused(request: Request, exc: DBAPIError):
+    if isinstance(exc, DBAPIError):
         # Validation should have caught it; the database is the last line, and it is the
         # request's fault (a value the column cannot hold), not the server's.
-        log.warning("database refused a value on %s %s: %s", request.method, request.url.path, exc.orig)
+        log.warning("database refused a value on %s %s: %s", method, path, exc.orig)
         return error_response(422, "A value in this request cannot be stored")
+    log.error("unhandled error on %s %s", method, path, exc_info=exc)
+    return error_response(500, "Internal server error")
 
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception):
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return error_response(500, "Internal server error")
+
+def install_error_handlers(app: FastAPI) -> None:
+    async def handler(request: Request, exc: Exception) -> JSONResponse:
+        return response_for(exc, request.method, request.url.path)
+
+    # Starlette picks the handler of the nearest class in the exception's MRO; `Exception` is
+    # answered by its outermost middleware, after which the error is re-raised (and logged).
+    for exc_type in (ApiError, ServiceError, RequestValidationError, StarletteHTTPException, DBAPIError, Exception):
+        app.add_exception_handler(exc_type, handler)

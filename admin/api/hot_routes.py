@@ -1,0 +1,64 @@
+"""The two requests agents make, answered ahead of the framework.
+
+`POST /api/fleet/report` and `POST /api/fleet/ping` are nearly all of a server's traffic (every
+machine, every 60 and 30 s). Routed through FastAPI they paid more for its routing, dependency
+and exception machinery than for their own work (docs/benchmarks.md, "Where the time goes"). This
+ASGI middleware serves them with the same handlers (routes/fleet.py: auth, limits, validation,
+storage) and the same error answers (errors.response_for). The FastAPI routes of the same paths
+are what OpenAPI documents; they call the same handlers, so either way a request gets the same
+answer. Everything else, other methods on these paths included, goes on to the app.
+
+It sits inside BodyLimitMiddleware, so oversized bodies are refused before any of this runs.
+"""
+
+from __future__ import annotations
+
+from typing import Awaitable, Callable
+
+from pydantic_core import to_json
+from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from admin.api.errors import response_for
+from admin.api.routes.fleet import accept_ping, accept_report
+from admin.services.context import AppServices
+from common.constants import PATH_PING, PATH_REPORT
+
+Handler = Callable[[AppServices, str, bytes], Awaitable[dict]]
+HANDLERS: dict[str, Handler] = {PATH_REPORT: accept_report, PATH_PING: accept_ping}
+
+
+class HotRoutes:
+    def __init__(self, app: ASGIApp, services: AppServices) -> None:
+        self.app = app
+        self.services = services
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        handler = None
+        if scope["type"] == "http" and scope["method"] == "POST":
+            path = scope["path"]
+            root = scope.get("root_path", "")
+            handler = HANDLERS.get(path[len(root):] if root and path.startswith(root) else path)
+        if handler is None:
+            await self.app(scope, receive, send)
+            return
+
+        body = b""
+        more = True
+        while more:  # the body limit's receive raises (and answers 413) when it grows too large
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return  # the client left; nothing was read, nothing is stored
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+        authorization = ""
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                authorization = value.decode("latin-1")
+                break
+        try:
+            answer = Response(to_json(await handler(self.services, authorization, body)),
+                              media_type="application/json")
+        except Exception as exc:  # noqa: BLE001 - every error gets the contract's answer
+            answer = response_for(exc, scope["method"], scope["path"])
+        await answer(scope, receive, send)
