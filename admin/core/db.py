@@ -5,7 +5,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
+from sqlalchemy import Column, Connection, Engine, MetaData, create_engine, event, inspect, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from admin.core.config import Settings
@@ -38,6 +38,26 @@ def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
+def comparable_schema(metadata: MetaData, dialect: str):
+    """Alembic's `include_object` for comparing `metadata` with a `dialect` database: Alembic
+    honours neither SQLAlchemy's per-dialect DDL (`ddl_if`) nor compares expression indexes (such
+    as the machine table's "C"-collated one on PostgreSQL), so both are left out of the comparison."""
+    expression_indexes = {
+        index.name
+        for table in metadata.tables.values()
+        for index in table.indexes
+        if any(not isinstance(e, Column) for e in index.expressions)
+    }
+
+    def include(obj, name, type_, reflected, compare_to) -> bool:
+        if type_ == "index" and name in expression_indexes:
+            return False
+        only_on = getattr(getattr(obj, "_ddl_if", None), "dialect", None)
+        return reflected or only_on is None or only_on == dialect
+
+    return include
+
+
 def alembic_config(settings: Settings):
     from alembic.config import Config
 
@@ -49,7 +69,7 @@ def alembic_config(settings: Settings):
 
 # The newest migration in admin/migrations/versions (a test checks they agree). Knowing it lets
 # every command skip importing Alembic (most of a CLI command's start-up) when nothing is to do.
-HEAD_REVISION = "0001"
+HEAD_REVISION = "0002"
 
 
 def _at_head(settings: Settings) -> bool:

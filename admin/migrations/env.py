@@ -6,7 +6,7 @@ from sqlmodel import SQLModel
 
 import admin.models  # noqa: F401  (registers the tables)
 from admin.core.config import get_settings
-from admin.core.db import make_engine
+from admin.core.db import comparable_schema, make_engine
 
 MIGRATION_LOCK_KEY = 0x0DA5_F1EE7  # any constant shared by every DashFleet process
 config = context.config
@@ -20,6 +20,7 @@ def run_migrations_online() -> None:
             connection=connection,
             target_metadata=SQLModel.metadata,
             render_as_batch=engine.dialect.name == "sqlite",  # SQLite alters tables by copying
+            include_object=comparable_schema(SQLModel.metadata, engine.dialect.name),  # autogenerate
         )
         with context.begin_transaction():
             if engine.dialect.name == "postgresql":

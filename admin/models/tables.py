@@ -51,7 +51,9 @@ class Machine(SQLModel, table=True):
 
     __tablename__ = "machine"
     __table_args__ = (
-        UniqueConstraint("org_id", "machine_id", name="uq_machine_org_machine_id"),
+        # One row per machine of an organisation (the key of every upsert); on PostgreSQL an
+        # index in byte order instead (below).
+        UniqueConstraint("org_id", "machine_id", name="uq_machine_org_machine_id").ddl_if(dialect="sqlite"),
         Index("ix_machine_org_last_seen", "org_id", "last_seen"),
     )
 
@@ -72,6 +74,14 @@ class Machine(SQLModel, table=True):
     disk_percent: Optional[float] = None
     health_score: Optional[float] = None
     health_status: Optional[str] = Field(default=None, max_length=20)
+
+
+# The fleet is listed by machine id in byte order, SQLite's own. PostgreSQL compares text by locale
+# (ORDER BY machine_id COLLATE "C" there, repositories/machines.py), so its unique index is built
+# in the "C" collation to serve that order; uniqueness is the same (migration 0002).
+Index(
+    "uq_machine_org_machine_id", Machine.__table__.c.org_id, Machine.__table__.c.machine_id.collate("C"), unique=True
+).ddl_if(dialect="postgresql")
 
 
 class Sample(SQLModel, table=True):

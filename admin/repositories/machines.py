@@ -87,7 +87,8 @@ def _filtered(stmt, *, org_id: int, now: float, offline_after: float, flt: Fleet
 
 
 def _binary_order(conn: Connection, column):
-    # PostgreSQL sorts text by locale; "C" gives the same byte order as SQLite, so pages agree.
+    # PostgreSQL sorts text by locale; "C" gives the same byte order as SQLite, so pages agree
+    # (and the unique index is built in "C" there, so the default listing needs no sort).
     return column.collate("C") if conn.dialect.name == "postgresql" else column
 
 
