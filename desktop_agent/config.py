@@ -184,7 +184,8 @@ def _check_ca_bundle(value: Any, source: str) -> str | None:
     import ssl  # httpx loads it anyway; here it tells a wrong file apart before any connection
 
     try:
-        ssl.create_default_context().load_verify_locations(cafile=str(path))
+        # A bare context: only this file is parsed, not the system's whole CA store as well.
+        ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cafile=str(path))
     except (ssl.SSLError, OSError, ValueError) as exc:
         raise ConfigError(f"{source}: {str(path)!r} holds no usable PEM certificate ({exc})") from None
     return str(path)

@@ -7,15 +7,13 @@ import json
 import random
 import shutil
 import ssl
-import subprocess
-import threading
 from email.utils import formatdate
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
 
-from desktop_agent.reporter import Backoff, Reporter, parse_retry_after
+from agent_helpers import make_private_ca, run_agent_once, serve_tls
+from desktop_agent.reporter import Backoff, Reporter, _tls_context, parse_retry_after
 
 OK = {"ok": True, "timestamp": 1.0}
 
@@ -165,42 +163,13 @@ def test_retry_after_parsing(header, seconds):
 def private_ca(tmp_path_factory):
     if not shutil.which("openssl"):
         pytest.skip("openssl is needed to make a test certificate")
-    folder = tmp_path_factory.mktemp("tls")
-    key, cert = folder / "key.pem", folder / "cert.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1",
-         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True,
-    )
-    return key, cert
+    return make_private_ca(tmp_path_factory.mktemp("tls"))
 
 
 @pytest.fixture
 def tls_server(private_ca):
-    key, cert = private_ca
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802 - the stdlib's name
-            self.rfile.read(int(self.headers["Content-Length"]))
-            body = json.dumps(OK).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert, key)
-    server.socket = context.wrap_socket(server.socket, server_side=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"https://127.0.0.1:{server.server_address[1]}", str(cert)
-    server.shutdown()
-    server.server_close()
+    with serve_tls(*private_ca) as url:
+        yield url, str(private_ca[1])
 
 
 def test_tls_is_verified_and_a_ca_bundle_makes_a_private_ca_trusted(tls_server):
@@ -213,3 +182,28 @@ def test_tls_is_verified_and_a_ca_bundle_makes_a_private_ca_trusted(tls_server):
     trusted = Reporter(url, "api_x", ca_bundle=ca_bundle, max_attempts=1)
     assert trusted.send_report("pc-1", {}).ok
     trusted.close()
+
+
+def test_the_real_agent_verifies_tls_and_trusts_a_ca_bundle_given_on_the_command_line(tls_server, agent_dirs):
+    url, ca_bundle = tls_server
+    args = ["--server", url, "--token", "api_" + "x" * 43, "--machine-id", "pc-tls", "--no-tray", "--once"]
+    untrusted = run_agent_once(agent_dirs, *args)
+    assert untrusted.returncode == 1 and "CERTIFICATE_VERIFY_FAILED" in untrusted.stderr, untrusted.stderr
+    trusted = run_agent_once(agent_dirs, *args, "--ca-bundle", ca_bundle)
+    assert trusted.returncode == 0, trusted.stderr
+    assert " OK HTTP 200 | " in trusted.stdout
+
+
+def test_an_http_server_costs_no_ca_store_and_its_context_still_verifies(tls_server):
+    """For http:// the agent never uses TLS, so it loads no CA (1.3 MiB of RSS); the context it
+    gives httpx still refuses any certificate, here the real TLS server's."""
+    url, ca_bundle = tls_server
+    plain = _tls_context("http://fleet.example:8080", ca_bundle)
+    assert plain.cert_store_stats()["x509_ca"] == 0
+    assert plain.verify_mode == ssl.CERT_REQUIRED and plain.check_hostname
+    with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+        httpx.post(url + "/api/fleet/ping", json={}, verify=plain)
+    # https: the public CAs and the bundle's own.
+    secure = _tls_context(url, ca_bundle)
+    assert secure.cert_store_stats()["x509_ca"] > 100 and secure.verify_mode == ssl.CERT_REQUIRED
+    assert httpx.post(url + "/api/fleet/ping", json={}, verify=secure).json()["ok"] is True
