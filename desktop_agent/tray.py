@@ -111,6 +111,18 @@ def _close_xorg_icon(icon) -> bool:
     return True
 
 
+def _skip_xlib_extensions() -> None:
+    """python-xlib imports and sets up a module for every X extension the server offers (RANDR,
+    XInput, RECORD, ... about 15) on each connection it opens, and pystray's xorg backend opens
+    two. pystray, and this module, use the core protocol only: without them the tray costs
+    0.8 MiB less RSS. Only this process's connections are affected (the agent makes no others)."""
+    try:
+        import Xlib.ext  # python-xlib: Linux only
+    except ImportError:
+        return
+    Xlib.ext.__extensions__ = []  # the list Xlib.display.Display() walks at each connection
+
+
 class Tray:
     def __init__(self, service: AgentService, log_folder: Path):
         self.service = service
@@ -121,6 +133,7 @@ class Tray:
         self._xorg = False
 
     def _build(self):
+        _skip_xlib_extensions()
         try:
             import pystray  # lazily: raises without a display
         except Exception as exc:  # noqa: BLE001 - any failure here means "no tray"

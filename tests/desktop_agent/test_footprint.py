@@ -1,6 +1,7 @@
 """What the agent loads: never the server's dependencies (the import-linter contract checks the
 imports; this checks what a real run actually loads, indirect imports included), and not pydantic
-either (about 10 MiB of RSS; tests check the reports against the schema instead)."""
+either (about 10 MiB of RSS; tests check the reports against the schema instead), nor Pillow's font
+support (FreeType, HarfBuzz: 1.6 MiB; PIL.ImageDraw loads it, so the icons are drawn without it)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from agent_helpers import REPO_ROOT
 
 HEAVY = ["admin", "nicegui", "fastapi", "starlette", "uvicorn", "sqlmodel", "sqlalchemy", "alembic", "pydantic",
          "pydantic_core"]
+FONTS = ["PIL.ImageDraw", "PIL.ImageFont", "PIL._imagingft"]
 
 
 def test_a_real_run_loads_no_server_dependency(agent_dirs, agent_server, fleet_org, machine_id):
@@ -20,9 +22,11 @@ def test_a_real_run_loads_no_server_dependency(agent_dirs, agent_server, fleet_o
         import json, sys
         from desktop_agent.__main__ import main
         import desktop_agent.tray, desktop_agent.icons  # the tray's modules too (pystray stays lazy)
+        desktop_agent.icons.draw_icon("ok", paused=True)
         status = main(["--server", {agent_server.url!r}, "--token", {fleet_org.api_key!r},
                        "--machine-id", {machine_id!r}, "--once", "--no-tray"])
         loaded = sorted({{name.split(".")[0] for name in sys.modules}} & set({HEAVY!r}))
+        loaded += sorted(set(sys.modules) & set({FONTS!r}))
         print(json.dumps({{"status": status, "loaded": loaded}}))
     """)
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, env=agent_dirs.env(), capture_output=True,

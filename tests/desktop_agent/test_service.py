@@ -144,6 +144,24 @@ def test_icon_colour_follows_health_and_grey_means_unreachable():
     assert draw_icon("ok", paused=True).getpixel((24, 32)) == (255, 255, 255, 255)
 
 
+def test_the_icon_looks_as_pillows_imagedraw_would_draw_it():
+    """The agent draws its badge without PIL.ImageDraw (which loads Pillow's font support); the
+    picture is the same disc, rim and bars, give or take the rounding of edge pixels."""
+    from PIL import Image, ImageDraw
+
+    for paused in (False, True):
+        reference = Image.new("RGBA", (64, 64), (0, 0, 0, 0))
+        draw = ImageDraw.Draw(reference)
+        draw.ellipse((4, 4, 59, 59), fill=COLOURS["critical"] + (255,), outline=(32, 32, 32, 255), width=2)
+        if paused:
+            top = (64 - 64 / 2.4) / 2
+            for left in (64 * 0.34, 64 * 0.54):
+                draw.rectangle((left, top, left + 8, top + 64 / 2.4), fill=(255,) * 4)
+        ours = draw_icon("critical", paused=paused)
+        differing = sum(ours.getpixel((x, y)) != reference.getpixel((x, y)) for x in range(64) for y in range(64))
+        assert differing < 0.025 * 64 * 64, f"{differing} pixels differ (paused={paused})"
+
+
 def test_tooltip_has_the_figures_and_the_server_state_within_windows_limit():
     state = sampled_state(connected=False, queued=12)
     text = tooltip(state)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import textwrap
 import time
 
 import pytest
@@ -137,3 +138,21 @@ def test_tray_icon_shows_health_and_turns_grey_without_server(desktop, agent_dir
     if "ok" not in {before, calm}:
         pytest.skip(f"checked amber/red under load, a click, and grey without the server, but this machine was never calm "
                     f"enough for green (icon {before!r} before the load, {calm!r} after): other work is running")
+
+
+def test_the_tray_sets_up_no_x_extension(desktop, agent_dirs):
+    """python-xlib sets up a module for each extension the X server offers; the tray uses the core
+    protocol only, so the agent skips them (0.8 MiB). Checked in a process of its own, as the
+    agent runs, since the test process itself needs XTEST for its clicks."""
+    code = textwrap.dedent(f"""
+        import sys
+        from desktop_agent.tray import _skip_xlib_extensions
+        import Xlib.display
+        offered = Xlib.display.Display({desktop.display!r}).extensions
+        _skip_xlib_extensions()
+        print(bool(offered), Xlib.display.Display({desktop.display!r}).extensions)
+    """)
+    done = subprocess.run([sys.executable, "-c", code], env=agent_dirs.env(), capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True", "[]"]
