@@ -10,7 +10,9 @@
   pygments: about 5 MiB more); its headless RSS is shown too, for comparison.
 
 - RSS: the real `python -m desktop_agent` process after 5 reports at a 1 s interval; with the tray,
-  on an Xvfb display with trayer (skipped, and said so, when they are missing).
+  on an Xvfb display with trayer (skipped, and said so, when they are missing). The server is
+  http://, for which the agent loads no CA store; the RSS against an https:// server (a stand-in
+  TLS server with a private CA given as --ca-bundle) is given too.
 - Cycles: a driver process runs the service's own report_cycle() (collect, queue on disk, send,
   status line) back to back against the server; the machine id rotates over 20 ids so the
   server's per-machine limit (120 a minute) never refuses a report. CPU is the driver's
@@ -101,12 +103,12 @@ def stop(proc: subprocess.Popen) -> None:
         proc.wait()
 
 
-def rss_of_running_agent(url: str, key: str, tray_display: str | None) -> tuple[float, float]:
+def rss_of_running_agent(url: str, key: str, tray_display: str | None, *more: str) -> tuple[float, float]:
     """RSS and USS (bytes) of the real agent after 5 reports at a 1 s interval. USS is the memory
     only this process uses (what quitting it frees): RSS also counts shared libraries."""
     with tempfile.TemporaryDirectory() as tmp:
         extra = {"DISPLAY": tray_display} if tray_display else {}
-        args = ["--interval", "1", "--heartbeat-interval", "1", "--machine-id", f"rss-{bool(tray_display)}"]
+        args = ["--interval", "1", "--heartbeat-interval", "1", "--machine-id", f"rss-{bool(tray_display)}", *more]
         if not tray_display:
             args.append("--no-tray")
         proc = start_agent(url, key, agent_env(Path(tmp), **extra), *args)
@@ -116,6 +118,22 @@ def rss_of_running_agent(url: str, key: str, tray_display: str | None) -> tuple[
             return memory.rss, memory.uss
         finally:
             stop(proc)
+
+
+def rss_with_https(key: str) -> tuple[float, float] | None:
+    """RSS and USS of the real agent headless against an https:// server, which makes it load the
+    CA store (certifi's, or $SSL_CERT_FILE's, plus the CA bundle): a stand-in TLS server that
+    answers {"ok": true}, with a private CA given as --ca-bundle. None without openssl."""
+    import shutil
+
+    from agent_helpers import make_private_ca, serve_tls
+
+    if not shutil.which("openssl"):
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        key_pem, cert = make_private_ca(Path(tmp))
+        with serve_tls(key_pem, cert) as url:
+            return rss_of_running_agent(url, key, None, "--ca-bundle", str(cert))
 
 
 CYCLE_DRIVER = textwrap.dedent("""
@@ -217,6 +235,14 @@ def main() -> None:
         print(f"RSS headless: {results['rss_headless'] / MB:.1f} MB ({results['rss_headless'] / MIB:.1f} MiB), "
               f"USS {results['uss_headless'] / MB:.1f} MB; in the project venv "
               f"{results['rss_headless_project_venv'] / MB:.1f} MB")
+
+        https = rss_with_https(key)
+        if https:
+            results["rss_headless_https"], results["uss_headless_https"] = https
+            print(f"RSS headless, https:// server: {https[0] / MB:.1f} MB ({https[0] / MIB:.1f} MiB), "
+                  f"USS {https[1] / MB:.1f} MB")
+        else:
+            print("RSS headless, https:// server: skipped (openssl not installed)")
 
         from agent_helpers import VirtualDesktop
 
