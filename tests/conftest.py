@@ -107,9 +107,12 @@ class PostgresDatabases:
             service_unavailable(f"PostgreSQL is not reachable at {POSTGRES_ADMIN_DSN}: {exc}")
         self._names: list[str] = []
 
-    def create(self) -> str:
+    def create(self, *, icu_locale: str | None = None) -> str:
+        """A new database; with `icu_locale` (e.g. "en"), text compares by that locale, as on most
+        production servers (this machine's default, C.UTF-8, compares like bytes)."""
         name = f"dashfleet_{secrets.token_hex(6)}"
-        self._conn.execute(f'CREATE DATABASE "{name}"')
+        locale = f" TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE '{icu_locale}' LOCALE 'C.UTF-8'" if icu_locale else ""
+        self._conn.execute(f'CREATE DATABASE "{name}"{locale}')
         self._names.append(name)
         return f"postgresql+psycopg://postgres@127.0.0.1/{name}"
 

@@ -34,6 +34,7 @@ SORT_COLUMNS = {
     "disk_percent": M.c.disk_percent,
     "health_score": M.c.health_score,
 }
+TEXT_SORTS = {"machine_id", "hostname", "os"}  # listed in byte order on every backend
 
 
 def upsert_statements(dialect_name: str):
@@ -108,7 +109,7 @@ def list_machines(
         _filtered(select(func.count()).select_from(M), org_id=org_id, now=now, offline_after=offline_after, flt=flt)
     ).scalar_one()
     column = SORT_COLUMNS[sort]
-    key = _binary_order(conn, column) if column.type.python_type is str else column
+    key = _binary_order(conn, column) if sort in TEXT_SORTS else column
     order = [key.desc() if descending else key.asc()]
     if sort != "machine_id":
         order.append(_binary_order(conn, M.c.machine_id))  # ties broken stably

@@ -9,11 +9,10 @@ from sqlmodel import SQLModel
 
 import admin.models  # noqa: F401 (registers the tables)
 from admin.core.config import Settings
-from sqlalchemy import select, text
+from sqlalchemy import event, text
 
 from admin.core.db import HEAD_REVISION, alembic_config, comparable_schema, make_engine, migrate, schema_revision
-from admin.models.tables import Machine
-from admin.repositories.machines import _binary_order, upsert_statements
+from admin.repositories.machines import FleetFilter, list_machines, upsert_statements
 from tests.conftest import BACKENDS
 
 
@@ -24,7 +23,8 @@ def test_head_revision_constant_matches_the_migrations(tmp_path):
 
 @pytest.fixture(params=BACKENDS)
 def settings(request, tmp_path) -> Settings:
-    url = request.getfixturevalue("postgres").create() if request.param == "postgres" else ""
+    # PostgreSQL with a locale collation, as on most servers: there byte order has to be asked for.
+    url = request.getfixturevalue("postgres").create(icu_locale="en") if request.param == "postgres" else ""
     return Settings(_env_file=None, data_dir=tmp_path, database_url=url)
 
 
@@ -43,24 +43,36 @@ def test_migrated_schema_matches_the_models(settings):
     migrate(settings)  # a second run at head changes nothing and does not fail
 
 
-def test_fleet_order_is_served_by_the_unique_index(settings):
-    """Listings sort by machine id in byte order (COLLATE "C" on PostgreSQL); the unique index must
-    give that order without a sort, and upserts must still find their row by it."""
+def test_fleet_is_listed_in_byte_order_by_the_unique_index(settings):
+    """Listings sort by machine id in byte order on both backends (so pages agree), PostgreSQL's
+    locale notwithstanding; the unique index gives that order without a sort, and upserts still
+    find their row by it."""
     migrate(settings)
     engine = make_engine(settings)
+    ids = ["b-2", "B-1", "a-3", "_x", "Z", "a-10"]
+    statements: list[str] = []
     with engine.begin() as conn:
         org = conn.execute(text("INSERT INTO organization (name, created_at) VALUES ('o', 0) RETURNING id")).scalar()
         report, _, _ = upsert_statements(conn.dialect.name)
-        row = {"org_id": org, "machine_id": "m", "hardware_id": None, "hostname": None, "os": None, "last_seen": 1.0,
-               "last_ping": None, "ts": 1.0, "report": "{}", "system": "{}", "cpu_percent": 1.0, "ram_percent": 1.0,
-               "disk_percent": 1.0, "health_score": 100.0, "health_status": "ok"}
-        conn.execute(report, [row, {**row, "last_seen": 2.0}])
-        assert conn.execute(text("SELECT count(*), max(last_seen) FROM machine")).one() == (1, 2.0)
-        query = select(Machine).where(Machine.org_id == org).order_by(_binary_order(conn, Machine.__table__.c.machine_id)).limit(100)
-        compiled = query.compile(conn, compile_kwargs={"literal_binds": True})
-        explain = "EXPLAIN" if conn.dialect.name == "postgresql" else "EXPLAIN QUERY PLAN"
-        conn.execute(text("SET LOCAL enable_seqscan = off")) if conn.dialect.name == "postgresql" else None
-        plan = " ".join(str(r) for r in conn.execute(text(f"{explain} {compiled}")))
+        row = {"org_id": org, "hardware_id": None, "hostname": None, "os": None, "last_seen": 1.0, "last_ping": None,
+               "ts": 1.0, "report": "{}", "system": "{}", "cpu_percent": 1.0, "ram_percent": 1.0, "disk_percent": 1.0,
+               "health_score": 100.0, "health_status": "ok"}
+        conn.execute(report, [{**row, "machine_id": m} for m in ids])
+        conn.execute(report, [{**row, "machine_id": "Z", "last_seen": 2.0}])  # an upsert, not a second row
+        assert conn.execute(text("SELECT count(*), max(last_seen) FROM machine")).one() == (len(ids), 2.0)
+
+        event.listen(conn, "before_cursor_execute", lambda *args: statements.append(args[2]))
+        _, rows = list_machines(conn, org_id=org, now=1.0, offline_after=300, flt=FleetFilter(), limit=100, offset=0)
+        assert [r.machine_id for r in rows] == sorted(ids)  # str order is code point, i.e. UTF-8 byte order
+
+        page_query = statements[-1]
+        params = {"org_id_1": org, "param_1": 100, "param_2": 0}
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SET LOCAL enable_seqscan = off"))  # six rows: make the planner show its index
+            plan = [r[0] for r in conn.exec_driver_sql("EXPLAIN " + page_query, params)]
+        else:
+            plan = [r[-1] for r in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + page_query.replace("?", "%s") % (org, 100, 0))]
     engine.dispose()
-    assert "uq_machine_org_machine_id" in plan or "sqlite_autoindex_machine" in plan, plan
-    assert "Sort" not in plan and "TEMP B-TREE" not in plan, plan
+    plan_text = " ".join(plan)
+    assert "uq_machine_org_machine_id" in plan_text or "sqlite_autoindex_machine" in plan_text, plan
+    assert "Sort" not in plan_text and "TEMP B-TREE" not in plan_text, plan
