@@ -52,6 +52,7 @@ def comparable_schema(metadata: MetaData, dialect: str):
     def include(obj, name, type_, reflected, compare_to) -> bool:
         if type_ == "index" and name in expression_indexes:
             return False
+        # What ddl_if() recorded; SQLAlchemy has no public accessor for it.
         only_on = getattr(getattr(obj, "_ddl_if", None), "dialect", None)
         return reflected or only_on is None or only_on == dialect
 

@@ -87,9 +87,11 @@ def _filtered(stmt, *, org_id: int, now: float, offline_after: float, flt: Fleet
     return stmt
 
 
-def _binary_order(conn: Connection, column):
-    # PostgreSQL sorts text by locale; "C" gives the same byte order as SQLite, so pages agree
-    # (and the unique index is built in "C" there, so the default listing needs no sort).
+def _bytewise(conn: Connection, column):
+    """`column` compared as bytes. PostgreSQL sorts text by locale; "C" gives SQLite's byte order,
+    so pages agree between backends. The machine table's unique index is built in "C" there
+    (migration 0002), so listing by machine id and finding one machine by it are index scans only
+    when the query uses the same collation (equality itself is the same in every collation)."""
     return column.collate("C") if conn.dialect.name == "postgresql" else column
 
 
@@ -109,10 +111,10 @@ def list_machines(
         _filtered(select(func.count()).select_from(M), org_id=org_id, now=now, offline_after=offline_after, flt=flt)
     ).scalar_one()
     column = SORT_COLUMNS[sort]
-    key = _binary_order(conn, column) if sort in TEXT_SORTS else column
+    key = _bytewise(conn, column) if sort in TEXT_SORTS else column
     order = [key.desc() if descending else key.asc()]
     if sort != "machine_id":
-        order.append(_binary_order(conn, M.c.machine_id))  # ties broken stably
+        order.append(_bytewise(conn, M.c.machine_id))  # ties broken stably
     rows = conn.execute(
         _filtered(select(M), org_id=org_id, now=now, offline_after=offline_after, flt=flt)
         .order_by(*order)
@@ -123,11 +125,11 @@ def list_machines(
 
 
 def get_machine(conn: Connection, *, org_id: int, machine_id: str):
-    return conn.execute(select(M).where(M.c.org_id == org_id, M.c.machine_id == machine_id)).first()
+    return conn.execute(select(M).where(M.c.org_id == org_id, _bytewise(conn, M.c.machine_id) == machine_id)).first()
 
 
 def delete_machine(conn: Connection, *, org_id: int, machine_id: str) -> bool:
-    gone = conn.execute(delete(M).where(M.c.org_id == org_id, M.c.machine_id == machine_id)).rowcount
+    gone = conn.execute(delete(M).where(M.c.org_id == org_id, _bytewise(conn, M.c.machine_id) == machine_id)).rowcount
     conn.execute(delete(S).where(S.c.org_id == org_id, S.c.machine_id == machine_id))
     return gone > 0
 

@@ -12,7 +12,7 @@ from admin.core.config import Settings
 from sqlalchemy import event, text
 
 from admin.core.db import HEAD_REVISION, alembic_config, comparable_schema, make_engine, migrate, schema_revision
-from admin.repositories.machines import FleetFilter, list_machines, upsert_statements
+from admin.repositories.machines import FleetFilter, get_machine, list_machines, upsert_statements
 from tests.conftest import BACKENDS
 
 
@@ -43,14 +43,14 @@ def test_migrated_schema_matches_the_models(settings):
     migrate(settings)  # a second run at head changes nothing and does not fail
 
 
-def test_fleet_is_listed_in_byte_order_by_the_unique_index(settings):
+def test_fleet_is_listed_and_found_in_byte_order_by_the_unique_index(settings):
     """Listings sort by machine id in byte order on both backends (so pages agree), PostgreSQL's
-    locale notwithstanding; the unique index gives that order without a sort, and upserts still
-    find their row by it."""
+    locale notwithstanding; the unique index gives that order without a sort and finds one machine
+    with one probe, and upserts still find their row by it."""
     migrate(settings)
     engine = make_engine(settings)
     ids = ["b-2", "B-1", "a-3", "_x", "Z", "a-10"]
-    statements: list[str] = []
+    executed: list[tuple] = []
     with engine.begin() as conn:
         org = conn.execute(text("INSERT INTO organization (name, created_at) VALUES ('o', 0) RETURNING id")).scalar()
         report, _, _ = upsert_statements(conn.dialect.name)
@@ -61,18 +61,20 @@ def test_fleet_is_listed_in_byte_order_by_the_unique_index(settings):
         conn.execute(report, [{**row, "machine_id": "Z", "last_seen": 2.0}])  # an upsert, not a second row
         assert conn.execute(text("SELECT count(*), max(last_seen) FROM machine")).one() == (len(ids), 2.0)
 
-        event.listen(conn, "before_cursor_execute", lambda *args: statements.append(args[2]))
+        event.listen(conn, "before_cursor_execute", lambda _c, _cur, sql, params, *_: executed.append((sql, params)))
         _, rows = list_machines(conn, org_id=org, now=1.0, offline_after=300, flt=FleetFilter(), limit=100, offset=0)
         assert [r.machine_id for r in rows] == sorted(ids)  # str order is code point, i.e. UTF-8 byte order
+        assert get_machine(conn, org_id=org, machine_id="a-3").machine_id == "a-3"
+        assert get_machine(conn, org_id=org, machine_id="A-3") is None
+        page_query, lookup = executed[-2], executed[-1]
 
-        page_query = statements[-1]
-        params = {"org_id_1": org, "param_1": 100, "param_2": 0}
         if conn.dialect.name == "postgresql":
             conn.execute(text("SET LOCAL enable_seqscan = off"))  # six rows: make the planner show its index
-            plan = [r[0] for r in conn.exec_driver_sql("EXPLAIN " + page_query, params)]
-        else:
-            plan = [r[-1] for r in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + page_query.replace("?", "%s") % (org, 100, 0))]
+            conn.execute(text("SET LOCAL enable_bitmapscan = off"))
+        explain = "EXPLAIN" if conn.dialect.name == "postgresql" else "EXPLAIN QUERY PLAN"
+        plans = [" ".join(str(r[-1]) for r in conn.exec_driver_sql(f"{explain} {sql}", params))
+                 for sql, params in (page_query, lookup)]
     engine.dispose()
-    plan_text = " ".join(plan)
-    assert "uq_machine_org_machine_id" in plan_text or "sqlite_autoindex_machine" in plan_text, plan
-    assert "Sort" not in plan_text and "TEMP B-TREE" not in plan_text, plan
+    for plan in plans:
+        assert "uq_machine_org_machine_id" in plan or "sqlite_autoindex_machine" in plan, plans
+        assert "Sort" not in plan and "TEMP B-TREE" not in plan and "Filter" not in plan, plans
