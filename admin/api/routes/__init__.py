@@ -1,4 +1,4 @@
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 
 from admin.api.errors import ApiError
 from admin.api.routes import fleet, status
@@ -8,12 +8,15 @@ api_router.include_router(status.router)
 api_router.include_router(fleet.router)
 
 
-@api_router.api_route("/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)
-async def unknown_api_path(request: Request, path: str) -> None:
+@api_router.api_route("/{path:path}", methods=["GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE"],
+                      include_in_schema=False)
+async def unknown_api_path(request: Request, path: str) -> Response:
     # Without this, unknown /api/ paths would fall through to the web UI's HTML 404 page. A known
-    # path asked with another method is a 405 that says which methods it takes.
+    # path asked with another method is a 405 that says which methods it takes; OPTIONS lists them.
     # (The API's paths have no parameters, so the OpenAPI schema, built once, tells them exactly.)
     allowed = sorted(m.upper() for m in request.app.openapi()["paths"].get(f"/api/{path}", {}))
+    if allowed and request.method == "OPTIONS":
+        return Response(status_code=204, headers={"Allow": ", ".join([*allowed, "OPTIONS"])})
     if allowed:
         raise ApiError(405, f"{request.method} is not allowed on /api/{path}; use {', '.join(allowed)}",
                        {"Allow": ", ".join(allowed)})

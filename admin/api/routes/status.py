@@ -7,7 +7,7 @@ from common.version import __version__
 router = APIRouter(tags=["status"])
 
 
-@router.get("/status", summary="Liveness of the server")
+@router.api_route("/status", methods=["GET", "HEAD"], summary="Liveness of the server (HEAD too, for load balancers)")
 async def status() -> dict:
     return {"status": "ok", "version": __version__}
 

@@ -13,4 +13,15 @@ def test_known_path_with_another_method_is_a_405_naming_the_right_one(server, co
     body = contract.error(resp, 405)
     assert resp.headers["allow"] == "POST"
     assert "POST" in body["error"]
-    assert httpx.delete(server.url + "/api/status").headers["allow"] == "GET"
+    assert httpx.delete(server.url + "/api/status").headers["allow"] == "GET, HEAD"
+
+
+def test_head_and_options_answer_the_api_never_the_web_ui(server, contract):
+    assert httpx.head(server.url + "/api/status").status_code == 200  # load balancers' health checks
+    for method in ("HEAD", "OPTIONS"):
+        resp = httpx.request(method, server.url + "/api/no-such-thing")
+        assert resp.status_code == 404 and resp.headers["content-type"] == "application/json", method
+    resp = httpx.head(server.url + "/api/fleet")
+    assert resp.status_code == 405 and resp.headers["allow"] == "GET"
+    resp = httpx.options(server.url + "/api/fleet/report")
+    assert resp.status_code == 204 and resp.headers["allow"] == "POST, OPTIONS"
