@@ -2,7 +2,7 @@
 1,000 report cycles, CPU per report cycle and per heartbeat, and average CPU at the default interval.
 
     .venv/bin/python bench/agent_footprint.py [--cycles 1000] [--idle-seconds 300] [--json FILE]
-                                              [--agent-python PYTHON]
+                                              [--agent-python PYTHON] [--packaged PROGRAM]
 
 - The agent runs on an install with only the `agent` extra, as on a workstation: a venv made once
   under bench/results/agent-venv (`pip install '.[agent]'`), or --agent-python. The project's
@@ -48,6 +48,7 @@ from _servers import child_env, running_dashfleet  # noqa: E402
 MIB, MB = 1024 * 1024, 1_000_000
 AGENT_VENV = BENCH_DIR / "results" / "agent-venv"
 PYTHON = sys.executable  # replaced in main() by the agent-only interpreter
+AGENT: list[str] | None = None  # the agent's command, when not `PYTHON -m desktop_agent` (--packaged)
 
 
 def agent_only_python() -> str:
@@ -75,7 +76,7 @@ def agent_env(root: Path, **extra: str) -> dict[str, str]:
 
 def start_agent(url: str, key: str, env: dict[str, str], *args: str) -> subprocess.Popen:
     return subprocess.Popen(
-        [PYTHON, "-m", "desktop_agent", "--server", url, "--token", key, *args],
+        [*(AGENT or [PYTHON, "-m", "desktop_agent"]), "--server", url, "--token", key, *args],
         cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1,
     )
 
@@ -217,14 +218,37 @@ def machine() -> str:
             f"Python {platform.python_version()}, psutil {psutil.__version__}")
 
 
+def packaged_rss(program: Path, url: str, key: str, results: dict) -> None:
+    """RSS of the packaged agent (PyInstaller, one folder), headless and with the tray."""
+    global AGENT
+    AGENT = [str(program)]
+    try:
+        results["packaged_rss_headless"], _ = rss_of_running_agent(url, key, None)
+        print(f"packaged agent ({program}): RSS headless {results['packaged_rss_headless'] / MB:.1f} MB")
+        from agent_helpers import VirtualDesktop
+
+        if not VirtualDesktop.missing_tools():
+            desktop = VirtualDesktop()
+            try:
+                results["packaged_rss_tray"], _ = rss_of_running_agent(url, key, desktop.display)
+            finally:
+                desktop.close()
+            print(f"packaged agent: RSS with tray {results['packaged_rss_tray'] / MB:.1f} MB")
+    finally:
+        AGENT = None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cycles", type=int, default=1000)
     parser.add_argument("--idle-seconds", type=float, default=300.0)
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     parser.add_argument("--agent-python", help="interpreter with only the agent extra (default: make a venv)")
+    parser.add_argument("--packaged", type=Path, metavar="PROGRAM",
+                        help="also measure the RSS of this packaged agent (make agent-dist: dist/dashfleet-agent/"
+                             "dashfleet-agent), as IT installs it")
     args = parser.parse_args()
-    global PYTHON
+    global PYTHON, AGENT
     results: dict = {"machine": machine(), "load_average_at_start": os.getloadavg()}
     print(f"machine: {results['machine']}; load average {results['load_average_at_start']}")
 
@@ -257,6 +281,9 @@ def main() -> None:
                 desktop.close()
             print(f"RSS with tray: {results['rss_tray'] / MB:.1f} MB ({results['rss_tray'] / MIB:.1f} MiB), "
                   f"USS {results['uss_tray'] / MB:.1f} MB")
+
+        if args.packaged:
+            packaged_rss(args.packaged.resolve(), server.base_url, key, results)
 
         c = results["cycles"] = cycles(server.base_url, key, args.cycles) | {"count": args.cycles}
         growth = c["rss_after_all"] - c["rss_after_warmup"]
