@@ -7,7 +7,8 @@ from common.version import __version__
 router = APIRouter(tags=["status"])
 
 
-@router.api_route("/status", methods=["GET", "HEAD"], summary="Liveness of the server (HEAD too, for load balancers)")
+@router.get("/status", summary="Liveness of the server")
+@router.head("/status", summary="Liveness of the server, without a body (load balancers' checks)")
 async def status() -> dict:
     return {"status": "ok", "version": __version__}
 
