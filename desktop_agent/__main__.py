@@ -69,6 +69,10 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         return _fail(str(exc), EXIT_CONFIG)
     if args.print_config:
+        # Installers and IT check a file with --print-config: the warnings the agent would log
+        # (a misspelt key, say) are shown here too, in the same words, without changing the status.
+        for warning in warnings:
+            print(f"dashfleet-agent: warning: {warning}", file=sys.stderr)
         print(json.dumps(config.masked(), indent=2))
         return EXIT_OK
 

@@ -178,3 +178,12 @@ def test_print_config_shows_the_effective_settings_without_the_token(agent_dirs)
     assert done.returncode == 0, done.stderr
     assert '"interval": 90.0' in done.stdout and '"machine_id": "from-env"' in done.stdout
     assert TOKEN not in done.stdout
+
+
+def test_print_config_warns_about_unknown_keys_as_the_agent_does(agent_dirs):
+    """Installers and IT check a file with --print-config: a misspelt key must show there too."""
+    path = write(agent_dirs.user_config_file, f'server = "{SERVER}"\ntoken = "{TOKEN}"\nintervall = 30\n')
+    done = run_agent_once(agent_dirs, "--print-config")
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == f"dashfleet-agent: warning: unknown setting in config file {path}: intervall (ignored)\n"
+    assert '"interval": 60.0' in done.stdout
