@@ -216,6 +216,24 @@ assert set(CHECKS) == set(KEYS), "every setting needs a check"
 
 _FLAG_NAMES = {key: "--" + key.replace("_", "-") for key in KEYS}
 
+# TOML has types, so the file's values must have the documented one: numbers bare, `tray` a
+# boolean. A quoted "60" or "yes" there is a mistake (the checks above parse strings only because
+# flags and environment variables are always strings). The string keys' checks refuse non-strings.
+_FILE_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
+    "interval": ((int, float), "a number of seconds"),
+    "heartbeat_interval": ((int, float), "a number of seconds"),
+    "tray": ((bool,), "true or false"),
+}
+
+
+def _check_file_type(key: str, value: Any, source: str) -> Any:
+    if key not in _FILE_TYPES:
+        return value
+    types, expected = _FILE_TYPES[key]
+    if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+        raise ConfigError(f"{source}: expected {expected}, written without quotes, got {value!r}")
+    return value
+
 
 def resolve(
     flags: Mapping[str, Any],
@@ -240,7 +258,8 @@ def resolve(
         elif key in env_values:
             raw, source = env_values[key], ENV_PREFIX + key.upper()
         elif key in file_values:
-            raw, source = file_values[key], f"{file_source} ({key})"
+            source = f"{file_source} ({key})"
+            raw = _check_file_type(key, file_values[key], source)
         else:
             continue
         chosen[key] = CHECKS[key](raw, source)

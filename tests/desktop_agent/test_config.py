@@ -141,6 +141,13 @@ def test_bad_settings_are_refused_with_a_clear_message(flags, environ, message):
         ('server = 42\ntoken = "api_x"', "non-empty string"),
         ('server = "https://x.example"\ntoken = "api_x"\ninterval = true', "number of seconds"),
         ('server = "https://x.example"\ntoken = "api_x"\ntray = "sometimes"', "true or false"),
+        # The file is TOML: numbers are bare and tray a boolean; a quoted value is a mistake there
+        # (only environment variables, always strings, are parsed).
+        ('server = "https://x.example"\ntoken = "api_x"\ninterval = "60"', "number of seconds"),
+        ('server = "https://x.example"\ntoken = "api_x"\nheartbeat_interval = "30"', "number of seconds"),
+        ('server = "https://x.example"\ntoken = "api_x"\ntray = "yes"', "true or false"),
+        ('server = "https://x.example"\ntoken = "api_x"\ntray = "false"', "true or false"),
+        ('server = "https://x.example"\ntoken = "api_x"\ntray = 1', "true or false"),
     ],
 )
 def test_bad_files_are_refused_naming_the_file(agent_dirs, text, message):
@@ -148,6 +155,26 @@ def test_bad_files_are_refused_naming_the_file(agent_dirs, text, message):
     with pytest.raises(ConfigError, match=message) as raised:
         resolve(NO_FLAGS, environ={})
     assert str(path) in str(raised.value)
+    key = text.splitlines()[-1].split(" = ")[0]
+    if key not in ("server", "token"):
+        assert f"({key})" in str(raised.value), "the message names the key"
+
+
+@pytest.mark.parametrize(("line", "message"), [('interval = "60"', "number of seconds"),
+                                               ('tray = "yes"', "true or false")])
+def test_the_program_refuses_a_quoted_number_or_boolean_in_the_file(agent_dirs, line, message):
+    path = write(agent_dirs.site_config_file, f'server = "{SERVER}"\ntoken = "{TOKEN}"\n{line}\n')
+    done = run_agent_once(agent_dirs, "--print-config")
+    assert done.returncode == 2 and done.stdout == ""
+    key = line.split(" = ")[0]
+    assert done.stderr.startswith(f"dashfleet-agent: error: {path} ({key}): "), done.stderr
+    assert message in done.stderr and done.stderr.count("\n") == 1
+
+
+def test_environment_values_stay_strings_over_a_typed_file(agent_dirs):
+    write(agent_dirs.site_config_file, f'server = "{SERVER}"\ntoken = "{TOKEN}"\ninterval = 90\ntray = true\n')
+    config, _ = resolve(NO_FLAGS, environ={"DASHFLEET_INTERVAL": "45", "DASHFLEET_TRAY": "off"})
+    assert config.interval == 45.0 and config.tray is False
 
 
 # --- through the real program: one line on stderr, status 2, no traceback ---
