@@ -159,7 +159,8 @@ class MachineScreen:
         self.chart.options.update(options)
         self.chart.update()
         bucket = duration(history_chart.bucket_seconds(history_chart.SPANS[self.span]))
-        self.samples.text = f"{count:,} samples in the last {self.span}; each point is the mean of {bucket}"
+        noun = "sample" if count == 1 else "samples"
+        self.samples.text = f"{count:,} {noun} in the last {self.span}; each point is the mean of {bucket}"
 
     async def refresh(self) -> None:
         if not await auth.still_signed_in(self.services):

@@ -94,6 +94,17 @@ async def test_history_charts_the_last_hour_day_and_week(admin: User, services, 
     assert any(point[1] is None for point in cpu), "a silence of days breaks the line"
 
 
+async def test_the_sample_count_is_singular_for_one_sample(admin: User, services, admin_account) -> None:
+    now = time.time()
+    await add_report(services, admin_account, "pc-1", now=now - 2 * 86400)  # only in the week
+    await add_report(services, admin_account, "pc-1", now=now)
+    await admin.open(page_of("pc-1"))
+    text = await samples_label_becomes(admin, "1 sample")
+    assert text.startswith("1 sample in the last day;"), text
+    admin.find(marker="history-span").elements.pop().set_value("week")
+    await samples_label_becomes(admin, "2 samples in the last week;")
+
+
 async def test_an_admin_removes_a_machine(admin: User, services, admin_account) -> None:
     await add_report(services, admin_account, "pc-1")
     await add_report(services, admin_account, "pc-2")
