@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from admin.api.body_limit import BodyLimitMiddleware
 from admin.api.errors import install_error_handlers
 from admin.api.hot_routes import HotRoutes
+from admin.api.openapi import document_bearer_auth
 from admin.api.routes import api_router
 from admin.core.config import Settings, get_settings
 from admin.services.context import AppServices
@@ -72,6 +73,7 @@ def create_app(settings: Settings | None = None, *, with_ui: bool = True) -> Fas
     app.add_middleware(HotRoutes, services=services)
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     app.include_router(api_router)
+    document_bearer_auth(app, tag="fleet")
     if with_ui:
         from admin.ui import mount_ui
 

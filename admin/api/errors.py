@@ -3,17 +3,41 @@
 from __future__ import annotations
 
 import logging
+from typing import Optional
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from admin.services.errors import ServiceError
 
 log = logging.getLogger(__name__)
+
+
+class ErrorOut(BaseModel):
+    """The body of every error the API answers."""
+
+    error: str
+    detail: Optional[list[dict]] = None  # invalid input (422): where and what, per problem
+
+
+_MEANING = {
+    400: "The body is not JSON (or is truncated)",
+    401: "Missing, malformed, unknown or revoked key",
+    403: "The key lacks the scope this route needs",
+    404: "No such machine in the key's organisation",
+    413: "Body over DASHFLEET_MAX_BODY_BYTES",
+    422: "Invalid input: wrong types, missing fields, NaN or out-of-range values, bad parameters",
+    429: "Rate limited: Retry-After says how many seconds to wait",
+}
+
+
+def error_responses(*codes: int) -> dict:
+    """OpenAPI `responses` for these statuses, each with the contract's error body."""
+    return {code: {"model": ErrorOut, "description": _MEANING[code]} for code in codes}
 
 
 class ApiError(Exception):

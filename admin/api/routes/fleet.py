@@ -11,7 +11,7 @@ from pydantic_core import to_json
 from starlette.concurrency import run_in_threadpool
 
 from admin.api.deps import AdminKey, ReadKey, ServicesDep, authorize, too_many
-from admin.api.errors import ApiError, summarise, validation_detail
+from admin.api.errors import ApiError, error_responses, summarise, validation_detail
 from admin.core.limits import FLEET_LIST_LIMIT
 from admin.repositories.machines import FleetFilter
 from admin.services.context import AppServices
@@ -19,7 +19,7 @@ from admin.services.fleet import HISTORY_MAX_HOURS
 from common.constants import MACHINE_ID_MAX_LENGTH, SCOPE_AGENT, SYSTEM_FIELD_MAX_LENGTH
 from common.schemas import NonFiniteNumber, PingIn, PingOut, ReportIn, parse_json
 
-router = APIRouter(prefix="/fleet", tags=["fleet"])
+router = APIRouter(prefix="/fleet", tags=["fleet"], responses=error_responses(401, 403, 422))
 
 
 def _body_schema(model: type[BaseModel]) -> dict:
@@ -79,13 +79,15 @@ async def _accept(request: Request, handler) -> Response:
 
 
 @router.post("/report", summary="Store a machine's latest report and a history sample",
-             openapi_extra=_body_schema(ReportIn), response_model=ReportAccepted)
+             openapi_extra=_body_schema(ReportIn), response_model=ReportAccepted,
+             responses=error_responses(400, 413, 429))
 async def report(request: Request) -> Response:
     return await _accept(request, accept_report)
 
 
 @router.post("/ping", summary="Heartbeat: mark a machine alive (creating it if new)",
-             openapi_extra=_body_schema(PingIn), response_model=PingOut)
+             openapi_extra=_body_schema(PingIn), response_model=PingOut,
+             responses=error_responses(400, 413, 429))
 async def ping(request: Request) -> Response:
     return await _accept(request, accept_ping)
 
@@ -114,7 +116,7 @@ async def _list(request: Request, key, services, os, status, q, limit, offset) -
 
 
 def _fleet_route(path: str, summary: str):
-    @router.get(path, summary=summary, response_model=FleetOut)
+    @router.get(path, summary=summary, response_model=FleetOut, responses=error_responses(429))
     async def list_fleet(
         request: Request,
         key: ReadKey,
@@ -136,12 +138,12 @@ _fleet_route("", "The key's organisation's fleet (expires silent machines first)
 _fleet_route("/public", "The same as GET /api/fleet (kept for the prototype's clients; a key is required)")
 
 
-@router.get("/machine", summary="One machine of the key's organisation")
+@router.get("/machine", summary="One machine of the key's organisation", responses=error_responses(404))
 async def get_machine(key: ReadKey, services: ServicesDep, machine_id: MachineIdQuery) -> dict:
     return await run_in_threadpool(services.fleet.machine, org_id=key.org_id, machine_id=machine_id)
 
 
-@router.get("/machine/history", summary="A machine's history samples, oldest first")
+@router.get("/machine/history", summary="A machine's history samples, oldest first", responses=error_responses(404))
 async def machine_history(
     key: ReadKey,
     services: ServicesDep,
@@ -152,7 +154,8 @@ async def machine_history(
     return {"machine_id": machine_id, "samples": samples}
 
 
-@router.delete("/machine", summary="Delete a machine and its history (key scope 'admin')")
+@router.delete("/machine", summary="Delete a machine and its history (key scope 'admin')",
+               responses=error_responses(404))
 async def delete_machine(key: AdminKey, services: ServicesDep, machine_id: MachineIdQuery) -> dict:
     await run_in_threadpool(services.fleet.delete_machine, org_id=key.org_id, machine_id=machine_id)
     return {"ok": True, "deleted": machine_id}

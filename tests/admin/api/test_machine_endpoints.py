@@ -2,6 +2,8 @@
 
 import time
 
+import httpx
+
 MACHINE = "/api/fleet/machine"
 HISTORY = "/api/fleet/machine/history"
 
@@ -81,3 +83,23 @@ def test_endpoints_are_documented_in_openapi(server):
     for path in ("/api/status", "/api/config", "/api/fleet", "/api/fleet/public",
                  "/api/fleet/report", "/api/fleet/ping"):
         assert path in paths
+
+
+def test_openapi_documents_the_bearer_key_and_the_error_body(server, contract):
+    schema = server.openapi()
+    scheme = schema["components"]["securitySchemes"]
+    assert [s["scheme"] for s in scheme.values()] == ["bearer"]  # /api/docs offers "Authorize"
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            needs_key = path.startswith("/api/fleet")
+            assert bool(operation.get("security")) == needs_key, (method, path)
+            errors = {code: r for code, r in operation["responses"].items() if code.startswith(("4", "5"))}
+            if needs_key:
+                assert {"401", "403", "422"} <= set(errors), (method, path)
+            for code, response in errors.items():  # every error documented is the contract's body
+                ref = response["content"]["application/json"]["schema"]["$ref"]
+                assert ref == "#/components/schemas/ErrorOut", (method, path, code)
+    assert schema["components"]["schemas"]["ErrorOut"]["required"] == ["error"]
+    # What is documented is what is answered: a real 401 has that shape.
+    body = contract.error(httpx.get(server.url + "/api/fleet"), 401)
+    assert set(body) == {"error"}
