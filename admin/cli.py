@@ -11,6 +11,7 @@ import getpass
 import json
 import logging
 import sys
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -19,7 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from admin.core.config import Settings
 from admin.core.db import MigrationFailed, migrate
-from admin.services.accounts import ROLES, AccountService
+from admin.services.accounts import KEY_CACHE_SECONDS, ROLES, AccountService
 from admin.services.errors import ServiceError
 from common.constants import ALL_SCOPES, SCOPE_AGENT, SCOPE_READ
 from common.version import __version__
@@ -86,6 +87,9 @@ def cmd_key_revoke(args: argparse.Namespace, settings: Settings) -> None:
     accounts = _accounts(settings)
     org = accounts.org_named(args.org)
     key = accounts.revoke_key(org_id=org.id, key_id=args.key_id)
+    # Running servers remember a key for KEY_CACHE_SECONDS: waiting that long before answering
+    # means that once this command has returned, every server refuses the key ("at once").
+    time.sleep(KEY_CACHE_SECONDS)
     _print_json({"key_id": key.id, "revoked": True, "revoked_at": key.revoked_at})
 
 

@@ -1,11 +1,8 @@
 """Keys, scopes, revocation and organisation isolation on every protected endpoint."""
 
 import secrets
-import time
 
 import pytest
-
-REVOCATION_WAIT_SECONDS = 2.0
 
 # Every endpoint that needs a key, with a request that would succeed with the right one.
 PROTECTED = [
@@ -113,10 +110,7 @@ def test_a_revoked_key_is_refused_at_once(server, victim, contract):
     revoked = server.cli("key", "revoke", "--org", org.name, str(spare["key_id"]))
     assert revoked.returncode == 0, revoked.stderr
 
-    deadline = time.monotonic() + REVOCATION_WAIT_SECONDS
-    while org.get("/api/fleet", key=spare["api_key"]).status_code != 401:
-        assert time.monotonic() < deadline, f"revoked key still lists after {REVOCATION_WAIT_SECONDS} s"
-        time.sleep(0.1)
+    # The command returns once every running server refuses the key: no waiting here.
     contract.unauthorized(org.get("/api/fleet", key=spare["api_key"]))
     contract.unauthorized(org.report("pc-2", key=spare["api_key"]))
     contract.unauthorized(org.ping("pc-3", key=spare["api_key"]))
