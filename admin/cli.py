@@ -243,8 +243,9 @@ def main(argv: list[str] | None = None) -> int:
         handler(args, settings)
     except ValidationError as exc:
         first = exc.errors()[0]
-        name = "DASHFLEET_" + "_".join(str(p) for p in first["loc"]).upper() if first["loc"] else "settings"
-        print(f"dashfleet-admin: invalid setting {name}: {first['msg']}", file=sys.stderr)
+        message = first["msg"].removeprefix("Value error, ")  # the settings' own checks say which
+        where = "setting DASHFLEET_" + "_".join(str(p) for p in first["loc"]).upper() if first["loc"] else "settings"
+        print(f"dashfleet-admin: invalid {where}: {message}", file=sys.stderr)
         return EXIT_FAILURE
     except (ServiceError, CliError) as exc:
         message = exc.message if isinstance(exc, ServiceError) else str(exc)

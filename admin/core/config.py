@@ -49,6 +49,12 @@ class Settings(BaseSettings):
             raise ValueError("use memory:// or a redis:// URL")
         return value
 
+    @field_validator("password", mode="before")
+    @classmethod
+    def _empty_password_is_unset(cls, value):
+        # DASHFLEET_PASSWORD= (empty) means "not given, ask": as for the agent's empty variables.
+        return None if value == "" else value
+
     @model_validator(mode="after")
     def _offline_before_expiry(self) -> "Settings":
         if self.offline_after_seconds >= self.fleet_ttl_seconds:

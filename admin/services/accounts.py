@@ -20,7 +20,10 @@ from admin.services.errors import Conflict, InvalidInput, NotFound
 from common.constants import ALL_SCOPES, SCOPE_AGENT, SCOPE_READ
 
 ROLES = ("admin", "viewer")
-_EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# local@domain.tld, without the characters of display names, quoting or comments (<b>x</b>@ is
+# refused; O'Brien@ and non-ASCII letters are not).
+_EMAIL_ATOM = r'[^@\s<>()\[\]\\,;:"]+'
+_EMAIL_RE = re.compile(rf"^{_EMAIL_ATOM}@{_EMAIL_ATOM}\.{_EMAIL_ATOM}$")
 MIN_PASSWORD_LENGTH = 8
 # A key's org, scopes and revocation are cached this long: revocation reaches every server
 # process within a second, and the hot path saves a query per request.

@@ -104,6 +104,9 @@ def test_user_create_with_the_password_from_the_environment(install, acme):
 
 def test_user_create_without_password_or_terminal_fails_and_stores_nothing(install, acme):
     assert_clean_failure(install.cli("user", "create", "a@example.com", "--org", "acme"), "password")
+    # An empty DASHFLEET_PASSWORD is no password (not a too-short one): it asks for one.
+    empty = install.cli("user", "create", "a@example.com", "--org", "acme", env={"DASHFLEET_PASSWORD": ""})
+    assert_clean_failure(empty, "set DASHFLEET_PASSWORD or run this command in a terminal")
     # Nothing was stored: the same address can be created now (a duplicate would be refused).
     install.cli_json("user", "create", "a@example.com", "--org", "acme", env=PASSWORD)
     assert_clean_failure(install.cli("user", "create", "a@example.com", "--org", "acme", env=PASSWORD))
@@ -111,10 +114,12 @@ def test_user_create_without_password_or_terminal_fails_and_stores_nothing(insta
 
 @pytest.mark.parametrize("args,mentions", [
     (["not-an-email", "--org", "acme"], "email"),
+    (["<b>x</b>@example.com", "--org", "acme"], "e-mail"),
+    (["a b@example.com", "--org", "acme"], "e-mail"),
     (["a@example.com", "--org", "nobody"], "nobody"),
     (["a@example.com", "--org", "acme", "--role", "root"], "role"),
     (["a@example.com"], "--org"),
-], ids=["bad email", "unknown org", "bad role", "no org"])
+], ids=["bad email", "markup in email", "space in email", "unknown org", "bad role", "no org"])
 def test_user_create_refuses_bad_input(install, acme, args, mentions):
     assert_clean_failure(install.cli("user", "create", *args, env=PASSWORD), mentions)
 
@@ -197,7 +202,8 @@ def test_incomplete_or_unknown_commands_fail_cleanly(install, args):
     ("DASHFLEET_MAX_BODY_BYTES", "-5", "max_body_bytes"),
     ("DASHFLEET_DATABASE_URL", "nonsense", "database"),
     ("DASHFLEET_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:1/nowhere", "database"),
-], ids=["ttl not a number", "negative body limit", "url not a url", "database unreachable"])
+    ("DASHFLEET_OFFLINE_AFTER_SECONDS", "100000", "invalid settings: dashfleet_offline_after_seconds (100000) must be below"),
+], ids=["ttl not a number", "negative body limit", "url not a url", "database unreachable", "offline after ttl"])
 @pytest.mark.parametrize("command", ["org create", "serve"])
 def test_bad_settings_are_clean_errors(install, setting, value, mentions, command):
     with socket.socket() as sock:  # a port nobody listens on, should serve start after all

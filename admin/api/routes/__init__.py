@@ -8,9 +8,12 @@ api_router.include_router(status.router)
 api_router.include_router(fleet.router)
 
 
-@api_router.api_route("/{path:path}", methods=["GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE"],
-                      include_in_schema=False)
-async def unknown_api_path(request: Request, path: str) -> Response:
+ANY_METHOD = ["GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE"]
+
+
+@api_router.api_route("", methods=ANY_METHOD, include_in_schema=False)  # /api itself
+@api_router.api_route("/{path:path}", methods=ANY_METHOD, include_in_schema=False)
+async def unknown_api_path(request: Request, path: str = "") -> Response:
     # Without this, unknown /api/ paths would fall through to the web UI's HTML 404 page. A known
     # path asked with another method is a 405 that says which methods it takes; OPTIONS lists them.
     # (The API's paths have no parameters, so the OpenAPI schema, built once, tells them exactly.)

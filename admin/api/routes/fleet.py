@@ -108,10 +108,8 @@ async def _list(request: Request, key, services, os, status, q, limit, offset) -
     refusal = await services.limiter.hit(FLEET_LIST_LIMIT, "fleet", key.key_id)
     if refusal:
         raise too_many(refusal, "fleet listings with this key")
-    page = await run_in_threadpool(
-        services.fleet.list_fleet, org_id=key.org_id, flt=FleetFilter(os=os, status=status, q=q), limit=limit,
-        offset=offset,
-    )
+    flt = FleetFilter(os=os, status=status, q=(q or "").strip() or None)  # as the web UI's search box
+    page = await run_in_threadpool(services.fleet.list_fleet, org_id=key.org_id, flt=flt, limit=limit, offset=offset)
     return {"count": page.count, "expired": page.expired, "data": page.data}
 
 
@@ -125,7 +123,7 @@ def _fleet_route(path: str, summary: str):
                                            description="exact, any case")] = None,
         status: Annotated[Optional[Literal["online", "offline"]], Query()] = None,
         q: Annotated[Optional[str], Query(max_length=MACHINE_ID_MAX_LENGTH, pattern=NO_NUL,
-                                          description="part of id or hostname, any case")] = None,
+                                          description="part of id or hostname, any case (surrounding spaces ignored)")] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
         offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     ) -> dict:

@@ -51,6 +51,7 @@ def test_os_filter_is_exact_in_any_case(fleet_org, os_param, expected):
     ("zulu", []),
     ("%", []),                               # not a SQL wildcard
     ("_", []),
+    ("  bravo  ", ["Bravo-02"]),               # surrounding spaces ignored, as in the web UI
 ])
 def test_q_searches_id_and_hostname_in_any_case(fleet_org, q, expected):
     listing = fleet_org.fleet(q=q)

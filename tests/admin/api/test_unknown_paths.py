@@ -6,6 +6,7 @@ import httpx
 def test_unknown_api_path_is_a_json_404(server, contract):
     body = contract.error(httpx.get(server.url + "/api/no-such-thing"), 404)
     assert "/api/no-such-thing" in body["error"]
+    contract.error(httpx.get(server.url + "/api"), 404)  # the API's root too, not the web UI's page
 
 
 def test_known_path_with_another_method_is_a_405_naming_the_right_one(server, contract):
