@@ -13,6 +13,10 @@ from admin.core.config import Settings
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
 
+def _lower(value):
+    return value.lower() if isinstance(value, str) else value
+
+
 def make_engine(settings: Settings) -> Engine:
     url = settings.sqlalchemy_url
     if url.startswith("sqlite"):
@@ -29,6 +33,9 @@ def make_engine(settings: Settings) -> Engine:
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=30000")
             cur.close()
+            # SQLite's lower() folds ASCII only: "any case" searches and filters must also match
+            # "BÜRO" with "büro", as PostgreSQL's lower() does.
+            dbapi_conn.create_function("lower", 1, _lower, deterministic=True)
 
         return engine
     return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)

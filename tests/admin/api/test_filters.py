@@ -59,6 +59,15 @@ def test_q_searches_id_and_hostname_in_any_case(fleet_org, q, expected):
     assert listing["count"] == len(expected)
 
 
+def test_any_case_is_not_only_ascii(server):
+    org = server.org()
+    report = {"cpu_percent": 1, "ram_percent": 2, "disk_percent": 3, "system": {"os": "Windows", "hostname": "Empfang-ÄÖÜ"}}
+    assert org.report("büro-01", report).status_code == 200
+    assert org.report("office-02", {**report, "system": {"os": "Linux", "hostname": "front-desk"}}).status_code == 200
+    for q in ("büro", "BÜRO", "äöü", "ÄÖÜ", "empfang-äöü"):
+        assert [m["machine_id"] for m in org.fleet(q=q)["data"]] == ["büro-01"], q
+
+
 def test_machines_are_sorted_by_machine_id(fleet_org):
     # Code-point order, the same on every database: upper case sorts before lower case.
     assert fleet_org.machine_ids() == ALL_IDS == ["Bravo-02", "alpha-01", "charlie-03", "delta-04", "ping-only"]
