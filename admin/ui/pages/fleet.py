@@ -134,7 +134,10 @@ class FleetScreen:
         self.table.on("request", lambda e: self.show(self.view.with_pagination(e.args.get("pagination"))),
                       ["pagination"])
         self.table.mark("fleet-table")
-        self.empty = ui.label().classes("text-grey-7").mark("fleet-empty")
+        # Why the table is empty, in the table's own no-data slot: it replaces Quasar's generic
+        # "No data available" instead of being shown beside it.
+        with self.table.add_slot("no-data"):
+            self.empty = ui.label().classes("text-grey-7").mark("fleet-empty")
         ui.label(
             f"Refreshes every {duration(refresh_seconds)}. A machine is offline after "
             f"{duration(config['OFFLINE_AFTER_SECONDS'])} without contact and leaves the fleet after "

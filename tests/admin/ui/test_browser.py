@@ -184,6 +184,26 @@ def test_a_wrong_password_is_refused(browser, ui_server, account) -> None:
     assert "/login" in browser.current_url
 
 
+def test_an_empty_table_says_why_once(browser, ui_server) -> None:
+    """Our message replaces Quasar's generic "No data available", for an empty fleet and a filter."""
+    account = make_admin(ui_server, admin_key=False)  # its own user: the filter it types is remembered
+    sign_in(browser, ui_server, account.email)
+
+    def page_text(b: WebDriver) -> str:
+        return b.find_element(By.CSS_SELECTOR, ".q-page").text
+
+    wait(browser).until(lambda b: "No machines yet" in page_text(b))
+    assert "No data available" not in page_text(browser)
+    assert account.org.report("pc-1").status_code == 200
+    shows_machines(browser, ["pc-1"])  # the next refresh
+    search = browser.find_element(By.CSS_SELECTOR, "input[placeholder='Search machine id or hostname']")
+    search.send_keys("nothing-like-this")
+    wait(browser).until(lambda b: "No machine matches these filters." in page_text(b))
+    text = page_text(browser)
+    assert "No data available" not in text and text.count("No machine matches these filters.") == 1, text
+    assert machine_cells(browser) == []
+
+
 def test_the_phone_layout_does_not_scroll_sideways(browser, ui_server, account) -> None:
     org, email = account.org, account.email
     assert org.report("a-machine-with-a-rather-long-name-" + "x" * 120).status_code == 200
