@@ -18,9 +18,9 @@ async def unknown_api_path(request: Request, path: str = "") -> Response:
     # path asked with another method is a 405 that says which methods it takes; OPTIONS lists them.
     # (The API's paths have no parameters, so the OpenAPI schema, built once, tells them exactly.)
     allowed = sorted(m.upper() for m in request.app.openapi()["paths"].get(f"/api/{path}", {}))
-    if allowed and request.method == "OPTIONS":
-        return Response(status_code=204, headers={"Allow": ", ".join([*allowed, "OPTIONS"])})
     if allowed:
-        raise ApiError(405, f"{request.method} is not allowed on /api/{path}; use {', '.join(allowed)}",
-                       {"Allow": ", ".join(allowed)})
+        allow = {"Allow": ", ".join([*allowed, "OPTIONS"])}  # what the path takes, OPTIONS too
+        if request.method == "OPTIONS":
+            return Response(status_code=204, headers=allow)
+        raise ApiError(405, f"{request.method} is not allowed on /api/{path}; use {', '.join(allowed)}", allow)
     raise ApiError(404, f"No API endpoint /api/{path}")

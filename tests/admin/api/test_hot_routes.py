@@ -87,5 +87,5 @@ async def _answers(clients, path, headers, body) -> list[tuple]:
 async def test_middleware_leaves_other_methods_and_paths_to_the_app(tmp_path):
     async with two_servings(tmp_path) as (clients, agent, _):
         resp = await clients["middleware"].get(PATH_REPORT, headers={"Authorization": f"Bearer {agent}"})
-        assert resp.status_code == 405 and resp.headers["allow"] == "POST"
+        assert resp.status_code == 405 and resp.headers["allow"] == "POST, OPTIONS"
         assert (await clients["middleware"].post("/api/fleet/reports", json={})).status_code == 404

@@ -12,9 +12,9 @@ def test_unknown_api_path_is_a_json_404(server, contract):
 def test_known_path_with_another_method_is_a_405_naming_the_right_one(server, contract):
     resp = httpx.get(server.url + "/api/fleet/report")
     body = contract.error(resp, 405)
-    assert resp.headers["allow"] == "POST"
+    assert resp.headers["allow"] == "POST, OPTIONS"
     assert "POST" in body["error"]
-    assert httpx.delete(server.url + "/api/status").headers["allow"] == "GET, HEAD"
+    assert httpx.delete(server.url + "/api/status").headers["allow"] == "GET, HEAD, OPTIONS"
 
 
 def test_head_and_options_answer_the_api_never_the_web_ui(server, contract):
@@ -23,6 +23,6 @@ def test_head_and_options_answer_the_api_never_the_web_ui(server, contract):
         resp = httpx.request(method, server.url + "/api/no-such-thing")
         assert resp.status_code == 404 and resp.headers["content-type"] == "application/json", method
     resp = httpx.head(server.url + "/api/fleet")
-    assert resp.status_code == 405 and resp.headers["allow"] == "GET"
+    assert resp.status_code == 405 and resp.headers["allow"] == "GET, OPTIONS"
     resp = httpx.options(server.url + "/api/fleet/report")
     assert resp.status_code == 204 and resp.headers["allow"] == "POST, OPTIONS"
