@@ -43,7 +43,7 @@ BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
 sys.path.insert(0, str(REPO_ROOT / "tests" / "desktop_agent"))  # VirtualDesktop, AgentProcess
 
-from _servers import child_env, running_dashfleet  # noqa: E402
+from _servers import child_env, running_dashfleet, stop_process  # noqa: E402
 
 MIB, MB = 1024 * 1024, 1_000_000
 AGENT_VENV = BENCH_DIR / "results" / "agent-venv"
@@ -95,15 +95,6 @@ def read_status_lines(proc: subprocess.Popen, count: int, timeout: float = 120) 
     return lines
 
 
-def stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
 def rss_of_running_agent(url: str, key: str, tray_display: str | None, *more: str) -> tuple[float, float]:
     """RSS and USS (bytes) of the real agent after 5 reports at a 1 s interval. USS is the memory
     only this process uses (what quitting it frees): RSS also counts shared libraries."""
@@ -118,7 +109,7 @@ def rss_of_running_agent(url: str, key: str, tray_display: str | None, *more: st
             memory = psutil.Process(proc.pid).memory_full_info()
             return memory.rss, memory.uss
         finally:
-            stop(proc)
+            stop_process(proc, timeout=20)
 
 
 def rss_with_https(key: str) -> tuple[float, float] | None:
@@ -205,7 +196,7 @@ def idle_cpu(url: str, key: str, seconds: float) -> dict:
             return {"seconds": wall, "cpu_seconds": used, "percent_of_core": 100 * used / wall,
                     "rss": me.memory_info().rss}
         finally:
-            stop(proc)
+            stop_process(proc, timeout=20)
 
 
 def machine() -> str:
@@ -248,6 +239,8 @@ def main() -> None:
                         help="also measure the RSS of this packaged agent (make agent-dist: dist/dashfleet-agent/"
                              "dashfleet-agent), as IT installs it")
     args = parser.parse_args()
+    if args.cycles < 200:  # the first 100 warm up; CPU is measured in rounds of 100 after them
+        parser.error("--cycles must be at least 200 (100 to warm up, then rounds of 100)")
     global PYTHON, AGENT
     results: dict = {"machine": machine(), "load_average_at_start": os.getloadavg()}
     print(f"machine: {results['machine']}; load average {results['load_average_at_start']}")
