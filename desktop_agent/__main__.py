@@ -50,9 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def queue_path(state_dir: Path, config: AgentConfig) -> Path:
-    # One queue per server and machine id: reports are never sent to a server they were not for.
+    """The queue's folder. One queue per server and machine id: reports are never sent to a server
+    they were not for."""
     identity = hashlib.sha256(f"{config.server}\n{config.machine_id}".encode()).hexdigest()[:16]
-    return state_dir / f"queue-{identity}.sqlite3"
+    return state_dir / f"queue-{identity}"
 
 
 def _fail(message: str, status: int) -> int:
@@ -93,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(config: AgentConfig, *, once: bool) -> int:
     from desktop_agent.logs import log_dir
-    from desktop_agent.queue import QueueBusy, ReportQueue
+    from desktop_agent.queue import QueueBusy, ReportQueue, import_sqlite_queue
     from desktop_agent.reporter import Reporter
     from desktop_agent.service import AgentService
 
@@ -108,11 +109,15 @@ def _run(config: AgentConfig, *, once: bool) -> int:
         reporter.close()
         return EXIT_OK if accepted else _fail(error or "not accepted", EXIT_FAILED)
 
+    folder = queue_path(state_dir, config)
     try:
-        queue = ReportQueue(queue_path(state_dir, config))
+        queue = ReportQueue(folder)
     except QueueBusy:
         return _fail(f"another dashfleet-agent is already running for {config.machine_id!r} on {config.server}",
                      EXIT_FAILED)
+    earlier = folder.with_name(folder.name + ".sqlite3")  # the queue of earlier agents (SQLite)
+    if earlier.exists():
+        import_sqlite_queue(earlier, queue)
     service = AgentService(config, reporter, queue, state_dir=str(state_dir))
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: service.stop())

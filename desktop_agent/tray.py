@@ -12,7 +12,6 @@ import os
 import subprocess
 import sys
 import threading
-import webbrowser
 from pathlib import Path
 
 from desktop_agent.icons import draw_icon, icon_key
@@ -205,5 +204,7 @@ class Tray:
 
     def _open_dashboard(self) -> None:
         url = self.service.config.server + "/"
+        import webbrowser  # here: most agents never open it, and it costs RSS in every one
+
         # The browser may take a while to start; never block the tray's event loop on it.
         threading.Thread(target=webbrowser.open, args=(url,), daemon=True).start()

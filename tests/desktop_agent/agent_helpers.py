@@ -199,8 +199,8 @@ def queued_reports(dirs: AgentDirs) -> list[dict]:
     """The reports in the agent's on-disk queue, oldest first (only while no agent runs)."""
     from desktop_agent.queue import ReportQueue
 
-    paths = list((dirs.state_home / "dashfleet").glob("queue-*.sqlite3"))
-    assert len(paths) == 1, f"expected one queue file, found {paths}"
+    paths = [path for path in (dirs.state_home / "dashfleet").glob("queue-*") if path.is_dir()]
+    assert len(paths) == 1, f"expected one queue folder, found {paths}"
     with ReportQueue(paths[0]) as queue:
         return [item.body for item in queue.peek(100_000)]
 

@@ -171,3 +171,35 @@ def test_kill_9_loses_nothing_and_sends_nothing_twice(agent_dirs, server_factory
     left = [report["cpu_percent"] for report in queued_reports(agent_dirs)]
     assert made[len(made) - len(left):] == left
     assert [s["cpu_percent"] for s in history(org, machine_id)] == made[: len(made) - len(left)]
+
+
+def test_reports_an_earlier_agent_queued_in_sqlite_are_sent_after_the_upgrade(agent_dirs, agent_server, fleet_org,
+                                                                              machine_id, run_agent):
+    """Earlier agents queued in one SQLite file; an upgrade must not strand what waits there."""
+    import json
+    import sqlite3
+    from pathlib import Path
+
+    from desktop_agent.__main__ import queue_path
+    from desktop_agent.config import AgentConfig
+    from desktop_agent.sampler import take_sample
+
+    config = AgentConfig(server=agent_server.url, token=fleet_org.api_key, machine_id=machine_id)
+    old = queue_path(agent_dirs.state_home / "dashfleet", config).with_suffix(".sqlite3")
+    old.parent.mkdir(parents=True)
+    waiting = [dict(take_sample(str(old.parent)).as_payload(), cpu_percent=cpu) for cpu in (1.5, 2.5, 3.5)]
+    db = sqlite3.connect(old)
+    db.executescript("CREATE TABLE reports (id INTEGER PRIMARY KEY AUTOINCREMENT, body TEXT NOT NULL);"
+                     "CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);")
+    db.executemany("INSERT INTO reports (body) VALUES (?)", [(json.dumps(r),) for r in waiting])
+    db.commit()
+    db.close()
+
+    agent = run_agent(*agent_args(agent_server.url, fleet_org.api_key, machine_id, "--interval", "30"))
+    agent.wait_for_lines(1, "OK HTTP 200")
+    assert agent.stop() == 0
+    samples = [s["cpu_percent"] for s in history(fleet_org, machine_id)]
+    assert samples[:3] == [1.5, 2.5, 3.5] and len(samples) == 4  # the waiting ones first, then its own
+    assert not Path(old).exists() and queued_reports(agent_dirs) == []
+    assert "moved 3 queued report(s)" in agent_dirs.log_file.read_text()
+

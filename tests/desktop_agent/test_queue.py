@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -10,12 +12,16 @@ import textwrap
 import pytest
 
 from agent_helpers import REPO_ROOT
-from desktop_agent.queue import QueueBusy, ReportQueue
+from desktop_agent.queue import QueueBusy, ReportQueue, import_sqlite_queue
 
 
 @pytest.fixture
 def path(tmp_path):
-    return tmp_path / "state" / "queue.sqlite3"
+    return tmp_path / "state" / "queue-0123456789abcdef"
+
+
+def report_files(path) -> list[str]:
+    return sorted(p.name for p in path.iterdir() if p.name.endswith(".json"))
 
 
 def bodies(queue: ReportQueue) -> list[int]:
@@ -69,6 +75,91 @@ def test_a_report_that_is_not_json_is_refused_and_nothing_is_stored(path):
         with pytest.raises(TypeError):
             queue.put({"when": object()})
         assert len(queue) == 0
+    assert sorted(p.name for p in path.iterdir()) == ["lock"]  # no file, not even a temporary one
+
+
+def test_one_file_per_report_named_in_order_of_age(path):
+    with ReportQueue(path) as queue:
+        for n in range(3):
+            queue.put({"n": n})
+    names = report_files(path)
+    assert names == [f"{i:020d}.json" for i in (1, 2, 3)]
+    assert [json.loads((path / name).read_text())["n"] for name in names] == [0, 1, 2]
+
+
+def test_a_write_a_crash_cut_short_is_cleared_and_the_rest_kept(path):
+    with ReportQueue(path) as queue:
+        queue.put({"n": 0})
+    (path / ".writing-00000000000000000002.json").write_text('{"n": 1')  # died before the rename
+    with ReportQueue(path) as queue:
+        assert bodies(queue) == [0]
+        queue.put({"n": 2})
+        assert bodies(queue) == [0, 2]
+    assert not any(p.name.startswith(".writing-") for p in path.iterdir())
+
+
+def test_a_report_file_removed_behind_its_back_is_dropped_not_a_blockage(path, caplog):
+    with ReportQueue(path) as queue:
+        for n in range(3):
+            queue.put({"n": n})
+        (path / f"{2:020d}.json").unlink()
+        with caplog.at_level(logging.ERROR, logger="desktop_agent.queue"):
+            assert bodies(queue) == [0, 2]
+        assert len(queue) == 2
+    assert "queued report 2 is unreadable" in caplog.text
+
+
+def test_files_that_are_not_reports_are_left_alone(path):
+    path.mkdir(parents=True)
+    (path / "README.txt").write_text("notes")
+    (path / "12.json").write_text("{}")  # not a queue name
+    with ReportQueue(path) as queue:
+        assert len(queue) == 0
+        queue.put({"n": 0})
+        assert bodies(queue) == [0]
+    assert (path / "README.txt").exists() and (path / "12.json").exists()
+
+
+def earlier_queue_file(file, bodies_: list[dict], dropped: int = 0):
+    """A queue file as agents before the file queue left it (SQLite, the same schema)."""
+    db = sqlite3.connect(file)
+    db.executescript(
+        "CREATE TABLE reports (id INTEGER PRIMARY KEY AUTOINCREMENT, body TEXT NOT NULL);"
+        "CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);"
+    )
+    db.executemany("INSERT INTO reports (body) VALUES (?)", [(json.dumps(b),) for b in bodies_])
+    db.execute("INSERT INTO counters VALUES ('dropped', ?)", (dropped,))
+    db.commit()
+    db.close()
+
+
+def test_reports_of_an_earlier_sqlite_queue_move_over_oldest_first(path, caplog):
+    old = path.with_name(path.name + ".sqlite3")
+    old.parent.mkdir(parents=True)
+    earlier_queue_file(old, [{"n": n} for n in range(3)])
+    with ReportQueue(path) as queue, caplog.at_level(logging.INFO, logger="desktop_agent.queue"):
+        assert import_sqlite_queue(old, queue) == 3
+        assert bodies(queue) == [0, 1, 2]
+    assert not old.exists()
+    assert "moved 3 queued report(s)" in caplog.text
+
+
+def test_an_earlier_queue_still_in_use_is_kept_for_the_next_start(path, caplog):
+    old = path.with_name(path.name + ".sqlite3")
+    old.parent.mkdir(parents=True)
+    earlier_queue_file(old, [{"n": 0}])
+    holder = sqlite3.connect(old)
+    holder.execute("PRAGMA locking_mode=EXCLUSIVE")
+    holder.execute("BEGIN EXCLUSIVE")  # as an earlier agent, still running, holds it
+    try:
+        with ReportQueue(path) as queue, caplog.at_level(logging.WARNING, logger="desktop_agent.queue"):
+            assert import_sqlite_queue(old, queue) == 0
+            assert len(queue) == 0
+    finally:
+        holder.close()
+    assert old.exists() and "trying again at the next start" in caplog.text
+    with ReportQueue(path) as queue:
+        assert import_sqlite_queue(old, queue) == 1 and bodies(queue) == [0]
 
 
 def run_python(code: str, **kwargs) -> subprocess.Popen:

@@ -26,7 +26,7 @@ def make_service(tmp_path, agent_server, fleet_org, machine_id):
         cfg = AgentConfig(server=server_url or agent_server.url, token=fleet_org.api_key, machine_id=machine_id,
                           **config)
         reporter = Reporter(cfg.server, cfg.token, max_attempts=1)
-        queue = ReportQueue(tmp_path / f"queue-{len(made)}.sqlite3")
+        queue = ReportQueue(tmp_path / f"queue-{len(made)}")
         service = AgentService(cfg, reporter, queue, state_dir=str(tmp_path), printer=lambda line: None)
         made.append(service)
         return service
