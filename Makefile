@@ -44,7 +44,7 @@ bench: venv
 # The desktop agent as a one-folder program for this OS (dist/dashfleet-agent/), built in a venv of
 # its own with only the agent's dependencies; then as a Debian package (dist/*.deb).
 # Rebuilt only when the agent's code or its build recipe changed (a build takes a minute).
-AGENT_BUILD_INPUTS := $(wildcard desktop_agent/*.py common/*.py installers/pyinstaller/*) pyproject.toml
+AGENT_BUILD_INPUTS := $(wildcard desktop_agent/*.py common/*.py installers/pyinstaller/* installers/pyinstaller/hooks/* installers/pyinstaller/hooks/rthooks/*) pyproject.toml
 agent-dist: dist/dashfleet-agent/dashfleet-agent
 
 dist/dashfleet-agent/dashfleet-agent: $(AGENT_BUILD_INPUTS)

@@ -14,10 +14,11 @@
   http://, for which the agent loads no CA store; the RSS against an https:// server (a stand-in
   TLS server with a private CA given as --ca-bundle) is given too.
 - Cycles: a driver process runs the service's own report_cycle() (collect, queue on disk, send,
-  status line) back to back against the server; the machine id rotates over 20 ids so the
+  status line) back to back against the server; the machine id rotates over 200 ids so the
   server's per-machine limit (120 a minute) never refuses a report. CPU is the driver's
   process time (user + system) divided by the cycles; RSS growth is after 1,000 cycles minus after
-  the first 100 (warm-up: caches, connection pool, SQLite pages).
+  the first 100 (warm-up: caches, connection pool), with the RSS every 1,000 cycles to show the
+  trend (settling or a leak: try --cycles 40000).
 - Idle: the real agent with default settings (report 60 s, heartbeat 30 s) for --idle-seconds;
   its CPU seconds over the wall time, measured from its first report.
 Targets (issue 4): RSS <= 30 MB headless, <= 35 MB with the tray; no growth; < 3 ms CPU per
@@ -138,14 +139,14 @@ CYCLE_DRIVER = textwrap.dedent("""
     url, key, cycles, state = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
     base = AgentConfig(server=url, token=key, machine_id="cycle-0")
     reporter = Reporter(url, key)
-    service = AgentService(base, reporter, ReportQueue(state + "/queue.sqlite3"), state_dir=state,
+    service = AgentService(base, reporter, ReportQueue(state + "/queue"), state_dir=state,
                            printer=lambda line: None)
     me = psutil.Process()
     time.sleep(0.5)  # a CPU window for the first reading
 
     def run(first, last):
         for i in range(first, last):
-            service.config = dataclasses.replace(base, machine_id=f"cycle-{i % 20}")
+            service.config = dataclasses.replace(base, machine_id=f"cycle-{i % 200}")
             line = service.report_cycle()
             if " OK HTTP 200 " not in line:
                 sys.exit("cycle %d not accepted: %s" % (i, line))
@@ -155,21 +156,23 @@ CYCLE_DRIVER = textwrap.dedent("""
     rss_warm = me.memory_info().rss
     # CPU per cycle in rounds of 100: other work on the machine inflates some rounds, so the
     # median and the best round are both given.
-    rounds = []
+    rounds, rss_per_1000 = [], []
     for first in range(warm, cycles, 100):
         cpu0 = time.process_time()
         run(first, min(cycles, first + 100))
         rounds.append((time.process_time() - cpu0) / (min(cycles, first + 100) - first))
+        if min(cycles, first + 100) % 1000 == 0:
+            rss_per_1000.append(me.memory_info().rss)  # the trend: settling, or a leak
     rounds.sort()
     rss_end = me.memory_info().rss
     cpu0 = time.process_time()
     for i in range(200):
-        service.config = dataclasses.replace(base, machine_id=f"cycle-{i % 20}")
+        service.config = dataclasses.replace(base, machine_id=f"cycle-{i % 200}")
         outcome = service.heartbeat()
         if not outcome.ok:
             sys.exit("heartbeat %d not accepted: %s" % (i, outcome.error))
     cpu_per_ping = (time.process_time() - cpu0) / 200
-    print(json.dumps({"rss_after_warmup": rss_warm, "rss_after_all": rss_end,
+    print(json.dumps({"rss_after_warmup": rss_warm, "rss_after_all": rss_end, "rss_per_1000": rss_per_1000,
                       "cpu_per_cycle": rounds[len(rounds) // 2], "cpu_per_cycle_best_round": rounds[0],
                       "cpu_per_heartbeat": cpu_per_ping}))
 """)
@@ -284,6 +287,8 @@ def main() -> None:
               f"of 100; best round {c['cpu_per_cycle_best_round'] * 1000:.2f} ms), "
               f"{c['cpu_per_heartbeat'] * 1000:.2f} ms per heartbeat; RSS {c['rss_after_warmup'] / MB:.1f} MB after "
               f"100, {c['rss_after_all'] / MB:.1f} MB after {args.cycles} (growth {growth / 1024:+.0f} KiB)")
+        if len(c["rss_per_1000"]) > 1:
+            print("RSS every 1,000 cycles (KiB): " + ", ".join(f"{rss // 1024:,}" for rss in c["rss_per_1000"]))
 
         if args.idle_seconds > 0:
             idle = results["idle"] = idle_cpu(server.base_url, key, args.idle_seconds)

@@ -78,6 +78,9 @@ class ReportQueue:
         self.folder = Path(folder)
         self.max_reports = max_reports
         self.folder.mkdir(parents=True, exist_ok=True)
+        # Report paths are plain strings: with a Path made per report, the agent's RSS kept
+        # growing (2 MiB after 40,000 reports); with strings it levels off (docs/benchmarks.md).
+        self._prefix = str(self.folder) + os.sep
         # One queue shared by the agent's threads, serialised by a lock.
         self._lock = threading.Lock()
         self._lock_fd = os.open(self.folder / _LOCK, os.O_RDWR | os.O_CREAT, 0o600)
@@ -106,15 +109,15 @@ class ReportQueue:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _path(self, report_id: int) -> Path:
-        return self.folder / f"{report_id:020d}.json"
+    def _path(self, report_id: int, prefix: str = "") -> str:
+        return f"{self._prefix}{prefix}{report_id:020d}.json"
 
     def put(self, body: dict) -> int:
         """Stores a report; when full, drops the oldest. Returns how many were dropped now."""
         text = json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
         with self._lock:
             report_id = self._next_id
-            self._write_durably(self._path(report_id), text)
+            self._write_durably(self._path(report_id), self._path(report_id, _TEMPORARY_PREFIX), text)
             self._next_id += 1
             self._ids.append(report_id)
             excess = len(self._ids) - self.max_reports
@@ -131,8 +134,7 @@ class ReportQueue:
             )
         return max(excess, 0)
 
-    def _write_durably(self, path: Path, data: bytes) -> None:
-        temporary = path.with_name(_TEMPORARY_PREFIX + path.name)
+    def _write_durably(self, path: str, temporary: str, data: bytes) -> None:
         with open(temporary, "wb") as file:
             file.write(data)
             file.flush()
@@ -151,7 +153,8 @@ class ReportQueue:
             found = []
             for report_id in list(self._ids)[:limit]:
                 try:
-                    found.append(Queued(report_id, self._path(report_id).read_text(encoding="utf-8")))
+                    with open(self._path(report_id), encoding="utf-8") as file:
+                        found.append(Queued(report_id, file.read()))
                 except (OSError, UnicodeDecodeError) as exc:
                     # Someone removed or damaged the file: it cannot be sent, and keeping it would
                     # block the reports behind it.

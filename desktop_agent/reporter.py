@@ -108,17 +108,27 @@ def _error_text(response: httpx.Response) -> str:
     return f"HTTP {response.status_code} {message or reason}"
 
 
-def _tls_context(server: str, ca_bundle: str | None) -> ssl.SSLContext | bool:
-    """TLS is always verified, against certifi's CAs (httpx's default, the same on every OS). A CA
-    bundle is trusted besides them (a private CA for an internal server), never instead.
+class NoTLS:
+    """What httpx gets instead of an SSL context for a plain http:// server.
 
-    A plain http:// server gets a context that trusts no CA at all: the agent only ever requests
-    paths of its own server and follows no redirect, so it never makes a TLS connection, and loading
-    the CA store (about 140 certificates, all parsed into memory at once: 1.3 MiB of RSS) would be
-    waste. Verification stays on in that context, so it could never accept a certificate anyway.
+    The agent only ever requests paths of its own server and follows no redirect, so with an
+    http:// server it never makes a TLS connection. Building even an empty OpenSSL context costs
+    0.4 MiB of RSS (OpenSSL 3's SSL_CTX_new), a loaded CA store 1.3 MiB more. httpx hands whatever
+    it is given to httpcore, which touches it only to open a TLS connection; should anything ever
+    try, every use of this object raises, so the agent fails closed rather than without
+    verification.
     """
+
+    def __getattr__(self, name: str):
+        raise RuntimeError(f"TLS was attempted ({name}) although the server is http://; no TLS is set up for it")
+
+
+def _tls_context(server: str, ca_bundle: str | None) -> ssl.SSLContext | NoTLS | bool:
+    """TLS is always verified, against certifi's CAs (httpx's default, the same on every OS). A CA
+    bundle is trusted besides them (a private CA for an internal server), never instead. A plain
+    http:// server gets NoTLS: no TLS at all."""
     if server.lower().startswith("http://"):
-        return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # CERT_REQUIRED and check_hostname, no CA
+        return NoTLS()
     if not ca_bundle:
         return True
     import certifi  # httpx's own dependency
