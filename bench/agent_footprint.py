@@ -16,7 +16,7 @@
 - Cycles: a driver process runs the service's own report_cycle() (collect, queue on disk, send,
   status line) back to back against the server; the machine id rotates over 200 ids so the
   server's per-machine limit (120 a minute) never refuses a report. CPU is the driver's
-  process time (user + system) divided by the cycles; RSS growth is after 1,000 cycles minus after
+  process time (user + system) divided by the cycles; RSS growth is after the last cycle minus after
   the first 100 (warm-up: caches, connection pool), with the RSS every 1,000 cycles to show the
   trend (settling or a leak: try --cycles 40000).
 - Idle: the real agent with default settings (report 60 s, heartbeat 30 s) for --idle-seconds;
