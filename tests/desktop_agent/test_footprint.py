@@ -34,3 +34,19 @@ def test_a_real_run_loads_no_server_dependency(agent_dirs, agent_server, fleet_o
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout.splitlines()[-1])
     assert result == {"status": 0, "loaded": []}
+
+
+def test_the_queue_loads_no_sqlite(tmp_path):
+    """The queue is files, not SQLite, for SQLite's 1.6 MiB of RSS; only moving an earlier agent's
+    SQLite queue over loads it, once."""
+    code = textwrap.dedent(f"""
+        import sys
+        from desktop_agent.queue import ReportQueue
+        with ReportQueue({str(tmp_path / "queue")!r}) as queue:
+            queue.put({{"n": 1}})
+            queue.ack(queue.peek()[0].id)
+        print(sorted(name for name in sys.modules if "sqlite" in name))
+    """)
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
