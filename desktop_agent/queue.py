@@ -28,6 +28,7 @@ import re
 import sys
 import threading
 from collections import deque
+from itertools import islice
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -151,7 +152,7 @@ class ReportQueue:
         """The oldest reports, oldest first, without removing them."""
         with self._lock:
             found = []
-            for report_id in list(self._ids)[:limit]:
+            for report_id in list(islice(self._ids, limit)):
                 try:
                     with open(self._path(report_id), encoding="utf-8") as file:
                         found.append(Queued(report_id, file.read()))

@@ -113,7 +113,7 @@ class NoTLS:
 
     The agent only ever requests paths of its own server and follows no redirect, so with an
     http:// server it never makes a TLS connection. Building even an empty OpenSSL context costs
-    0.4 MiB of RSS (OpenSSL 3's SSL_CTX_new), a loaded CA store 1.3 MiB more. httpx hands whatever
+    0.4 MiB of RSS (OpenSSL 3's SSL_CTX_new), a loaded CA store about 1 MiB more. httpx hands whatever
     it is given to httpcore, which touches it only to open a TLS connection; should anything ever
     try, every use of this object raises, so the agent fails closed rather than without
     verification.

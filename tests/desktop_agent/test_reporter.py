@@ -195,8 +195,8 @@ def test_the_real_agent_verifies_tls_and_trusts_a_ca_bundle_given_on_the_command
 
 
 def test_an_http_server_gets_no_tls_and_any_attempt_at_tls_fails_closed(tls_server):
-    """For http:// the agent never uses TLS, so it builds no TLS context (0.4 MiB of RSS, 1.3 more
-    with a CA store). Should a TLS connection ever be tried with what it gives httpx instead, here
+    """For http:// the agent never uses TLS, so it builds no TLS context (0.4 MiB of RSS, about 1
+    more with a CA store). Should a TLS connection ever be tried with what it gives httpx instead, here
     to the real TLS server, it fails: never a connection without verification."""
     url, ca_bundle = tls_server
     plain = _tls_context("http://fleet.example:8080", ca_bundle)
