@@ -12,8 +12,8 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
@@ -99,8 +99,13 @@ def cmd_key_list(args: argparse.Namespace, settings: Settings) -> None:
     _print_json(
         {
             "keys": [
-                {"key_id": k.id, "prefix": k.prefix, "scopes": k.scopes.split(), "created_at": k.created_at,
-                 "revoked_at": k.revoked_at}
+                {
+                    "key_id": k.id,
+                    "prefix": k.prefix,
+                    "scopes": k.scopes.split(),
+                    "created_at": k.created_at,
+                    "revoked_at": k.revoked_at,
+                }
                 for k in accounts.list_keys(org_id=org.id)
             ]
         }
@@ -180,10 +185,17 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=_port, default=8000, help="port to listen on (default 8000)")
     serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
-    serve.add_argument("--forwarded-allow-ips", default="127.0.0.1",
-                       help="proxies whose X-Forwarded-For is trusted (default 127.0.0.1)")
-    serve.add_argument("--access-log", action=argparse.BooleanOptionalAction, default=False,
-                       help="log every request (off by default: the report route is hot)")
+    serve.add_argument(
+        "--forwarded-allow-ips",
+        default="127.0.0.1",
+        help="proxies whose X-Forwarded-For is trusted (default 127.0.0.1)",
+    )
+    serve.add_argument(
+        "--access-log",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="log every request (off by default: the report route is hot)",
+    )
     serve.set_defaults(handler=cmd_serve)
 
     migrate_cmd = commands.add_parser("migrate", help="create or upgrade the database schema, and say its revision")
@@ -197,8 +209,9 @@ def build_parser() -> argparse.ArgumentParser:
     key = commands.add_parser("key", help="API keys").add_subparsers(dest="action", required=True)
     key_create = key.add_parser("create", help="make an API key (shown once)")
     key_create.add_argument("--org", required=True, help="organisation name")
-    key_create.add_argument("--scope", action="append", choices=ALL_SCOPES,
-                            help="repeat for several (default: agent and read)")
+    key_create.add_argument(
+        "--scope", action="append", choices=ALL_SCOPES, help="repeat for several (default: agent and read)"
+    )
     key_create.set_defaults(handler=cmd_key_create)
     key_revoke = key.add_parser("revoke", help="revoke an API key at once")
     key_revoke.add_argument("--org", required=True, help="organisation name")
@@ -252,12 +265,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"dashfleet-admin: {message}", file=sys.stderr)
         return EXIT_FAILURE
     except MigrationFailed as exc:
-        print(f"dashfleet-admin: cannot migrate the database ({exc}); was it written by a newer "
-              "DashFleet? Install that version again, or restore a backup made by this one.", file=sys.stderr)
+        print(
+            f"dashfleet-admin: cannot migrate the database ({exc}); was it written by a newer "
+            "DashFleet? Install that version again, or restore a backup made by this one.",
+            file=sys.stderr,
+        )
         return EXIT_FAILURE
     except SQLAlchemyError as exc:
-        print(f"dashfleet-admin: database error: {exc.__class__.__name__}: {str(exc).splitlines()[0]}",
-              file=sys.stderr)
+        print(f"dashfleet-admin: database error: {exc.__class__.__name__}: {str(exc).splitlines()[0]}", file=sys.stderr)
         return EXIT_FAILURE
     except KeyboardInterrupt:
         return 130

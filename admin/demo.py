@@ -28,8 +28,12 @@ from common.health import compute_health
 DEMO_ORG = "Demo"
 DEMO_EMAIL = "admin@demo.dashfleet"
 SIMULATED = [
-    ("lab-linux-01", "Linux", "6.1.0"), ("lab-linux-02", "Linux", "6.8.0"), ("office-win-01", "Windows", "11"),
-    ("office-win-02", "Windows", "10"), ("design-mac-01", "Darwin", "23.4.0"), ("kiosk-<lobby>", "Linux", "5.15"),
+    ("lab-linux-01", "Linux", "6.1.0"),
+    ("lab-linux-02", "Linux", "6.8.0"),
+    ("office-win-01", "Windows", "11"),
+    ("office-win-02", "Windows", "10"),
+    ("design-mac-01", "Darwin", "23.4.0"),
+    ("kiosk-<lobby>", "Linux", "5.15"),
 ]
 
 
@@ -65,11 +69,18 @@ def _simulate(base_url: str, api_key: str, stop: threading.Event) -> None:
             for machine_id, os_name, version in SIMULATED:
                 cpu, ram, disk = (min(100.0, max(0.0, v + rng.uniform(-8, 8))) for v in level[machine_id])
                 report = {
-                    "cpu_percent": round(cpu, 1), "ram_percent": round(ram, 1), "disk_percent": round(disk, 1),
+                    "cpu_percent": round(cpu, 1),
+                    "ram_percent": round(ram, 1),
+                    "disk_percent": round(disk, 1),
                     "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                     "health": compute_health(cpu, ram, disk).as_dict(),
-                    "system": {"os": os_name, "os_version": version, "hostname": machine_id.split("<")[0] or machine_id,
-                               "agent_version": "simulated", "architecture": "x86_64"},
+                    "system": {
+                        "os": os_name,
+                        "os_version": version,
+                        "hostname": machine_id.split("<")[0] or machine_id,
+                        "agent_version": "simulated",
+                        "architecture": "x86_64",
+                    },
                 }
                 try:
                     client.post(PATH_REPORT, json={"machine_id": machine_id, "report": report})
@@ -122,11 +133,16 @@ def run_demo(settings: Settings, *, host: str, port: int) -> None:
         raise CliError(f"port {port} on {host} is in use; choose another with --port")
     password, api_key = _prepare(settings)
     base_url = f"http://{host}:{port}"
-    print(json.dumps({"url": base_url, "login": {"email": DEMO_EMAIL, "password": password},
-                      "api_key": api_key}, indent=2))
-    print(f"\n  Open {base_url}/login and sign in as {DEMO_EMAIL} / {password}\n"
-          f"  API: curl -H 'Authorization: Bearer {api_key}' {base_url}/api/fleet\n  Stop with Ctrl+C.\n",
-          flush=True)
+    print(
+        json.dumps(
+            {"url": base_url, "login": {"email": DEMO_EMAIL, "password": password}, "api_key": api_key}, indent=2
+        )
+    )
+    print(
+        f"\n  Open {base_url}/login and sign in as {DEMO_EMAIL} / {password}\n"
+        f"  API: curl -H 'Authorization: Bearer {api_key}' {base_url}/api/fleet\n  Stop with Ctrl+C.\n",
+        flush=True,
+    )
 
     stop = threading.Event()
     agent: dict[str, subprocess.Popen | None] = {"process": None}

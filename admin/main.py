@@ -33,7 +33,7 @@ async def _maintenance_loop(services: AppServices) -> None:
             done = await run_in_threadpool(services.fleet.maintain)
             if done["expired"] or done["pruned_samples"]:
                 log.info("maintenance: %(expired)d machines expired, %(pruned_samples)d samples pruned", done)
-        except Exception:  # noqa: BLE001 - a failed run must not stop the next one
+        except Exception:
             log.exception("maintenance run failed")
         await asyncio.sleep(services.settings.maintenance_interval_seconds)
 
@@ -61,7 +61,7 @@ def create_app(settings: Settings | None = None, *, with_ui: bool = True) -> Fas
         title="DashFleet",
         version=API_VERSION,
         description="Fleet monitoring API. Agents report and ping with an organisation's Bearer key; "
-        "scripts list the organisation's fleet. Errors are `{\"error\": \"...\"}`.",
+        'scripts list the organisation\'s fleet. Errors are `{"error": "..."}`.',
         lifespan=lifespan,
         docs_url="/api/docs",
         redoc_url=None,

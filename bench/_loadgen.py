@@ -98,9 +98,12 @@ class LoadResult:
         return self.requests / self.server_cpu_seconds if self.server_cpu_seconds else None
 
     def as_dict(self) -> dict:
-        return {**asdict(self), "rps": round(self.rps, 1),
-                "rps_per_cpu": round(self.rps_per_cpu, 1) if self.rps_per_cpu else None,
-                "server_core_share": round(self.server_core_share, 3) if self.server_core_share else None}
+        return {
+            **asdict(self),
+            "rps": round(self.rps, 1),
+            "rps_per_cpu": round(self.rps_per_cpu, 1) if self.rps_per_cpu else None,
+            "server_core_share": round(self.server_core_share, 3) if self.server_core_share else None,
+        }
 
 
 def wrk_available() -> bool:
@@ -113,9 +116,18 @@ def process_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def run_load(base_url: str, path: str, kind: str, machines: int, api_key: str, *,
-             connections: int = 16, seconds: float = 10.0, cpu: str | None = "1",
-             server_pid: int | None = None) -> LoadResult:
+def run_load(
+    base_url: str,
+    path: str,
+    kind: str,
+    machines: int,
+    api_key: str,
+    *,
+    connections: int = 16,
+    seconds: float = 10.0,
+    cpu: str | None = "1",
+    server_pid: int | None = None,
+) -> LoadResult:
     """Run one load (report or ping bodies) against base_url+path; wrk if present, else httpx.
 
     With server_pid, also measures the CPU time the server spent meanwhile."""
@@ -124,9 +136,23 @@ def run_load(base_url: str, path: str, kind: str, machines: int, api_key: str, *
     if wrk_available():
         result = _run_wrk(taskset, base_url, path, kind, machines, api_key, connections, seconds)
     else:
-        cmd = [*taskset, sys.executable, str(Path(__file__)), "--url", base_url + path, "--kind", kind,
-               "--machines", str(machines), "--key", api_key, "--connections", str(connections),
-               "--seconds", str(seconds)]
+        cmd = [
+            *taskset,
+            sys.executable,
+            str(Path(__file__)),
+            "--url",
+            base_url + path,
+            "--kind",
+            kind,
+            "--machines",
+            str(machines),
+            "--key",
+            api_key,
+            "--connections",
+            str(connections),
+            "--seconds",
+            str(seconds),
+        ]
         out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
         result = LoadResult(**json.loads(out.strip().splitlines()[-1]))
     if server_pid:
@@ -134,23 +160,49 @@ def run_load(base_url: str, path: str, kind: str, machines: int, api_key: str, *
     return result
 
 
-def _run_wrk(taskset: list[str], base_url: str, path: str, kind: str, machines: int, api_key: str,
-             connections: int, seconds: float) -> LoadResult:
+def _run_wrk(
+    taskset: list[str],
+    base_url: str,
+    path: str,
+    kind: str,
+    machines: int,
+    api_key: str,
+    connections: int,
+    seconds: float,
+) -> LoadResult:
     threads = 1  # one core for the generator: more threads would only contend for it
-    cmd = [*taskset, "wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds:g}s", "--timeout", "10s",
-           "-s", str(WRK_SCRIPT), base_url, "--", path, str(machines), api_key, ID_PREFIX,
-           body_template(kind), str(threads)]
+    cmd = [
+        *taskset,
+        "wrk",
+        f"-t{threads}",
+        f"-c{connections}",
+        f"-d{seconds:g}s",
+        "--timeout",
+        "10s",
+        "-s",
+        str(WRK_SCRIPT),
+        base_url,
+        "--",
+        path,
+        str(machines),
+        api_key,
+        ID_PREFIX,
+        body_template(kind),
+        str(threads),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("WRK_RESULT ")]
     if proc.returncode != 0 or not lines:
         raise RuntimeError(f"wrk failed ({proc.returncode}): {proc.stderr.strip() or proc.stdout[-500:]}")
     raw = json.loads(lines[-1].removeprefix("WRK_RESULT "))
     errors = sum(v for k, v in raw.items() if k.startswith("errors_"))
-    return LoadResult("wrk", raw["requests"], raw["duration_us"] / 1e6, raw["p50_us"] / 1e3,
-                      raw["p99_us"] / 1e3, errors)
+    return LoadResult(
+        "wrk", raw["requests"], raw["duration_us"] / 1e6, raw["p50_us"] / 1e3, raw["p99_us"] / 1e3, errors
+    )
 
 
 # --- fallback: async httpx in this process (run as a script by run_load) -----------------------
+
 
 def _percentile(sorted_values: list[float], pct: float) -> float:
     if not sorted_values:
@@ -158,8 +210,7 @@ def _percentile(sorted_values: list[float], pct: float) -> float:
     return sorted_values[min(len(sorted_values) - 1, int(len(sorted_values) * pct / 100))]
 
 
-async def _httpx_load(url: str, kind: str, machines: int, api_key: str, connections: int,
-                      seconds: float) -> LoadResult:
+async def _httpx_load(url: str, kind: str, machines: int, api_key: str, connections: int, seconds: float) -> LoadResult:
     import httpx
 
     bodies = [json.dumps(BODIES[kind](machine_id(i))).encode() for i in range(machines)]
@@ -188,8 +239,9 @@ async def _httpx_load(url: str, kind: str, machines: int, api_key: str, connecti
         await asyncio.gather(*(worker(client, c) for c in range(connections)))
         elapsed = time.perf_counter() - started
     latencies.sort()
-    return LoadResult("httpx", len(latencies), elapsed, _percentile(latencies, 50) * 1e3,
-                      _percentile(latencies, 99) * 1e3, errors)
+    return LoadResult(
+        "httpx", len(latencies), elapsed, _percentile(latencies, 50) * 1e3, _percentile(latencies, 99) * 1e3, errors
+    )
 
 
 async def _post_each(url: str, kind: str, machines: int, api_key: str, connections: int) -> dict[int, int]:
@@ -201,7 +253,7 @@ async def _post_each(url: str, kind: str, machines: int, api_key: str, connectio
 
     async def worker(client: httpx.AsyncClient) -> None:
         for i in pending:  # the workers share one iterator: each id is posted exactly once
-            for attempt in range(3):
+            for _attempt in range(3):
                 try:
                     status = (await client.post(url, json=BODIES[kind](machine_id(i)), headers=headers)).status_code
                     break

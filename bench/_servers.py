@@ -14,12 +14,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import httpx
-
 from _loadgen import machine_id, report_body
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -46,7 +45,6 @@ def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-
 def stop_process(proc: subprocess.Popen, timeout: float = 15.0) -> None:
     """SIGTERM, then SIGKILL if it has not ended within `timeout`."""
     if proc.poll() is None:
@@ -57,14 +55,16 @@ def stop_process(proc: subprocess.Popen, timeout: float = 15.0) -> None:
             proc.kill()
             proc.wait()
 
+
 class ServerProcess:
     def __init__(self, name: str, cmd: list[str], workdir: Path, env: dict[str, str], port: int) -> None:
         self.name, self.workdir, self.port = name, workdir, port
         self.base_url = f"http://127.0.0.1:{port}"
         self.log_path = workdir / f"{name}.log"
         self._log = self.log_path.open("wb")
-        self.proc = subprocess.Popen(pinned(cmd, SERVER_CPU), cwd=workdir, env=env,
-                                     stdout=self._log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            pinned(cmd, SERVER_CPU), cwd=workdir, env=env, stdout=self._log, stderr=subprocess.STDOUT
+        )
 
     def wait_ready(self, timeout: float = 90.0) -> None:
         deadline = time.monotonic() + timeout
@@ -115,8 +115,14 @@ def temp_workdir(name: str) -> Iterator[Path]:
 
 def admin_cli(workdir: Path, env: dict[str, str] | None, *args: str) -> dict:
     """Run `python -m admin ...` in workdir (as a user would) and return its JSON output."""
-    proc = subprocess.run([sys.executable, "-m", "admin", *args], cwd=workdir, env=child_env(env),
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "admin", *args],
+        cwd=workdir,
+        env=child_env(env),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     if proc.returncode != 0:
         raise RuntimeError(f"python -m admin {' '.join(args)} failed ({proc.returncode}): {proc.stderr.strip()}")
     return json.loads(proc.stdout)
@@ -131,8 +137,12 @@ def running_dashfleet(label: str, env: dict[str, str] | None = None) -> Iterator
         key = admin_cli(workdir, env, "org", "create", "bench")["api_key"]
         cmd = [sys.executable, "-m", "admin", "serve", "--host", "127.0.0.1", "--port", "{port}"]
         with running("dashfleet", cmd, workdir, env) as server:
-            check = httpx.post(server.base_url + "/api/fleet/report", json=report_body(machine_id(0)),
-                               headers={"Authorization": f"Bearer {key}"}, timeout=30)
+            check = httpx.post(
+                server.base_url + "/api/fleet/report",
+                json=report_body(machine_id(0)),
+                headers={"Authorization": f"Bearer {key}"},
+                timeout=30,
+            )
             if check.status_code != 200:
                 raise RuntimeError(f"a single report got HTTP {check.status_code}: {check.text[:300]}")
             yield server, key
@@ -148,7 +158,7 @@ def postgres_reason_unavailable() -> str | None:
 
         with psycopg.connect(POSTGRES_ADMIN_URL, connect_timeout=3):
             return None
-    except Exception as exc:  # any failure means: no PostgreSQL run, and say why
+    except Exception as exc:  # noqa: BLE001 - any failure means: no PostgreSQL run, and say why
         return f"PostgreSQL at 127.0.0.1:5432 not reachable ({type(exc).__name__}: {exc})"
 
 

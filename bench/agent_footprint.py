@@ -66,10 +66,15 @@ def agent_only_python() -> str:
 
 
 def agent_env(root: Path, **extra: str) -> dict[str, str]:
-    env = child_env({
-        "XDG_CONFIG_HOME": str(root / "config"), "XDG_CONFIG_DIRS": str(root / "site"),
-        "XDG_STATE_HOME": str(root / "state"), "PYTHONUNBUFFERED": "1", **extra,
-    })
+    env = child_env(
+        {
+            "XDG_CONFIG_HOME": str(root / "config"),
+            "XDG_CONFIG_DIRS": str(root / "site"),
+            "XDG_STATE_HOME": str(root / "state"),
+            "PYTHONUNBUFFERED": "1",
+            **extra,
+        }
+    )
     if "DISPLAY" not in extra:
         env.pop("DISPLAY", None)
     return env
@@ -78,7 +83,12 @@ def agent_env(root: Path, **extra: str) -> dict[str, str]:
 def start_agent(url: str, key: str, env: dict[str, str], *args: str) -> subprocess.Popen:
     return subprocess.Popen(
         [*(AGENT or [PYTHON, "-m", "desktop_agent"]), "--server", url, "--token", key, *args],
-        cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1,
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        bufsize=1,
     )
 
 
@@ -180,8 +190,14 @@ CYCLE_DRIVER = textwrap.dedent("""
 
 def cycles(url: str, key: str, count: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
-        done = subprocess.run([PYTHON, "-c", CYCLE_DRIVER, url, key, str(count), tmp], cwd=REPO_ROOT,
-                              env=agent_env(Path(tmp)), capture_output=True, text=True, timeout=1800)
+        done = subprocess.run(
+            [PYTHON, "-c", CYCLE_DRIVER, url, key, str(count), tmp],
+            cwd=REPO_ROOT,
+            env=agent_env(Path(tmp)),
+            capture_output=True,
+            text=True,
+            timeout=1800,
+        )
         if done.returncode != 0:
             raise RuntimeError(f"cycle driver failed: {done.stderr[-2000:]}")
         return json.loads(done.stdout)
@@ -196,8 +212,12 @@ def idle_cpu(url: str, key: str, seconds: float) -> dict:
             start_cpu, start = sum(me.cpu_times()[:2]), time.monotonic()
             time.sleep(seconds)
             used, wall = sum(me.cpu_times()[:2]) - start_cpu, time.monotonic() - start
-            return {"seconds": wall, "cpu_seconds": used, "percent_of_core": 100 * used / wall,
-                    "rss": me.memory_info().rss}
+            return {
+                "seconds": wall,
+                "cpu_seconds": used,
+                "percent_of_core": 100 * used / wall,
+                "rss": me.memory_info().rss,
+            }
         finally:
             stop_process(proc, timeout=20)
 
@@ -205,11 +225,17 @@ def idle_cpu(url: str, key: str, seconds: float) -> dict:
 def machine() -> str:
     cpu = platform.processor() or platform.machine()
     try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+        cpu = next(
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        )
     except (OSError, StopIteration):
         pass
-    return (f"{platform.system()} {platform.release()}, {cpu}, {os.cpu_count()} cores, "
-            f"Python {platform.python_version()}, psutil {psutil.__version__}")
+    return (
+        f"{platform.system()} {platform.release()}, {cpu}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}, psutil {psutil.__version__}"
+    )
 
 
 def packaged_rss(program: Path, url: str, key: str, results: dict) -> None:
@@ -238,9 +264,13 @@ def main() -> None:
     parser.add_argument("--idle-seconds", type=float, default=300.0)
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     parser.add_argument("--agent-python", help="interpreter with only the agent extra (default: make a venv)")
-    parser.add_argument("--packaged", type=Path, metavar="PROGRAM",
-                        help="also measure the RSS of this packaged agent (make agent-dist: dist/dashfleet-agent/"
-                             "dashfleet-agent), as IT installs it")
+    parser.add_argument(
+        "--packaged",
+        type=Path,
+        metavar="PROGRAM",
+        help="also measure the RSS of this packaged agent (make agent-dist: dist/dashfleet-agent/"
+        "dashfleet-agent), as IT installs it",
+    )
     args = parser.parse_args()
     if args.cycles < 200:  # the first 100 warm up; CPU is measured in rounds of 100 after them
         parser.error("--cycles must be at least 200 (100 to warm up, then rounds of 100)")
@@ -252,15 +282,19 @@ def main() -> None:
         results["rss_headless_project_venv"], _ = rss_of_running_agent(server.base_url, key, None)
         PYTHON = args.agent_python or agent_only_python()
         results["rss_headless"], results["uss_headless"] = rss_of_running_agent(server.base_url, key, None)
-        print(f"RSS headless: {results['rss_headless'] / MB:.1f} MB ({results['rss_headless'] / MIB:.1f} MiB), "
-              f"USS {results['uss_headless'] / MB:.1f} MB; in the project venv "
-              f"{results['rss_headless_project_venv'] / MB:.1f} MB")
+        print(
+            f"RSS headless: {results['rss_headless'] / MB:.1f} MB ({results['rss_headless'] / MIB:.1f} MiB), "
+            f"USS {results['uss_headless'] / MB:.1f} MB; in the project venv "
+            f"{results['rss_headless_project_venv'] / MB:.1f} MB"
+        )
 
         https = rss_with_https(key)
         if https:
             results["rss_headless_https"], results["uss_headless_https"] = https
-            print(f"RSS headless, https:// server: {https[0] / MB:.1f} MB ({https[0] / MIB:.1f} MiB), "
-                  f"USS {https[1] / MB:.1f} MB")
+            print(
+                f"RSS headless, https:// server: {https[0] / MB:.1f} MB ({https[0] / MIB:.1f} MiB), "
+                f"USS {https[1] / MB:.1f} MB"
+            )
         else:
             print("RSS headless, https:// server: skipped (openssl not installed)")
 
@@ -275,25 +309,31 @@ def main() -> None:
                 results["rss_tray"], results["uss_tray"] = rss_of_running_agent(server.base_url, key, desktop.display)
             finally:
                 desktop.close()
-            print(f"RSS with tray: {results['rss_tray'] / MB:.1f} MB ({results['rss_tray'] / MIB:.1f} MiB), "
-                  f"USS {results['uss_tray'] / MB:.1f} MB")
+            print(
+                f"RSS with tray: {results['rss_tray'] / MB:.1f} MB ({results['rss_tray'] / MIB:.1f} MiB), "
+                f"USS {results['uss_tray'] / MB:.1f} MB"
+            )
 
         if args.packaged:
             packaged_rss(args.packaged.resolve(), server.base_url, key, results)
 
         c = results["cycles"] = cycles(server.base_url, key, args.cycles) | {"count": args.cycles}
         growth = c["rss_after_all"] - c["rss_after_warmup"]
-        print(f"{args.cycles} report cycles: CPU {c['cpu_per_cycle'] * 1000:.2f} ms per cycle (median of rounds "
-              f"of 100; best round {c['cpu_per_cycle_best_round'] * 1000:.2f} ms), "
-              f"{c['cpu_per_heartbeat'] * 1000:.2f} ms per heartbeat; RSS {c['rss_after_warmup'] / MB:.1f} MB after "
-              f"100, {c['rss_after_all'] / MB:.1f} MB after {args.cycles} (growth {growth / 1024:+.0f} KiB)")
+        print(
+            f"{args.cycles} report cycles: CPU {c['cpu_per_cycle'] * 1000:.2f} ms per cycle (median of rounds "
+            f"of 100; best round {c['cpu_per_cycle_best_round'] * 1000:.2f} ms), "
+            f"{c['cpu_per_heartbeat'] * 1000:.2f} ms per heartbeat; RSS {c['rss_after_warmup'] / MB:.1f} MB after "
+            f"100, {c['rss_after_all'] / MB:.1f} MB after {args.cycles} (growth {growth / 1024:+.0f} KiB)"
+        )
         if len(c["rss_per_1000"]) > 1:
             print("RSS every 1,000 cycles (KiB): " + ", ".join(f"{rss // 1024:,}" for rss in c["rss_per_1000"]))
 
         if args.idle_seconds > 0:
             idle = results["idle"] = idle_cpu(server.base_url, key, args.idle_seconds)
-            print(f"default interval (60 s / 30 s) over {idle['seconds']:.0f} s: {idle['cpu_seconds']:.3f} CPU s = "
-                  f"{idle['percent_of_core']:.4f} % of one core; RSS {idle['rss'] / MB:.1f} MB")
+            print(
+                f"default interval (60 s / 30 s) over {idle['seconds']:.0f} s: {idle['cpu_seconds']:.3f} CPU s = "
+                f"{idle['percent_of_core']:.4f} % of one core; RSS {idle['rss'] / MB:.1f} MB"
+            )
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(results, indent=2))

@@ -32,7 +32,10 @@ SAMPLE_RATE = 250
 # the whole stack each time); frames of the framework and the HTTP server count only if none did.
 SPECIFIC_AREAS = [
     ("rate limiter", r"limits/|admin/core/limits\.py"),
-    ("auth (key -> organisation)", r"admin/api/deps\.py \(_principal|admin/services/accounts\.py|admin/core/security\.py"),
+    (
+        "auth (key -> organisation)",
+        r"admin/api/deps\.py \(_principal|admin/services/accounts\.py|admin/core/security\.py",
+    ),
     ("database write (group writer, SQLAlchemy, driver)", r"admin/services/writer\.py|sqlalchemy/|sqlite3|psycopg"),
     ("body parse + validation", r"_parse \(admin/api|common/schemas\.py|pydantic"),
     ("fleet service (row building)", r"admin/services/fleet\.py"),
@@ -100,35 +103,65 @@ def main() -> None:
     env = {"PYTHONPATH": str(args.dashfleet_root.resolve()), **dict(e.split("=", 1) for e in args.server_env)}
     path = {"report": "/api/fleet/report", "ping": "/api/fleet/ping"}[args.kind]
 
-    with tempfile.TemporaryDirectory() as tmp, fresh_postgres_database() if args.postgres else _nothing() as db_url:
+    with tempfile.TemporaryDirectory() as tmp, fresh_postgres_database() if args.postgres else _NoDatabase() as db_url:
         if db_url:
             env["DASHFLEET_DATABASE_URL"] = db_url
         with running_dashfleet("profile", env) as (server, key):
             post_each(server.base_url + "/api/fleet/report", "report", args.machines, key)
             run_load(server.base_url, path, args.kind, args.machines, key, seconds=2, cpu=LOAD_CPU)  # warm-up
             result = {}
-            load = threading.Thread(target=lambda: result.update(r=run_load(
-                server.base_url, path, args.kind, args.machines, key, seconds=args.seconds, cpu=LOAD_CPU,
-                server_pid=server.proc.pid)))
+            load = threading.Thread(
+                target=lambda: result.update(
+                    r=run_load(
+                        server.base_url,
+                        path,
+                        args.kind,
+                        args.machines,
+                        key,
+                        seconds=args.seconds,
+                        cpu=LOAD_CPU,
+                        server_pid=server.proc.pid,
+                    )
+                )
+            )
             load.start()
             time.sleep(1.0)  # profile the steady state, not wrk's connecting
             raw = Path(tmp) / "stacks.txt"
-            subprocess.run([py_spy, "record", "--pid", str(server.proc.pid), "--gil", "--rate", str(SAMPLE_RATE),
-                            "--duration", str(max(1, int(args.seconds) - 2)), "--format", "raw", "--output", str(raw),
-                            "--nonblocking"], check=True, capture_output=True)
+            subprocess.run(
+                [
+                    py_spy,
+                    "record",
+                    "--pid",
+                    str(server.proc.pid),
+                    "--gil",
+                    "--rate",
+                    str(SAMPLE_RATE),
+                    "--duration",
+                    str(max(1, int(args.seconds) - 2)),
+                    "--format",
+                    "raw",
+                    "--output",
+                    str(raw),
+                    "--nonblocking",
+                ],
+                check=True,
+                capture_output=True,
+            )
             load.join()
         r = result["r"]
         cpu_us = r.server_cpu_seconds / r.requests * 1e6 if r.requests and r.server_cpu_seconds else 0.0
-        print(f"{args.kind} x {args.machines:,} machines ({'PostgreSQL' if args.postgres else 'SQLite'}): "
-              f"{r.rps:,.0f}/s, p99 {r.p99_ms:.1f} ms, {r.errors} errors; the server used "
-              f"{r.server_core_share or 0:.0%} of its core, {cpu_us:,.0f} µs of CPU per request "
-              f"({r.rps_per_cpu or 0:,.0f} requests per CPU-second)\n")
+        print(
+            f"{args.kind} x {args.machines:,} machines ({'PostgreSQL' if args.postgres else 'SQLite'}): "
+            f"{r.rps:,.0f}/s, p99 {r.p99_ms:.1f} ms, {r.errors} errors; the server used "
+            f"{r.server_core_share or 0:.0%} of its core, {cpu_us:,.0f} µs of CPU per request "
+            f"({r.rps_per_cpu or 0:,.0f} requests per CPU-second)\n"
+        )
         print(summarise(raw, cpu_us))
         if args.keep:
             shutil.copy(raw, args.keep)
 
 
-class _nothing:
+class _NoDatabase:
     def __enter__(self):
         return None
 

@@ -22,7 +22,8 @@ SERVERS = {"prototype_server.py", "bare_fastapi.py", "profile_hot_path.py"}
 
 def benchmarks() -> list[Path]:
     return sorted(
-        p for p in BENCH_DIR.glob("*.py")
+        p
+        for p in BENCH_DIR.glob("*.py")
         if not p.name.startswith("_") and p.name != Path(__file__).name and p.name not in SERVERS
     )
 

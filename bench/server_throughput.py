@@ -22,17 +22,24 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
-
 from _loadgen import LoadResult, machine_id, post_each, report_body, run_load, wrk_available
-from _servers import (BENCH_DIR, LOAD_CPU, REPO_ROOT, fresh_postgres_database, postgres_reason_unavailable,
-                      running, running_dashfleet, temp_workdir)
+from _servers import (
+    BENCH_DIR,
+    LOAD_CPU,
+    REPO_ROOT,
+    fresh_postgres_database,
+    postgres_reason_unavailable,
+    running,
+    running_dashfleet,
+    temp_workdir,
+)
 
 sys.path.insert(0, str(REPO_ROOT))
-from common.constants import PATH_FLEET, PATH_PING, PATH_REPORT  # noqa: E402
+from common.constants import PATH_FLEET, PATH_PING, PATH_REPORT
 
 SMALL_FLEET, LARGE_FLEET = 100, 10_000
 WARM_UP_SECONDS = 2.0
@@ -66,9 +73,14 @@ class Figures:
         def load(r: LoadResult | None):
             return r.as_dict() if r else None
 
-        return {"server": self.server, "reports_small": load(self.reports_small),
-                "reports_large": load(self.reports_large), "pings": load(self.pings),
-                "fleet_list_ms": self.fleet_list_ms, "notes": self.notes}
+        return {
+            "server": self.server,
+            "reports_small": load(self.reports_small),
+            "reports_large": load(self.reports_large),
+            "pings": load(self.pings),
+            "fleet_list_ms": self.fleet_list_ms,
+            "notes": self.notes,
+        }
 
 
 class Bench:
@@ -76,19 +88,35 @@ class Bench:
         self.seconds, self.fleet_requests, self.repeat = seconds, fleet_requests, repeat
 
     def warm_up(self, server, path: str, kind: str, machines: int, key: str) -> None:
-        run_load(server.base_url, path, kind, machines, key, connections=CONNECTIONS, seconds=WARM_UP_SECONDS,
-                 cpu=LOAD_CPU)
+        run_load(
+            server.base_url, path, kind, machines, key, connections=CONNECTIONS, seconds=WARM_UP_SECONDS, cpu=LOAD_CPU
+        )
 
     def load(self, server, path: str, kind: str, machines: int, key: str) -> LoadResult:
         """The best of `repeat` runs (error-free first): on a shared machine, the least disturbed."""
-        runs = [run_load(server.base_url, path, kind, machines, key, connections=CONNECTIONS, seconds=self.seconds,
-                         cpu=LOAD_CPU, server_pid=server.proc.pid) for _ in range(self.repeat)]
+        runs = [
+            run_load(
+                server.base_url,
+                path,
+                kind,
+                machines,
+                key,
+                connections=CONNECTIONS,
+                seconds=self.seconds,
+                cpu=LOAD_CPU,
+                server_pid=server.proc.pid,
+            )
+            for _ in range(self.repeat)
+        ]
         best = max(runs, key=lambda r: (r.errors == 0, r.rps))  # a refused request is quick, not better
         share = best.server_core_share
-        print(f"  {server.name}: {kind} x {machines} machines: {best.rps:,.0f}/s, p99 {best.p99_ms:.1f} ms"
-              + (f", server had {share:.0%} of its core" if share else "")
-              + (f", {best.errors} errors" if best.errors else "")
-              + (f" (best of {', '.join(f'{r.rps:,.0f}' for r in runs)})" if len(runs) > 1 else ""), flush=True)
+        print(
+            f"  {server.name}: {kind} x {machines} machines: {best.rps:,.0f}/s, p99 {best.p99_ms:.1f} ms"
+            + (f", server had {share:.0%} of its core" if share else "")
+            + (f", {best.errors} errors" if best.errors else "")
+            + (f" (best of {', '.join(f'{r.rps:,.0f}' for r in runs)})" if len(runs) > 1 else ""),
+            flush=True,
+        )
         return best
 
     def fleet_list(self, server, key: str, expected_count: int, fig: Figures) -> None:
@@ -112,8 +140,11 @@ class Bench:
         fig.fleet_list_ms = (cuts[49], cuts[98])
         if len(latencies) < self.fleet_requests:
             fig.notes.append(f"listing latency over {len(latencies)} requests (time cap)")
-        print(f"  {server.name}: GET {PATH_FLEET}?limit=100 at {count} machines, {len(latencies)} requests: "
-              f"p50 {cuts[49]:.1f} ms, p99 {cuts[98]:.1f} ms", flush=True)
+        print(
+            f"  {server.name}: GET {PATH_FLEET}?limit=100 at {count} machines, {len(latencies)} requests: "
+            f"p50 {cuts[49]:.1f} ms, p99 {cuts[98]:.1f} ms",
+            flush=True,
+        )
 
     def prototype(self) -> Figures:
         from prototype_server import write_fleet_file  # needs flask: the `bench` extra
@@ -122,14 +153,24 @@ class Bench:
         key = "api_" + secrets.token_urlsafe(32)
         with temp_workdir("prototype") as workdir:
             data_file = workdir / "fleet.json"
-            cmd = [sys.executable, str(BENCH_DIR / "prototype_server.py"), "--port", "{port}",
-                   "--api-key", key, "--data-file", str(data_file)]
+            cmd = [
+                sys.executable,
+                str(BENCH_DIR / "prototype_server.py"),
+                "--port",
+                "{port}",
+                "--api-key",
+                key,
+                "--data-file",
+                str(data_file),
+            ]
             with running("prototype", cmd, workdir) as server:
                 self.warm_up(server, PATH_REPORT, "report", SMALL_FLEET, key)
                 fig.reports_small = self.load(server, PATH_REPORT, "report", SMALL_FLEET, key)
             # It writes ~5 reports/s at 10,000 machines, so a run cannot fill its fleet: start it on
             # the file it would have written by then.
-            write_fleet_file(data_file, {machine_id(i): report_body(machine_id(i))["report"] for i in range(LARGE_FLEET)})
+            write_fleet_file(
+                data_file, {machine_id(i): report_body(machine_id(i))["report"] for i in range(LARGE_FLEET)}
+            )
             with running("prototype", cmd, workdir) as server:
                 # Listing first: after a load run its threads still work off queued reports.
                 self.fleet_list(server, key, LARGE_FLEET, fig)
@@ -139,9 +180,12 @@ class Bench:
 
     def bare_fastapi(self) -> Figures:
         fig = Figures("bare FastAPI (validation only)")
-        with temp_workdir("bare") as workdir, running(
-            "bare-fastapi", [sys.executable, str(BENCH_DIR / "bare_fastapi.py"), "--port", "{port}"], workdir
-        ) as server:
+        with (
+            temp_workdir("bare") as workdir,
+            running(
+                "bare-fastapi", [sys.executable, str(BENCH_DIR / "bare_fastapi.py"), "--port", "{port}"], workdir
+            ) as server,
+        ):
             self.warm_up(server, PATH_REPORT, "report", LARGE_FLEET, "none")
             fig.reports_small = self.load(server, PATH_REPORT, "report", SMALL_FLEET, "none")
             fig.reports_large = self.load(server, PATH_REPORT, "report", LARGE_FLEET, "none")
@@ -165,8 +209,11 @@ class Bench:
 
 # --- output -----------------------------------------------------------------------------------
 
-LOADS = (("reports_small", f"reports, {SMALL_FLEET:,} machines"), ("reports_large", f"reports, {LARGE_FLEET:,} machines"),
-         ("pings", f"pings, {LARGE_FLEET:,} machines"))
+LOADS = (
+    ("reports_small", f"reports, {SMALL_FLEET:,} machines"),
+    ("reports_large", f"reports, {LARGE_FLEET:,} machines"),
+    ("pings", f"pings, {LARGE_FLEET:,} machines"),
+)
 
 
 def _ratio(a: LoadResult | None, b: LoadResult | None) -> float | None:
@@ -174,8 +221,10 @@ def _ratio(a: LoadResult | None, b: LoadResult | None) -> float | None:
 
 
 def markdown_table(results: list[Figures]) -> str:
-    rows = ["| server | load | req/s | p50 ms | p99 ms | errors | server's share of its core | req per server CPU-second |",
-            "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    rows = [
+        "| server | load | req/s | p50 ms | p99 ms | errors | server's share of its core | req per server CPU-second |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
     for f in results:
         for attr, label in LOADS:
             r: LoadResult | None = getattr(f, attr)
@@ -183,11 +232,15 @@ def markdown_table(results: list[Figures]) -> str:
                 continue
             share = f"{r.server_core_share:.0%}" if r.server_core_share else "n/a"
             per_cpu = f"{r.rps_per_cpu:,.0f}" if r.rps_per_cpu else "n/a"
-            rows.append(f"| {f.server} | {label} | {r.rps:,.0f} | {r.p50_ms:.1f} | {r.p99_ms:.1f} | {r.errors} "
-                        f"| {share} | {per_cpu} |")
+            rows.append(
+                f"| {f.server} | {label} | {r.rps:,.0f} | {r.p50_ms:.1f} | {r.p99_ms:.1f} | {r.errors} "
+                f"| {share} | {per_cpu} |"
+            )
         if f.fleet_list_ms:
-            rows.append(f"| {f.server} | GET /api/fleet?limit=100, {LARGE_FLEET:,} machines, sequential | "
-                        f"| {f.fleet_list_ms[0]:.1f} | {f.fleet_list_ms[1]:.1f} | | | |")
+            rows.append(
+                f"| {f.server} | GET /api/fleet?limit=100, {LARGE_FLEET:,} machines, sequential | "
+                f"| {f.fleet_list_ms[0]:.1f} | {f.fleet_list_ms[1]:.1f} | | | |"
+            )
     return "\n".join(rows)
 
 
@@ -203,9 +256,13 @@ def target_lines(f: Figures, bare: Figures | None, proto: Figures | None) -> lis
         return f" [the server had only {share:.0%} of its core; {r.rps_per_cpu:,.0f} per server CPU-second]"
 
     if large:
-        checks.append((f">= {TARGET_REPORTS_PER_S:,} reports/s at {LARGE_FLEET:,} machines, p99 < {TARGET_P99_MS:.0f} ms",
-                       large.rps >= TARGET_REPORTS_PER_S and large.p99_ms < TARGET_P99_MS and not large.errors,
-                       f"{large.rps:,.0f}/s, p99 {large.p99_ms:.1f} ms, {large.errors} errors{contended(large)}"))
+        checks.append(
+            (
+                f">= {TARGET_REPORTS_PER_S:,} reports/s at {LARGE_FLEET:,} machines, p99 < {TARGET_P99_MS:.0f} ms",
+                large.rps >= TARGET_REPORTS_PER_S and large.p99_ms < TARGET_P99_MS and not large.errors,
+                f"{large.rps:,.0f}/s, p99 {large.p99_ms:.1f} ms, {large.errors} errors{contended(large)}",
+            )
+        )
     bare_large = bare.reports_large if bare else None
     share = _ratio(large, bare_large)
     if share is not None:
@@ -213,27 +270,53 @@ def target_lines(f: Figures, bare: Figures | None, proto: Figures | None) -> lis
         # which server got more of its core (DashFleet's writer thread wins it a larger share).
         per_cpu = large.rps_per_cpu / bare_large.rps_per_cpu if large.rps_per_cpu and bare_large.rps_per_cpu else None
         judged = per_cpu if per_cpu is not None else share
-        checks.append((f">= {TARGET_SHARE_OF_BARE:.0%} of bare FastAPI's rate", judged >= TARGET_SHARE_OF_BARE,
-                       (f"{per_cpu:.0%} per server CPU-second, " if per_cpu is not None else "") + f"{share:.0%} wall-clock"))
+        checks.append(
+            (
+                f">= {TARGET_SHARE_OF_BARE:.0%} of bare FastAPI's rate",
+                judged >= TARGET_SHARE_OF_BARE,
+                (f"{per_cpu:.0%} per server CPU-second, " if per_cpu is not None else "") + f"{share:.0%} wall-clock",
+            )
+        )
     flat = _ratio(large, small)
     if flat is not None:
-        checks.append((f"{LARGE_FLEET:,} machines within {TARGET_FLATNESS:.0%} of {SMALL_FLEET}",
-                       abs(flat - 1) <= TARGET_FLATNESS and not small.errors,
-                       f"{flat:.2f}" + (f" ({small.errors} errors at {SMALL_FLEET} machines)" if small.errors else "")))
+        checks.append(
+            (
+                f"{LARGE_FLEET:,} machines within {TARGET_FLATNESS:.0%} of {SMALL_FLEET}",
+                abs(flat - 1) <= TARGET_FLATNESS and not small.errors,
+                f"{flat:.2f}" + (f" ({small.errors} errors at {SMALL_FLEET} machines)" if small.errors else ""),
+            )
+        )
     if pings:
-        checks.append((f">= {TARGET_PINGS_PER_S:,} pings/s", pings.rps >= TARGET_PINGS_PER_S and not pings.errors,
-                       f"{pings.rps:,.0f}/s, {pings.errors} errors{contended(pings)}"))
+        checks.append(
+            (
+                f">= {TARGET_PINGS_PER_S:,} pings/s",
+                pings.rps >= TARGET_PINGS_PER_S and not pings.errors,
+                f"{pings.rps:,.0f}/s, {pings.errors} errors{contended(pings)}",
+            )
+        )
     if f.fleet_list_ms:
-        checks.append((f"GET /api/fleet?limit=100 at {LARGE_FLEET:,} machines < {TARGET_FLEET_LIST_MS:.0f} ms (p99)",
-                       f.fleet_list_ms[1] < TARGET_FLEET_LIST_MS, f"p50 {f.fleet_list_ms[0]:.1f} ms, p99 {f.fleet_list_ms[1]:.1f} ms"))
+        checks.append(
+            (
+                f"GET /api/fleet?limit=100 at {LARGE_FLEET:,} machines < {TARGET_FLEET_LIST_MS:.0f} ms (p99)",
+                f.fleet_list_ms[1] < TARGET_FLEET_LIST_MS,
+                f"p50 {f.fleet_list_ms[0]:.1f} ms, p99 {f.fleet_list_ms[1]:.1f} ms",
+            )
+        )
     lines = [f"- {'PASS' if ok else 'FAIL'} {f.server}: {what}: {got}" for what, ok, got in checks]
     if proto:
-        for mine, theirs, machines in ((small, proto.reports_small, SMALL_FLEET), (large, proto.reports_large, LARGE_FLEET)):
+        for mine, theirs, machines in (
+            (small, proto.reports_small, SMALL_FLEET),
+            (large, proto.reports_large, LARGE_FLEET),
+        ):
             if mine and theirs and theirs.requests:
-                lines.append(f"- {f.server}: {mine.rps / theirs.rps:,.0f}x the prototype design's reports/s at {machines:,} machines")
+                lines.append(
+                    f"- {f.server}: {mine.rps / theirs.rps:,.0f}x the prototype design's reports/s at {machines:,} machines"
+                )
             elif mine and theirs:
-                lines.append(f"- {f.server}: the prototype design completed no report in {theirs.seconds:.0f} s at "
-                             f"{machines:,} machines ({theirs.errors} timeouts or errors)")
+                lines.append(
+                    f"- {f.server}: the prototype design completed no report in {theirs.seconds:.0f} s at "
+                    f"{machines:,} machines ({theirs.errors} timeouts or errors)"
+                )
     return lines
 
 
@@ -242,13 +325,31 @@ def _loadavg() -> str:
 
 
 def machine_description() -> dict:
-    cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
-                if ln.startswith("model name")), platform.processor() or "unknown")
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True).stdout.strip()
-    wrk = subprocess.run(["wrk", "--version"], capture_output=True, text=True).stdout.split(" [")[0] if wrk_available() else None
-    return {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "nproc": os.cpu_count(), "cpu": cpu,
-            "python": platform.python_version(), "os": platform.platform(), "load_generator": wrk or "httpx (wrk not found)",
-            "commit": commit}
+    cpu = next(
+        (
+            ln.split(":", 1)[1].strip()
+            for ln in Path("/proc/cpuinfo").read_text().splitlines()
+            if ln.startswith("model name")
+        ),
+        platform.processor() or "unknown",
+    )
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True
+    ).stdout.strip()
+    wrk = (
+        subprocess.run(["wrk", "--version"], capture_output=True, text=True).stdout.split(" [")[0]
+        if wrk_available()
+        else None
+    )
+    return {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "nproc": os.cpu_count(),
+        "cpu": cpu,
+        "python": platform.python_version(),
+        "os": platform.platform(),
+        "load_generator": wrk or "httpx (wrk not found)",
+        "commit": commit,
+    }
 
 
 def main() -> None:
@@ -256,16 +357,32 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="length of each measured run")
     parser.add_argument("--repeat", type=int, default=1, help="runs per load; the best counts (busy machines)")
     parser.add_argument("--fleet-requests", type=int, default=200, help="sequential GETs for the listing latency")
-    parser.add_argument("--only", action="append", choices=["prototype", "bare", "sqlite", "postgres"],
-                        help="run only these (repeatable); default: all, PostgreSQL when reachable")
-    parser.add_argument("--server-env", action="append", default=[], metavar="NAME=VALUE",
-                        help="extra environment for the DashFleet server (e.g. a DASHFLEET_* setting)")
-    parser.add_argument("--dashfleet-root", type=Path, default=REPO_ROOT,
-                        help="run the DashFleet server from this checkout (to compare a patch with main)")
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=["prototype", "bare", "sqlite", "postgres"],
+        help="run only these (repeatable); default: all, PostgreSQL when reachable",
+    )
+    parser.add_argument(
+        "--server-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="extra environment for the DashFleet server (e.g. a DASHFLEET_* setting)",
+    )
+    parser.add_argument(
+        "--dashfleet-root",
+        type=Path,
+        default=REPO_ROOT,
+        help="run the DashFleet server from this checkout (to compare a patch with main)",
+    )
     args = parser.parse_args()
     chosen = set(args.only or ["prototype", "bare", "sqlite", "postgres"])
-    server_env = {"PYTHONPATH": str(args.dashfleet_root.resolve()), **BENCH_SERVER_ENV,
-                  **dict(item.split("=", 1) for item in args.server_env)}
+    server_env = {
+        "PYTHONPATH": str(args.dashfleet_root.resolve()),
+        **BENCH_SERVER_ENV,
+        **dict(item.split("=", 1) for item in args.server_env),
+    }
     if (os.cpu_count() or 1) < 2:
         sys.exit("needs 2 cores: the server on core 0, the load on core 1")
     os.sched_setaffinity(0, {int(LOAD_CPU)})  # this process (listing latency, seeding) stays off the server's core
@@ -294,10 +411,12 @@ def main() -> None:
                 results.append(bench.dashfleet("DashFleet (PostgreSQL)", {**server_env, "DASHFLEET_DATABASE_URL": url}))
 
     print()
-    print(f"Machine: {machine['nproc']} cores, {machine['cpu']}, Python {machine['python']}, "
-          f"load by {machine['load_generator']}, commit {machine['commit']}, {machine['date']}; "
-          f"{CONNECTIONS} connections, {args.seconds:g} s per run (best of {args.repeat}), server on core 0, "
-          f"load on core {LOAD_CPU}; load average before: {load_before}, after: {_loadavg()}.")
+    print(
+        f"Machine: {machine['nproc']} cores, {machine['cpu']}, Python {machine['python']}, "
+        f"load by {machine['load_generator']}, commit {machine['commit']}, {machine['date']}; "
+        f"{CONNECTIONS} connections, {args.seconds:g} s per run (best of {args.repeat}), server on core 0, "
+        f"load on core {LOAD_CPU}; load average before: {load_before}, after: {_loadavg()}."
+    )
     print()
     print(markdown_table(results))
     print()
@@ -311,8 +430,19 @@ def main() -> None:
 
     out = BENCH_DIR / "results" / "server_throughput.json"
     out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps({"machine": machine, "seconds": args.seconds, "connections": CONNECTIONS,
-                               "repeat": args.repeat, "results": [f.as_dict() for f in results], "skipped": skipped}, indent=2))
+    out.write_text(
+        json.dumps(
+            {
+                "machine": machine,
+                "seconds": args.seconds,
+                "connections": CONNECTIONS,
+                "repeat": args.repeat,
+                "results": [f.as_dict() for f in results],
+                "skipped": skipped,
+            },
+            indent=2,
+        )
+    )
     print(f"\nraw figures: {out.relative_to(REPO_ROOT)}")
 
 

@@ -26,7 +26,7 @@ from _loadgen import LoadResult, run_load
 from _servers import BENCH_DIR, LOAD_CPU, REPO_ROOT, admin_cli, running, temp_workdir
 
 sys.path.insert(0, str(REPO_ROOT))
-from common.constants import PATH_REPORT  # noqa: E402
+from common.constants import PATH_REPORT
 
 # 10,000 machines: each sends a few reports per run, far below its own limit (120 a minute).
 MACHINES, CONNECTIONS, WARM_UP_SECONDS = 10_000, 16, 2.0
@@ -49,11 +49,29 @@ def one_run(name: str, cmd: list[str], seconds: float) -> dict[str, LoadResult]:
     with temp_workdir("ui-cost") as workdir:
         key = admin_cli(workdir, None, "org", "create", "Bench")["api_key"]
         with running(name.split()[0].lower(), cmd, workdir) as server:
-            run_load(server.base_url, PATH_REPORT, "report", MACHINES, key, connections=CONNECTIONS,
-                     seconds=WARM_UP_SECONDS, cpu=LOAD_CPU)
-            return {"report": run_load(server.base_url, PATH_REPORT, "report", MACHINES, key,
-                                       connections=CONNECTIONS, seconds=seconds, cpu=LOAD_CPU,
-                                       server_pid=server.proc.pid)}
+            run_load(
+                server.base_url,
+                PATH_REPORT,
+                "report",
+                MACHINES,
+                key,
+                connections=CONNECTIONS,
+                seconds=WARM_UP_SECONDS,
+                cpu=LOAD_CPU,
+            )
+            return {
+                "report": run_load(
+                    server.base_url,
+                    PATH_REPORT,
+                    "report",
+                    MACHINES,
+                    key,
+                    connections=CONNECTIONS,
+                    seconds=seconds,
+                    cpu=LOAD_CPU,
+                    server_pid=server.proc.pid,
+                )
+            }
 
 
 def main() -> None:
@@ -66,26 +84,44 @@ def main() -> None:
         for name, cmd in SERVERS.items():
             result = one_run(name, cmd, args.seconds)["report"]
             runs[name].append(result)
-            print(f"  {name}: {result.rps:,.0f} reports/s, p99 {result.p99_ms:.1f} ms, "
-                  f"{result.rps_per_cpu or 0:,.0f} per server CPU-second, {result.errors} errors", flush=True)
+            print(
+                f"  {name}: {result.rps:,.0f} reports/s, p99 {result.p99_ms:.1f} ms, "
+                f"{result.rps_per_cpu or 0:,.0f} per server CPU-second, {result.errors} errors",
+                flush=True,
+            )
     best = {name: max(results, key=lambda r: r.rps) for name, results in runs.items()}
     best_per_cpu = {name: max((r.rps_per_cpu or 0) for r in results) for name, results in runs.items()}
     mounted, api_only = (best[n] for n in SERVERS)
     ratio = mounted.rps / api_only.rps
     ratio_cpu = list(best_per_cpu.values())[0] / list(best_per_cpu.values())[1]
-    rows = ["| server | reports/s (best) | p50 ms | p99 ms | errors | reports per server CPU-second (best) |",
-            "| --- | ---: | ---: | ---: | ---: | ---: |"]
-    rows += [f"| {name} | {r.rps:,.0f} | {r.p50_ms:.1f} | {r.p99_ms:.1f} | {r.errors} | {best_per_cpu[name]:,.0f} |"
-             for name, r in best.items()]
+    rows = [
+        "| server | reports/s (best) | p50 ms | p99 ms | errors | reports per server CPU-second (best) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    rows += [
+        f"| {name} | {r.rps:,.0f} | {r.p50_ms:.1f} | {r.p99_ms:.1f} | {r.errors} | {best_per_cpu[name]:,.0f} |"
+        for name, r in best.items()
+    ]
     print("\n".join(rows))
-    print(f"mounted / API only: {ratio:.1%} of the rate, {ratio_cpu:.1%} per server CPU-second "
-          f"(load average {' '.join(Path('/proc/loadavg').read_text().split()[:3])})")
+    print(
+        f"mounted / API only: {ratio:.1%} of the rate, {ratio_cpu:.1%} per server CPU-second "
+        f"(load average {' '.join(Path('/proc/loadavg').read_text().split()[:3])})"
+    )
     RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps({
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machines": MACHINES,
-        "connections": CONNECTIONS, "seconds": args.seconds,
-        "runs": {name: [r.as_dict() for r in results] for name, results in runs.items()},
-        "ratio_rps": ratio, "ratio_per_cpu": ratio_cpu}, indent=2))
+    RESULTS.write_text(
+        json.dumps(
+            {
+                "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                "machines": MACHINES,
+                "connections": CONNECTIONS,
+                "seconds": args.seconds,
+                "runs": {name: [r.as_dict() for r in results] for name, results in runs.items()},
+                "ratio_rps": ratio,
+                "ratio_per_cpu": ratio_cpu,
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

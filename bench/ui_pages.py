@@ -36,7 +36,7 @@ from _loadgen import post_each
 from _servers import BENCH_DIR, REPO_ROOT, admin_cli, child_env, running, temp_workdir
 
 sys.path.insert(0, str(REPO_ROOT))
-from common.constants import PATH_REPORT  # noqa: E402
+from common.constants import PATH_REPORT
 
 EMAIL, PASSWORD = "bench@example.com", "correct horse battery"
 HISTORY_MACHINE = "bench-history"
@@ -134,9 +134,14 @@ out["week_counts"] = week()
 out["week"] = timed(week)
 print(json.dumps(out))
 """
-    done = subprocess.run(["taskset", "-c", "0", sys.executable, "-c", code] if shutil.which("taskset")
-                          else [sys.executable, "-c", code], cwd=workdir, env=child_env(), check=True,
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        ["taskset", "-c", "0", sys.executable, "-c", code] if shutil.which("taskset") else [sys.executable, "-c", code],
+        cwd=workdir,
+        env=child_env(),
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -164,15 +169,17 @@ def browser_side(base_url: str, loads: int) -> dict:
             WebDriverWait(browser, 30).until(lambda b: b.execute_script(f"return window.__dashfleet.{mark}"))
             got = browser.execute_script(
                 f"return [window.__dashfleet.{mark}, (performance.getEntriesByName('first-contentful-paint')[0]"
-                " || {startTime: null}).startTime]")
+                " || {startTime: null}).startTime]"
+            )
             return float(got[0]), float("nan") if got[1] is None else float(got[1])
 
         measure(base_url + "/", "painted")  # warm: the browser's cache of NiceGUI's scripts, as for a user
         fleet = []
         for _ in range(loads):
             painted, fcp = measure(base_url + "/", "painted")
-            rows, ttfb = browser.execute_script("return [window.__dashfleet.rows, "
-                                                "performance.getEntriesByType('navigation')[0].responseStart]")
+            rows, ttfb = browser.execute_script(
+                "return [window.__dashfleet.rows, performance.getEntriesByType('navigation')[0].responseStart]"
+            )
             fleet.append((rows, painted, fcp, ttfb))
         week_url = f"{base_url}/machine?id={quote(HISTORY_MACHINE)}&span=week"
         measure(week_url, "week")
@@ -181,11 +188,13 @@ def browser_side(base_url: str, loads: int) -> dict:
         def switch_to_week() -> float:
             """On the machine page (showing a day), click Week: until the week's chart is painted."""
             browser.get(f"{base_url}/machine?id={quote(HISTORY_MACHINE)}&span=day")
-            WebDriverWait(browser, 30).until(EC.text_to_be_present_in_element((By.TAG_NAME, "body"),
-                                                                              "samples in the last day"))
+            WebDriverWait(browser, 30).until(
+                EC.text_to_be_present_in_element((By.TAG_NAME, "body"), "samples in the last day")
+            )
             browser.execute_script(
                 "window.__dashfleet.week = null; window.__dashfleet.clicked = performance.now();"
-                "[...document.querySelectorAll('button')].find(b => b.innerText.trim() === 'Week').click();")
+                "[...document.querySelectorAll('button')].find(b => b.innerText.trim() === 'Week').click();"
+            )
             WebDriverWait(browser, 30).until(lambda b: b.execute_script("return window.__dashfleet.week"))
             return browser.execute_script("return window.__dashfleet.week - window.__dashfleet.clicked")
 
@@ -193,11 +202,14 @@ def browser_side(base_url: str, loads: int) -> dict:
         switch = [switch_to_week() for _ in range(loads)]
     finally:
         browser.quit()
-    return {"fleet_ttfb": percentiles([t for *_, t in fleet]),
-            "fleet_rows": percentiles([r for r, *_ in fleet]),
-            "fleet_painted": percentiles([p for _, p, *_ in fleet]),
-            "fleet_fcp": percentiles([f for _, _, f, _ in fleet if not math.isnan(f)]),
-            "week_chart": percentiles(week), "week_switch": percentiles(switch)}
+    return {
+        "fleet_ttfb": percentiles([t for *_, t in fleet]),
+        "fleet_rows": percentiles([r for r, *_ in fleet]),
+        "fleet_painted": percentiles([p for _, p, *_ in fleet]),
+        "fleet_fcp": percentiles([f for _, _, f, _ in fleet if not math.isnan(f)]),
+        "week_chart": percentiles(week),
+        "week_switch": percentiles(switch),
+    }
 
 
 def main() -> None:
@@ -211,30 +223,47 @@ def main() -> None:
         org = admin_cli(workdir, env, "org", "create", "Bench")
         admin_cli(workdir, env, "user", "create", EMAIL, "--org", "Bench", "--role", "admin")
         samples = backfill_week(workdir, env, "Bench")
-        with running("dashfleet", [sys.executable, "-m", "admin", "serve", "--port", "{port}"], workdir,
-                     env) as server:
+        with running("dashfleet", [sys.executable, "-m", "admin", "serve", "--port", "{port}"], workdir, env) as server:
             statuses = post_each(server.base_url + PATH_REPORT, "report", args.machines, org["api_key"])
             assert set(statuses) == {200}, f"filling the fleet: {statuses}"
-            print(f"fleet: {args.machines:,} machines reported through the API (+ {HISTORY_MACHINE} with "
-                  f"{samples:,} samples)", flush=True)
+            print(
+                f"fleet: {args.machines:,} machines reported through the API (+ {HISTORY_MACHINE} with "
+                f"{samples:,} samples)",
+                flush=True,
+            )
             browser = browser_side(server.base_url, args.loads)
             server_times = server_side(workdir, "Bench", args.repeats)
     refresh = {name: percentiles(times) for name, times in server_times["refresh"].items()}
     week_server = percentiles(server_times["week"])
-    results = {"machines": args.machines + 1, "week_samples": server_times["week_counts"][0],
-               "week_points": server_times["week_counts"][1], "browser": browser, "refresh_ms": refresh,
-               "week_server_ms": week_server, "loadavg": Path("/proc/loadavg").read_text().split()[:3],
-               "cpu": os.cpu_count(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    results = {
+        "machines": args.machines + 1,
+        "week_samples": server_times["week_counts"][0],
+        "week_points": server_times["week_counts"][1],
+        "browser": browser,
+        "refresh_ms": refresh,
+        "week_server_ms": week_server,
+        "loadavg": Path("/proc/loadavg").read_text().split()[:3],
+        "cpu": os.cpu_count(),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    }
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2))
     print(markdown(results))
     worst_refresh = max(r["p99"] for r in refresh.values())
-    checks = [(f"first render of the fleet page < {TARGET_FIRST_RENDER_MS:.0f} ms (rows painted, p99 of {args.loads} loads)",
-               browser["fleet_painted"]["p99"] < TARGET_FIRST_RENDER_MS),
-              (f"each refresh < {TARGET_REFRESH_MS:.0f} ms of server time (worst view's p99)",
-               worst_refresh < TARGET_REFRESH_MS),
-              (f"a week of history charted < {TARGET_WEEK_MS:.0f} ms (browser, click on Week to painted, p99)",
-               browser["week_switch"]["p99"] < TARGET_WEEK_MS)]
+    checks = [
+        (
+            f"first render of the fleet page < {TARGET_FIRST_RENDER_MS:.0f} ms (rows painted, p99 of {args.loads} loads)",
+            browser["fleet_painted"]["p99"] < TARGET_FIRST_RENDER_MS,
+        ),
+        (
+            f"each refresh < {TARGET_REFRESH_MS:.0f} ms of server time (worst view's p99)",
+            worst_refresh < TARGET_REFRESH_MS,
+        ),
+        (
+            f"a week of history charted < {TARGET_WEEK_MS:.0f} ms (browser, click on Week to painted, p99)",
+            browser["week_switch"]["p99"] < TARGET_WEEK_MS,
+        ),
+    ]
     for what, ok in checks:
         print(f"- {'PASS' if ok else 'FAIL'} {what}")
     sys.exit(0 if all(ok for _, ok in checks) else 1)
@@ -243,19 +272,28 @@ def main() -> None:
 def markdown(r: dict) -> str:
     b = r["browser"]
     lines = [
-        f"| measure ({r['machines']:,} machines) | p50 ms | p99 ms | max ms | n |", "| --- | ---: | ---: | ---: | ---: |",
-        *(f"| {name} | {v['p50']} | {v['p99']} | {v['max']} | {v['n']} |" for name, v in (
-            ("browser: fleet page, navigation start to the server's first byte", b["fleet_ttfb"]),
-            ("browser: fleet page, navigation start to table rows in the page", b["fleet_rows"]),
-            ("browser: fleet page, navigation start to those rows painted", b["fleet_painted"]),
-            ("browser: fleet page, first contentful paint", b["fleet_fcp"]),
-            (f"browser: machine page, click on Week ({r['week_samples']:,} samples as {r['week_points']} points) "
-             "to the chart painted", b["week_switch"]),
-            ("browser: machine page opened on the week, navigation start to chart painted", b["week_chart"]),
-            ("server: the week's history (query, averaging, chart options)", r["week_server_ms"]),
-        )),
-        *(f"| server: one fleet refresh, {name} | {v['p50']} | {v['p99']} | {v['max']} | {v['n']} |"
-          for name, v in r["refresh_ms"].items()),
+        f"| measure ({r['machines']:,} machines) | p50 ms | p99 ms | max ms | n |",
+        "| --- | ---: | ---: | ---: | ---: |",
+        *(
+            f"| {name} | {v['p50']} | {v['p99']} | {v['max']} | {v['n']} |"
+            for name, v in (
+                ("browser: fleet page, navigation start to the server's first byte", b["fleet_ttfb"]),
+                ("browser: fleet page, navigation start to table rows in the page", b["fleet_rows"]),
+                ("browser: fleet page, navigation start to those rows painted", b["fleet_painted"]),
+                ("browser: fleet page, first contentful paint", b["fleet_fcp"]),
+                (
+                    f"browser: machine page, click on Week ({r['week_samples']:,} samples as {r['week_points']} points) "
+                    "to the chart painted",
+                    b["week_switch"],
+                ),
+                ("browser: machine page opened on the week, navigation start to chart painted", b["week_chart"]),
+                ("server: the week's history (query, averaging, chart options)", r["week_server_ms"]),
+            )
+        ),
+        *(
+            f"| server: one fleet refresh, {name} | {v['p50']} | {v['p99']} | {v['max']} | {v['n']} |"
+            for name, v in r["refresh_ms"].items()
+        ),
     ]
     return "\n".join(lines)
 

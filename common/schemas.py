@@ -7,13 +7,11 @@ are accepted and kept (newer agents may send more), within the server's body lim
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Optional
-
 import math
-
-from pydantic_core import from_json
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictFloat, StrictStr, model_validator
+from pydantic_core import from_json
 
 from common.constants import MACHINE_ID_MAX_LENGTH, SYSTEM_FIELD_MAX_LENGTH
 
@@ -41,7 +39,9 @@ def _check_iso8601(value: str) -> str:
 # Stored and shown exactly as given: no stripping, no case folding.
 MachineId = Annotated[
     StrictStr,
-    Field(min_length=1, max_length=MACHINE_ID_MAX_LENGTH, description="Chosen by the agent or IT; unique per organisation"),
+    Field(
+        min_length=1, max_length=MACHINE_ID_MAX_LENGTH, description="Chosen by the agent or IT; unique per organisation"
+    ),
     AfterValidator(_check_machine_id),
 ]
 Number = Annotated[StrictFloat, Field(allow_inf_nan=False)]
@@ -57,7 +57,7 @@ def _no_nul(value: str) -> str:
 
 
 SystemText = Annotated[StrictStr, Field(max_length=SYSTEM_FIELD_MAX_LENGTH), AfterValidator(_no_nul)]
-OptionalText = Optional[SystemText]
+OptionalText = SystemText | None
 
 
 def _has_non_finite(value: object) -> bool:
@@ -98,22 +98,22 @@ class SystemInfo(_OpenModel):
 class HealthInfo(_OpenModel):
     score: Annotated[StrictFloat, Field(ge=0, le=100, allow_inf_nan=False)]
     status: Literal["ok", "warning", "critical"]
-    reasons: Optional[list[StrictStr]] = None
+    reasons: list[StrictStr] | None = None
 
 
 class Report(_OpenModel):
     cpu_percent: Percent
     ram_percent: Percent
     disk_percent: Percent
-    timestamp: Optional[Annotated[StrictStr, AfterValidator(_check_iso8601)]] = None
-    ram_used_gib: Optional[NonNegative] = None
-    ram_total_gib: Optional[NonNegative] = None
-    disk_used_gib: Optional[NonNegative] = None
-    disk_total_gib: Optional[NonNegative] = None
-    uptime_seconds: Optional[NonNegative] = None
-    uptime_hms: Optional[StrictStr] = None
-    health: Optional[HealthInfo] = None
-    system: Optional[SystemInfo] = None
+    timestamp: Annotated[StrictStr, AfterValidator(_check_iso8601)] | None = None
+    ram_used_gib: NonNegative | None = None
+    ram_total_gib: NonNegative | None = None
+    disk_used_gib: NonNegative | None = None
+    disk_total_gib: NonNegative | None = None
+    uptime_seconds: NonNegative | None = None
+    uptime_hms: StrictStr | None = None
+    health: HealthInfo | None = None
+    system: SystemInfo | None = None
 
 
 class ReportIn(BaseModel):
@@ -133,7 +133,7 @@ class PingIn(BaseModel):
     machine_id: MachineId
     hardware_id: OptionalText = None
     # The agent's Unix time, used only to tell it how far its clock is off.
-    timestamp: Optional[Number] = None
+    timestamp: Number | None = None
 
 
 class NonFiniteNumber(ValueError):
@@ -155,4 +155,4 @@ def parse_json(body: bytes) -> object:
 class PingOut(BaseModel):
     ok: Literal[True] = True
     timestamp: float
-    server_time_offset: Optional[float] = None
+    server_time_offset: float | None = None

@@ -37,8 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--token", help="organisation API key (api_...)")
     parser.add_argument("--machine-id", dest="machine_id", help="this machine's id in the fleet (default: hostname)")
     parser.add_argument("--interval", type=str, help="seconds between reports (default 60)")
-    parser.add_argument("--heartbeat-interval", dest="heartbeat_interval", type=str,
-                        help="seconds between heartbeats (default 30)")
+    parser.add_argument(
+        "--heartbeat-interval", dest="heartbeat_interval", type=str, help="seconds between heartbeats (default 30)"
+    )
     parser.add_argument("--ca-bundle", dest="ca_bundle", help="PEM file of a CA to trust besides the system's")
     parser.add_argument("--once", action="store_true", help="send one report and one heartbeat, then exit")
     parser.add_argument("--no-tray", dest="tray", action="store_const", const=False, help="run without a tray icon")
@@ -63,8 +64,10 @@ def _fail(message: str, status: int) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    flags = {key: getattr(args, key) for key in ("server", "token", "machine_id", "interval",
-                                                 "heartbeat_interval", "ca_bundle", "tray")}
+    flags = {
+        key: getattr(args, key)
+        for key in ("server", "token", "machine_id", "interval", "heartbeat_interval", "ca_bundle", "tray")
+    }
     try:
         config, warnings = resolve(flags, config_file=args.config)
     except ConfigError as exc:
@@ -86,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         return _run(config, once=args.once)
     except KeyboardInterrupt:
         return _fail("interrupted", 130)
-    except Exception as exc:  # noqa: BLE001 - the promise is one line, never a traceback
+    except Exception as exc:
         # One line on stderr (the console handler drops tracebacks); the traceback goes to the file.
         log.error("unexpected %s: %s (details in %s)", type(exc).__name__, exc, log_dir(), exc_info=True)
         return EXIT_FAILED
@@ -100,8 +103,12 @@ def _run(config: AgentConfig, *, once: bool) -> int:
 
     state_dir = Path(platformdirs.user_state_dir(APP_NAME, appauthor=False))
     service: AgentService | None = None
-    reporter = Reporter(config.server, config.token, ca_bundle=config.ca_bundle,
-                        sleep=lambda seconds: service.sleep(seconds) if service else False)
+    reporter = Reporter(
+        config.server,
+        config.token,
+        ca_bundle=config.ca_bundle,
+        sleep=lambda seconds: service.sleep(seconds) if service else False,
+    )
 
     if once:
         service = AgentService(config, reporter, None, state_dir=str(state_dir))
@@ -113,8 +120,9 @@ def _run(config: AgentConfig, *, once: bool) -> int:
     try:
         queue = ReportQueue(folder)
     except QueueBusy:
-        return _fail(f"another dashfleet-agent is already running for {config.machine_id!r} on {config.server}",
-                     EXIT_FAILED)
+        return _fail(
+            f"another dashfleet-agent is already running for {config.machine_id!r} on {config.server}", EXIT_FAILED
+        )
     earlier = folder.with_name(folder.name + ".sqlite3")  # the queue of earlier agents (SQLite)
     if earlier.exists():
         import_sqlite_queue(earlier, queue)

@@ -16,10 +16,11 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import TypeVar
 
 import psutil
 
@@ -78,7 +79,7 @@ def memory() -> Usage | None:
 
 def system_drive() -> str:
     if sys.platform == "win32":
-        return os.environ.get("SystemDrive", "C:") + "\\"
+        return os.environ.get("SystemDrive", "C:") + "\\"  # noqa: SIM112 - Windows spells it so
     return "/"
 
 

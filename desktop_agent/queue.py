@@ -28,8 +28,8 @@ import re
 import sys
 import threading
 from collections import deque
-from itertools import islice
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -104,7 +104,7 @@ class ReportQueue:
                 os.close(self._lock_fd)  # releases the lock
                 self._lock_fd = -1
 
-    def __enter__(self) -> "ReportQueue":
+    def __enter__(self) -> ReportQueue:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -131,7 +131,9 @@ class ReportQueue:
         if excess > 0:
             log.warning(
                 "report queue full (%d): dropped %d oldest report(s), %d dropped in all",
-                self.max_reports, excess, self._dropped,
+                self.max_reports,
+                excess,
+                self._dropped,
             )
         return max(excess, 0)
 

@@ -13,9 +13,10 @@ import logging
 import random
 import ssl
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import Any, Callable
+from typing import Any
 
 import httpx
 
@@ -193,7 +194,9 @@ class Reporter:
             delay = backoff.next_delay(outcome.retry_after)
             if delay > self.max_inline_wait:
                 return outcome  # the caller keeps the report and tries again later
-            log.info("%s failed (%s); attempt %d of %d in %.1f s", path, outcome.error, attempt + 1, self.max_attempts, delay)
+            log.info(
+                "%s failed (%s); attempt %d of %d in %.1f s", path, outcome.error, attempt + 1, self.max_attempts, delay
+            )
             if self._sleep(delay):
                 return outcome
         raise AssertionError("unreachable")  # pragma: no cover
@@ -227,4 +230,8 @@ class Reporter:
             body = None
         if isinstance(body, dict) and body.get("ok") is True:
             return Outcome(True, response.status_code, body=body)
-        return Outcome(False, response.status_code, f"HTTP {response.status_code} but not a DashFleet answer (check the server URL)")
+        return Outcome(
+            False,
+            response.status_code,
+            f"HTTP {response.status_code} but not a DashFleet answer (check the server URL)",
+        )

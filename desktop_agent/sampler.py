@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from common.health import Health, compute_health
 from desktop_agent import collectors
@@ -64,7 +64,7 @@ def take_sample(state_dir: str | None = None) -> Sample:
 
     report: dict = {
         **percents,
-        "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
         "health": health_info,
         "system": dict(collectors.system_info(state_dir)),
     }

@@ -15,9 +15,9 @@ import random
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Callable
 
 from desktop_agent import collectors
 from desktop_agent.config import AgentConfig
@@ -119,7 +119,7 @@ class AgentService:
         for listener in list(self._listeners):
             try:
                 listener(state)
-            except Exception:  # noqa: BLE001 - a drawing problem must not stop reporting
+            except Exception:
                 log.exception("state listener failed")
 
     # --- commands ---
@@ -200,7 +200,7 @@ class AgentService:
         # The loops must outlive any surprise (a full disk, an OS error): log it and go on.
         try:
             step()
-        except Exception:  # noqa: BLE001
+        except Exception:
             log.exception("unexpected error in %s; the agent carries on", step.__name__)
 
     # --- one report ---
@@ -223,7 +223,9 @@ class AgentService:
         if outcome.refused:
             # The server answered, so it is reachable; the bad report is gone (logged in drain).
             return self._finish(sample, f"REFUSED ({outcome.error}; dropped)", connected=True, queued=queued)
-        return self._finish(sample, f"QUEUED {queued} ({outcome.error})", connected=False, queued=queued, last_error=outcome.error)
+        return self._finish(
+            sample, f"QUEUED {queued} ({outcome.error})", connected=False, queued=queued, last_error=outcome.error
+        )
 
     def _finish(self, sample: Sample, outcome: str, **changes) -> str:
         line = status_line(datetime.now(), outcome, sample)
@@ -256,7 +258,9 @@ class AgentService:
                     continue
                 delay = self._drain_backoff.next_delay(outcome.retry_after)
                 self._drain_not_before = time.monotonic() + delay
-                log.warning("cannot send reports (%s); %d queued, next try in %.0f s", outcome.error, len(self.queue), delay)
+                log.warning(
+                    "cannot send reports (%s); %d queued, next try in %.0f s", outcome.error, len(self.queue), delay
+                )
                 return outcome
             if len(batch) < batch_size:
                 break  # that was the last of them
@@ -291,12 +295,16 @@ class AgentService:
         previous = self._state.clock_offset
         skewed = abs(offset) > CLOCK_OFFSET_WARNING_SECONDS
         # Warn when the skew appears or moves by another minute, not on every heartbeat.
-        if skewed and (previous is None or abs(offset - previous) > CLOCK_OFFSET_WARNING_SECONDS
-                       or abs(previous) <= CLOCK_OFFSET_WARNING_SECONDS):
+        if skewed and (
+            previous is None
+            or abs(offset - previous) > CLOCK_OFFSET_WARNING_SECONDS
+            or abs(previous) <= CLOCK_OFFSET_WARNING_SECONDS
+        ):
             direction = "behind" if offset > 0 else "ahead of"
             log.warning(
-                "this machine's clock is %.0f s %s the server's: fix the clock (NTP); "
-                "the fleet uses the server's time", abs(offset), direction,
+                "this machine's clock is %.0f s %s the server's: fix the clock (NTP); the fleet uses the server's time",
+                abs(offset),
+                direction,
             )
         return float(offset)
 

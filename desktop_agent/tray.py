@@ -151,8 +151,9 @@ class Tray:
         state = service.state
         self._drawn = (icon_key(state), state.paused)
         try:
-            icon = pystray.Icon("dashfleet-agent", draw_icon(icon_key(state), paused=state.paused), tooltip(state),
-                                menu)
+            icon = pystray.Icon(
+                "dashfleet-agent", draw_icon(icon_key(state), paused=state.paused), tooltip(state), menu
+            )
         except Exception as exc:  # noqa: BLE001 - e.g. the X server refused the connection
             raise TrayUnavailable(f"cannot create a tray icon ({type(exc).__name__}: {exc})") from None
         backend = type(icon).__module__.rsplit("_", 1)[-1]
@@ -162,7 +163,8 @@ class Tray:
         if not icon.HAS_MENU:
             log.warning(
                 "the tray backend %r has no menu: the icon shows the state, a click opens the dashboard; "
-                "quit with Ctrl+C or by ending the process", backend,
+                "quit with Ctrl+C or by ending the process",
+                backend,
             )
         else:
             log.info("tray icon shown with the %r backend", backend)

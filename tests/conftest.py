@@ -55,7 +55,8 @@ def pytest_terminal_summary(terminalreporter) -> None:
     if SPENT["cli runs"] or SPENT["server starts"]:
         terminalreporter.write_line(
             "dashfleet fixtures: {cli runs} CLI runs ({cli seconds:.0f} s), {server starts} server starts "
-            "({server start seconds:.0f} s)".format(**SPENT))
+            "({server start seconds:.0f} s)".format(**SPENT)
+        )
 
 
 def service_unavailable(reason: str) -> None:
@@ -111,7 +112,9 @@ class PostgresDatabases:
         """A new database; with `icu_locale` (e.g. "en"), text compares by that locale, as on most
         production servers (this machine's default, C.UTF-8, compares like bytes)."""
         name = f"dashfleet_{secrets.token_hex(6)}"
-        locale = f" TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE '{icu_locale}' LOCALE 'C.UTF-8'" if icu_locale else ""
+        locale = (
+            f" TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE '{icu_locale}' LOCALE 'C.UTF-8'" if icu_locale else ""
+        )
         self._conn.execute(f'CREATE DATABASE "{name}"{locale}')
         self._names.append(name)
         return f"postgresql+psycopg://postgres@127.0.0.1/{name}"
@@ -171,8 +174,13 @@ class ServerProcess:
 
     # -- CLI -------------------------------------------------------------------------------
 
-    def cli(self, *args: str, env: dict[str, str] | None = None, input: str | None = None,
-            timeout: float = CLI_TIMEOUT_SECONDS) -> subprocess.CompletedProcess:
+    def cli(
+        self,
+        *args: str,
+        env: dict[str, str] | None = None,
+        input: str | None = None,
+        timeout: float = CLI_TIMEOUT_SECONDS,
+    ) -> subprocess.CompletedProcess:
         """Runs `python -m admin ARGS` here; no terminal on stdin unless `input` is given."""
         started = time.monotonic()
         try:
@@ -235,7 +243,10 @@ class ServerProcess:
         with open(self.log_path, "w") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "admin", "serve", "--host", "127.0.0.1", "--port", str(self.port)],
-                cwd=self.workdir, env=self.env, stdin=subprocess.DEVNULL, stdout=log,
+                cwd=self.workdir,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
                 stderr=subprocess.STDOUT,
             )
         deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
@@ -252,8 +263,10 @@ class ServerProcess:
         self.fail_to_start(f"GET /api/status did not answer 200 within {STARTUP_TIMEOUT_SECONDS:.0f} s")
 
     def fail_to_start(self, why: str) -> None:
-        pytest.fail(f"DashFleet server ({self.backend}) did not start: {why}.\n"
-                    f"--- its output ---\n{self.log()[-6000:]}", pytrace=False)
+        pytest.fail(
+            f"DashFleet server ({self.backend}) did not start: {why}.\n--- its output ---\n{self.log()[-6000:]}",
+            pytrace=False,
+        )
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
@@ -368,8 +381,9 @@ def admin_cli(server_factory) -> ServerProcess:
 # Talking to the API
 
 
-def sample_report(cpu_percent: float = 12.5, ram_percent: float = 40.0, disk_percent: float = 55.0,
-                  **fields: object) -> dict:
+def sample_report(
+    cpu_percent: float = 12.5, ram_percent: float = 40.0, disk_percent: float = 55.0, **fields: object
+) -> dict:
     """A report as the agent sends it; `system=...` and any extra field may be given."""
     report = {
         "cpu_percent": cpu_percent,
@@ -419,10 +433,10 @@ class Org:
         body = {"machine_id": machine_id, "report": sample_report() if report is None else report}
         return self.post("/api/fleet/report", json=body, **kwargs)
 
-    def ping(self, machine_id: object, headers: dict | None = None, key: str | None = None,
-             **fields: object) -> httpx.Response:
-        return self.post("/api/fleet/ping", json={"machine_id": machine_id, **fields},
-                         headers=headers or {}, key=key)
+    def ping(
+        self, machine_id: object, headers: dict | None = None, key: str | None = None, **fields: object
+    ) -> httpx.Response:
+        return self.post("/api/fleet/ping", json={"machine_id": machine_id, **fields}, headers=headers or {}, key=key)
 
     def fleet(self, **params: object) -> dict:
         """GET /api/fleet, which must succeed."""
@@ -457,14 +471,14 @@ class Contract:
     @staticmethod
     def error(resp: httpx.Response, *statuses: int) -> dict:
         """One of `statuses`, with a JSON body {"error": "<clear message>"}."""
-        assert resp.status_code in statuses, \
-            f"expected {statuses}, got {resp.status_code}: {resp.text[:500]}"
+        assert resp.status_code in statuses, f"expected {statuses}, got {resp.status_code}: {resp.text[:500]}"
         try:
             body = resp.json()
         except ValueError:
             pytest.fail(f"error body is not JSON: {resp.text[:500]!r}")
-        assert isinstance(body, dict) and isinstance(body.get("error"), str) and body["error"].strip(), \
+        assert isinstance(body, dict) and isinstance(body.get("error"), str) and body["error"].strip(), (
             f"error body lacks a clear 'error' message: {body}"
+        )
         return body
 
     @staticmethod

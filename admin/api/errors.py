@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from typing import Optional
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -21,7 +20,7 @@ class ErrorOut(BaseModel):
     """The body of every error the API answers."""
 
     error: str
-    detail: Optional[list[dict]] = None  # invalid input (422): where and what, per problem
+    detail: list[dict] | None = None  # invalid input (422): where and what, per problem
 
 
 _MEANING = {
@@ -41,8 +40,9 @@ def error_responses(*codes: int) -> dict:
 
 
 class ApiError(Exception):
-    def __init__(self, status_code: int, message: str, headers: dict[str, str] | None = None,
-                 detail: list[dict] | None = None) -> None:
+    def __init__(
+        self, status_code: int, message: str, headers: dict[str, str] | None = None, detail: list[dict] | None = None
+    ) -> None:
         super().__init__(message)
         self.status_code = status_code
         self.message = message

@@ -13,7 +13,7 @@ It sits inside BodyLimitMiddleware, so oversized bodies are refused before any o
 
 from __future__ import annotations
 
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 from pydantic_core import to_json
 from starlette.responses import Response
@@ -38,7 +38,7 @@ class HotRoutes:
         if scope["type"] == "http" and scope["method"] == "POST":
             path = scope["path"]
             root = scope.get("root_path", "")
-            handler = HANDLERS.get(path[len(root):] if root and path.startswith(root) else path)
+            handler = HANDLERS.get(path[len(root) :] if root and path.startswith(root) else path)
         if handler is None:
             await self.app(scope, receive, send)
             return
@@ -57,8 +57,7 @@ class HotRoutes:
                 authorization = value.decode("latin-1")
                 break
         try:
-            answer = Response(to_json(await handler(self.services, authorization, body)),
-                              media_type="application/json")
+            answer = Response(to_json(await handler(self.services, authorization, body)), media_type="application/json")
         except Exception as exc:  # noqa: BLE001 - every error gets the contract's answer
             answer = response_for(exc, scope["method"], scope["path"])
         await answer(scope, receive, send)

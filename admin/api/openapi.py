@@ -17,8 +17,11 @@ def document_bearer_auth(app: FastAPI, tag: str) -> None:
         if app.openapi_schema is None:
             schema = build()  # FastAPI's own, kept as app.openapi_schema
             schema.setdefault("components", {})["securitySchemes"] = {
-                BEARER: {"type": "http", "scheme": "bearer",
-                         "description": "An organisation's API key (`api_...`), made with `dashfleet-admin key create`"}
+                BEARER: {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "An organisation's API key (`api_...`), made with `dashfleet-admin key create`",
+                }
             }
             for operations in schema["paths"].values():
                 for operation in operations.values():

@@ -9,8 +9,6 @@ import secrets
 from functools import lru_cache
 from pathlib import Path
 
-from typing import Optional
-
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -40,7 +38,7 @@ class Settings(BaseSettings):
     # Where agents and browsers reach this server, shown in the agent install instructions.
     public_url: str = ""
     # Read only by `dashfleet-admin user create`, so scripts need not type it at a prompt.
-    password: Optional[SecretStr] = None
+    password: SecretStr | None = None
 
     @field_validator("rate_limit_storage")
     @classmethod
@@ -56,7 +54,7 @@ class Settings(BaseSettings):
         return None if value == "" else value
 
     @model_validator(mode="after")
-    def _offline_before_expiry(self) -> "Settings":
+    def _offline_before_expiry(self) -> Settings:
         if self.offline_after_seconds >= self.fleet_ttl_seconds:
             raise ValueError(
                 f"DASHFLEET_OFFLINE_AFTER_SECONDS ({self.offline_after_seconds}) must be below "

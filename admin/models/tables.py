@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import time
-from typing import Optional
 
 from sqlalchemy import BigInteger, Column, Index, Integer, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
@@ -16,7 +15,7 @@ def _now() -> float:
 class Organization(SQLModel, table=True):
     __tablename__ = "organization"
 
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     name: str = Field(max_length=200, unique=True)
     created_at: float = Field(default_factory=_now)
 
@@ -24,7 +23,7 @@ class Organization(SQLModel, table=True):
 class ApiKey(SQLModel, table=True):
     __tablename__ = "api_key"
 
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     org_id: int = Field(foreign_key="organization.id", index=True)
     # SHA-256 of the whole key: keys are long random strings, so a fast hash is the right one.
     key_hash: str = Field(max_length=64, unique=True)
@@ -32,13 +31,13 @@ class ApiKey(SQLModel, table=True):
     prefix: str = Field(max_length=16)
     scopes: str = Field(max_length=100, description="space-separated scope names")
     created_at: float = Field(default_factory=_now)
-    revoked_at: Optional[float] = None
+    revoked_at: float | None = None
 
 
 class User(SQLModel, table=True):
     __tablename__ = "user_account"
 
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     org_id: int = Field(foreign_key="organization.id", index=True)
     email: str = Field(max_length=320, unique=True, description="stored lower-case")
     password_hash: str = Field(max_length=255)
@@ -57,23 +56,23 @@ class Machine(SQLModel, table=True):
         Index("ix_machine_org_last_seen", "org_id", "last_seen"),
     )
 
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     org_id: int = Field(foreign_key="organization.id")
     machine_id: str = Field(max_length=MACHINE_ID_MAX_LENGTH)
-    hardware_id: Optional[str] = Field(default=None, max_length=SYSTEM_FIELD_MAX_LENGTH)
-    hostname: Optional[str] = Field(default=None, max_length=SYSTEM_FIELD_MAX_LENGTH)
-    os: Optional[str] = Field(default=None, max_length=SYSTEM_FIELD_MAX_LENGTH)
+    hardware_id: str | None = Field(default=None, max_length=SYSTEM_FIELD_MAX_LENGTH)
+    hostname: str | None = Field(default=None, max_length=SYSTEM_FIELD_MAX_LENGTH)
+    os: str | None = Field(default=None, max_length=SYSTEM_FIELD_MAX_LENGTH)
     last_seen: float
-    last_ping: Optional[float] = None
-    ts: Optional[float] = Field(default=None, description="server time of the last report")
+    last_ping: float | None = None
+    ts: float | None = Field(default=None, description="server time of the last report")
     report: str = Field(default="{}", sa_column=Column(Text, nullable=False))
     system: str = Field(default="{}", sa_column=Column(Text, nullable=False))
     # Copied out of the report so the UI can sort and count without parsing JSON.
-    cpu_percent: Optional[float] = None
-    ram_percent: Optional[float] = None
-    disk_percent: Optional[float] = None
-    health_score: Optional[float] = None
-    health_status: Optional[str] = Field(default=None, max_length=20)
+    cpu_percent: float | None = None
+    ram_percent: float | None = None
+    disk_percent: float | None = None
+    health_score: float | None = None
+    health_status: str | None = Field(default=None, max_length=20)
 
 
 # The fleet is listed by machine id in byte order, SQLite's own. PostgreSQL compares text by locale
@@ -90,7 +89,7 @@ class Sample(SQLModel, table=True):
     __tablename__ = "sample"
     __table_args__ = (Index("ix_sample_org_machine_ts", "org_id", "machine_id", "ts"),)
 
-    id: Optional[int] = Field(
+    id: int | None = Field(
         default=None, sa_column=Column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     )
     org_id: int = Field(foreign_key="organization.id")
@@ -99,7 +98,7 @@ class Sample(SQLModel, table=True):
     cpu_percent: float
     ram_percent: float
     disk_percent: float
-    health_score: Optional[float] = None
+    health_score: float | None = None
 
 
 class ExpiredMachine(SQLModel, table=True):
@@ -107,7 +106,7 @@ class ExpiredMachine(SQLModel, table=True):
 
     __tablename__ = "expired_machine"
 
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     org_id: int = Field(foreign_key="organization.id", index=True)
     machine_id: str = Field(max_length=MACHINE_ID_MAX_LENGTH)
     expired_at: float

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Optional, Sequence
 
 from sqlalchemy import Connection, Integer, cast, delete, exists, func, insert, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -17,10 +17,10 @@ E = ExpiredMachine.__table__
 
 @dataclass(frozen=True)
 class FleetFilter:
-    os: Optional[str] = None
-    status: Optional[str] = None  # "online" | "offline"
-    q: Optional[str] = None
-    health: Optional[str] = None  # "ok" | "warning" | "critical"
+    os: str | None = None
+    status: str | None = None  # "online" | "offline"
+    q: str | None = None
+    health: str | None = None  # "ok" | "warning" | "critical"
 
 
 # Sort keys the UI offers; the API always sorts by machine_id.
@@ -168,22 +168,27 @@ def history_buckets(conn: Connection, *, org_id: int, machine_id: str, since: fl
     # floor(): PostgreSQL's integer cast rounds; SQLite's truncates, which is floor for positive times.
     bucket = func.floor(scaled) if conn.dialect.name == "postgresql" else cast(scaled, Integer)
     return conn.execute(
-        select(bucket.label("bucket"), func.avg(S.c.cpu_percent), func.avg(S.c.ram_percent),
-               func.avg(S.c.disk_percent), func.count())
+        select(
+            bucket.label("bucket"),
+            func.avg(S.c.cpu_percent),
+            func.avg(S.c.ram_percent),
+            func.avg(S.c.disk_percent),
+            func.count(),
+        )
         .where(S.c.org_id == org_id, S.c.machine_id == machine_id, S.c.ts >= since)
         .group_by(bucket)
         .order_by(bucket)
     ).all()
 
 
-def has_stale(conn: Connection, *, org_id: Optional[int], cutoff: float) -> bool:
+def has_stale(conn: Connection, *, org_id: int | None, cutoff: float) -> bool:
     cond = M.c.last_seen < cutoff
     if org_id is not None:
         cond = cond & (M.c.org_id == org_id)
     return conn.execute(select(exists().where(cond))).scalar_one()
 
 
-def expire_stale(conn: Connection, *, org_id: Optional[int], cutoff: float, now: float) -> int:
+def expire_stale(conn: Connection, *, org_id: int | None, cutoff: float, now: float) -> int:
     """Remove machines silent since before `cutoff` and leave a tombstone for each (org_id None:
     every organisation, for the background job). Returns how many were removed."""
     stmt = delete(M).where(M.c.last_seen < cutoff)
@@ -212,5 +217,3 @@ def prune_samples(conn: Connection, *, before: float) -> int:
 def prune_tombstones(conn: Connection, *, before: float) -> int:
     """Tombstones nobody listed for a long time are of no use to anyone."""
     return conn.execute(delete(E).where(E.c.expired_at < before)).rowcount
-
-

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable, Optional
 
 from cachetools import TTLCache
 from sqlalchemy import Engine
@@ -111,9 +111,7 @@ class AccountService:
     # -- API keys ------------------------------------------------------------------------
     def _add_key(self, session: Session, org_id: int, scopes: list[str]) -> CreatedKey:
         secret = security.new_api_key()
-        row = ApiKey(
-            org_id=org_id, key_hash=security.hash_api_key(secret), prefix=secret[:12], scopes=" ".join(scopes)
-        )
+        row = ApiKey(org_id=org_id, key_hash=security.hash_api_key(secret), prefix=secret[:12], scopes=" ".join(scopes))
         session.add(row)
         session.flush()
         return CreatedKey(key_id=row.id, api_key=secret, scopes=scopes)
@@ -143,7 +141,7 @@ class AccountService:
         with Session(self.engine) as session:
             return list(repo.keys_of(session, org_id=org_id))
 
-    def authenticate_key(self, secret: str) -> Optional[Principal]:
+    def authenticate_key(self, secret: str) -> Principal | None:
         """The key's principal, or None when it is malformed, unknown or revoked."""
         if not security.looks_like_api_key(secret):
             return None
@@ -163,7 +161,7 @@ class AccountService:
             self._key_cache[key_hash] = principal
         return principal
 
-    def cached_principal(self, secret: str) -> Optional[Principal] | bool:
+    def cached_principal(self, secret: str) -> Principal | None | bool:
         """The cached answer for a key without touching the database; False when not cached."""
         if not security.looks_like_api_key(secret):
             return None
@@ -200,7 +198,7 @@ class AccountService:
             session.add(user)
             session.commit()
 
-    def authenticate_user(self, email: str, password: str) -> Optional[User]:
+    def authenticate_user(self, email: str, password: str) -> User | None:
         try:
             email = normalise_email(email)
         except InvalidInput:

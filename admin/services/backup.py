@@ -105,8 +105,12 @@ def _summarise_sqlite_file(path: Path) -> dict[str, Any]:
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
         revision = conn.execute(f"SELECT version_num FROM {ALEMBIC_TABLE}").fetchone()
-        names = [r[0] for r in conn.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")]
+        names = [
+            r[0]
+            for r in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name"
+            )
+        ]
         counts = {n: conn.execute(f'SELECT COUNT(*) FROM "{n}"').fetchone()[0] for n in names if n != ALEMBIC_TABLE}
     finally:
         conn.close()
@@ -116,23 +120,32 @@ def _summarise_sqlite_file(path: Path) -> dict[str, Any]:
 def _backup_jsonl(engine: Engine, target: Path) -> dict[str, Any]:
     counts: dict[str, int] = {}
     # REPEATABLE READ: every table is read from the same snapshot, however long the dump takes.
-    with engine.connect().execution_options(isolation_level="REPEATABLE READ") as conn, \
-            target.open("w", encoding="utf-8") as out:
-        with conn.begin():
-            revision = schema_revision(conn)
-            header = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "schema_revision": revision,
-                      "dashfleet_version": __version__, "database": engine.dialect.name, "created_at": time.time()}
-            out.write(json.dumps(header) + "\n")
-            for table in _data_tables(_reflect(conn)):
-                columns = [c.name for c in table.columns]
-                out.write(json.dumps({"table": table.name, "columns": columns}) + "\n")
-                counts[table.name] = 0
-                rows = conn.execution_options(stream_results=True, yield_per=BATCH_ROWS).execute(
-                    select(table).order_by(*table.primary_key.columns))
-                for row in rows:
-                    out.write(json.dumps(_plain(table.name, columns, row), allow_nan=False) + "\n")
-                    counts[table.name] += 1
-            out.write(json.dumps({"end": True, "rows": sum(counts.values())}) + "\n")
+    with (
+        engine.connect().execution_options(isolation_level="REPEATABLE READ") as conn,
+        target.open("w", encoding="utf-8") as out,
+        conn.begin(),
+    ):
+        revision = schema_revision(conn)
+        header = {
+            "format": FORMAT_NAME,
+            "format_version": FORMAT_VERSION,
+            "schema_revision": revision,
+            "dashfleet_version": __version__,
+            "database": engine.dialect.name,
+            "created_at": time.time(),
+        }
+        out.write(json.dumps(header) + "\n")
+        for table in _data_tables(_reflect(conn)):
+            columns = [c.name for c in table.columns]
+            out.write(json.dumps({"table": table.name, "columns": columns}) + "\n")
+            counts[table.name] = 0
+            rows = conn.execution_options(stream_results=True, yield_per=BATCH_ROWS).execute(
+                select(table).order_by(*table.primary_key.columns)
+            )
+            for row in rows:
+                out.write(json.dumps(_plain(table.name, columns, row), allow_nan=False) + "\n")
+                counts[table.name] += 1
+        out.write(json.dumps({"end": True, "rows": sum(counts.values())}) + "\n")
     return {"format": "jsonl", "schema_revision": revision, "tables": counts}
 
 
@@ -140,8 +153,9 @@ def _plain(table: str, columns: list[str], row) -> list:
     for name, value in zip(columns, row):
         if not isinstance(value, JSON_TYPES):
             # A column type this format does not carry yet: say so rather than write a lossy file.
-            raise BackupError(f"column {table}.{name} holds {type(value).__name__} values, "
-                              "which backups cannot store yet")
+            raise BackupError(
+                f"column {table}.{name} holds {type(value).__name__} values, which backups cannot store yet"
+            )
     return list(row)
 
 
@@ -169,8 +183,10 @@ def _open_sqlite(path: Path) -> tuple[dict[str, Any], Events]:
         if conn.execute("PRAGMA quick_check").fetchone()[0] != "ok":
             raise BackupError(f"{path} is a damaged SQLite file")
         revision = conn.execute(f"SELECT version_num FROM {ALEMBIC_TABLE}").fetchone()
-        names = [r[0] for r in conn.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")]
+        names = [
+            r[0]
+            for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
+        ]
     except sqlite3.DatabaseError as exc:
         conn.close()
         raise BackupError(f"{path} is not a DashFleet backup ({exc})") from None
@@ -207,8 +223,9 @@ def _open_jsonl(path: Path) -> tuple[dict[str, Any], Events]:
         raise BackupError(f"{path} is not a DashFleet backup (neither a SQLite file nor {FORMAT_NAME} JSON Lines)")
     if header.get("format_version") != FORMAT_VERSION:
         handle.close()
-        raise BackupError(f"{path} is backup format {header.get('format_version')!r}; "
-                          f"this version reads format {FORMAT_VERSION}")
+        raise BackupError(
+            f"{path} is backup format {header.get('format_version')!r}; this version reads format {FORMAT_VERSION}"
+        )
 
     def events(_order: list[str]) -> Iterator[Event]:
         # The file's own order: the backup wrote parents first.
@@ -220,8 +237,11 @@ def _open_jsonl(path: Path) -> tuple[dict[str, Any], Events]:
                     raise BackupError(f"{path} line {number} is not valid JSON ({exc})") from None
                 if isinstance(item, list):
                     yield "row", item
-                elif isinstance(item, dict) and isinstance(item.get("table"), str) \
-                        and isinstance(item.get("columns"), list):
+                elif (
+                    isinstance(item, dict)
+                    and isinstance(item.get("table"), str)
+                    and isinstance(item.get("columns"), list)
+                ):
                     yield "table", (item["table"], item["columns"])
                 elif isinstance(item, dict) and item.get("end") is True:
                     yield "end", item.get("rows")
@@ -251,7 +271,8 @@ def restore(engine: Engine, path: Path) -> dict[str, Any]:
             if header.get("schema_revision") != revision:
                 raise BackupError(
                     f"{path} holds schema revision {header.get('schema_revision')!r} but this database is at "
-                    f"{revision!r}: restore it with the DashFleet version that made it (see docs/deploy.md)")
+                    f"{revision!r}: restore it with the DashFleet version that made it (see docs/deploy.md)"
+                )
             tables = {t.name: t for t in _data_tables(_reflect(conn))}
             for table in reversed(list(tables.values())):
                 conn.execute(table.delete())
@@ -266,8 +287,9 @@ def restore(engine: Engine, path: Path) -> dict[str, Any]:
     return {"file": str(path), "format": kind, "schema_revision": header.get("schema_revision"), "tables": counts}
 
 
-def _load(conn: Connection, tables: dict[str, Table], events: Iterator[Event], counts: dict[str, int],
-          path: Path) -> None:
+def _load(
+    conn: Connection, tables: dict[str, Table], events: Iterator[Event], counts: dict[str, int], path: Path
+) -> None:
     table: Table | None = None
     columns: list[str] = []
     batch: list[dict] = []
@@ -311,5 +333,7 @@ def _reset_sequences(conn: Connection, tables) -> None:
         sequence = conn.execute(text("SELECT pg_get_serial_sequence(:t, 'id')"), {"t": table.name}).scalar()
         if sequence:
             highest = conn.execute(select(func.max(table.c.id))).scalar()
-            conn.execute(text("SELECT setval(:s, :v, :called)"),
-                         {"s": sequence, "v": highest or 1, "called": highest is not None})
+            conn.execute(
+                text("SELECT setval(:s, :v, :called)"),
+                {"s": sequence, "v": highest or 1, "called": highest is not None},
+            )

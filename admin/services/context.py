@@ -24,7 +24,7 @@ class AppServices:
     writer: GroupWriter
 
     @classmethod
-    def build(cls, settings: Settings) -> "AppServices":
+    def build(cls, settings: Settings) -> AppServices:
         engine = make_engine(settings)
         writer = GroupWriter(engine)
         return cls(
@@ -32,7 +32,10 @@ class AppServices:
             engine=engine,
             accounts=AccountService(engine),
             fleet=FleetService(engine, settings, writer),
-            limiter=RateLimiter(settings.rate_limit_storage, ping_per_minute=settings.ping_limit_per_minute,
-                                report_per_minute=settings.report_limit_per_minute),
+            limiter=RateLimiter(
+                settings.rate_limit_storage,
+                ping_per_minute=settings.ping_limit_per_minute,
+                report_per_minute=settings.report_limit_per_minute,
+            ),
             writer=writer,
         )

@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import datetime
 from dataclasses import dataclass
-from typing import Optional
+from datetime import datetime
 
 from pydantic_core import to_json
 from sqlalchemy import Engine
@@ -31,7 +30,7 @@ class FleetPage:
     data: list[dict]
 
 
-def _text(value: object) -> Optional[str]:
+def _text(value: object) -> str | None:
     return value if isinstance(value, str) else None
 
 
@@ -93,7 +92,7 @@ class FleetService:
         oldest = now - self.settings.history_retention_days * 86400
         return at if oldest < at < now else now
 
-    async def record_ping(self, *, org_id: int, machine_id: str, hardware_id: Optional[str], now: float) -> None:
+    async def record_ping(self, *, org_id: int, machine_id: str, hardware_id: str | None, now: float) -> None:
         """Mark the machine alive; a machine first heard of by heartbeat is created empty."""
         await self.writer.write_ping(
             {
@@ -138,7 +137,7 @@ class FleetService:
             "system": json.loads(row.system),
         }
 
-    def expire(self, *, org_id: Optional[int], now: float) -> int:
+    def expire(self, *, org_id: int | None, now: float) -> int:
         """Remove machines not seen within the TTL, leaving tombstones for the next listing."""
         cutoff = now - self.settings.fleet_ttl_seconds
         with self.engine.connect() as conn:
@@ -215,8 +214,13 @@ class FleetService:
         with self.engine.connect() as conn:
             rows = repo.history(conn, org_id=org_id, machine_id=machine_id, since=since)
         return [
-            {"ts": r.ts, "cpu_percent": r.cpu_percent, "ram_percent": r.ram_percent,
-             "disk_percent": r.disk_percent, "score": r.health_score}
+            {
+                "ts": r.ts,
+                "cpu_percent": r.cpu_percent,
+                "ram_percent": r.ram_percent,
+                "disk_percent": r.disk_percent,
+                "score": r.health_score,
+            }
             for r in rows
         ]
 

@@ -12,7 +12,6 @@ import asyncio
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Optional
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -27,9 +26,9 @@ RETRYABLE_SQLSTATES = {"40P01", "40001"}  # PostgreSQL: deadlock detected, seria
 @dataclass
 class _Write:
     machine: dict  # the machine row to upsert
-    sample: Optional[dict]  # a history sample (reports only)
+    sample: dict | None  # a history sample (reports only)
     future: asyncio.Future
-    error: Optional[BaseException] = None
+    error: BaseException | None = None
 
     @property
     def order(self) -> tuple:
@@ -66,7 +65,7 @@ class GroupWriter:
     async def write_ping(self, row: dict) -> None:
         await self._submit(row, None)
 
-    def _submit(self, machine: dict, sample: Optional[dict]) -> asyncio.Future:
+    def _submit(self, machine: dict, sample: dict | None) -> asyncio.Future:
         future = asyncio.get_running_loop().create_future()
         self._pending.append(_Write(machine, sample, future))
         self._wakeup.set()
@@ -87,7 +86,7 @@ class GroupWriter:
         loop = asyncio.get_running_loop()
         try:
             await loop.run_in_executor(self._executor, self._write, batch)
-        except Exception as exc:  # noqa: BLE001 - every waiter must hear how its write ended
+        except Exception as exc:
             log.exception("group commit of %d writes failed", len(batch))
             for item in batch:
                 item.error = item.error or exc

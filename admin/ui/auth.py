@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Optional
 from urllib.parse import quote
 
 from fastapi import Request
@@ -47,7 +46,7 @@ class SignInRefused(Exception):
     """A sign-in that did not happen, with the message to show."""
 
 
-def _load(services: AppServices, org_id: int, user_id: int) -> Optional[SignedInUser]:
+def _load(services: AppServices, org_id: int, user_id: int) -> SignedInUser | None:
     try:
         user = services.accounts.user(org_id=org_id, user_id=user_id)
         org = services.accounts.org(org_id)
@@ -56,7 +55,7 @@ def _load(services: AppServices, org_id: int, user_id: int) -> Optional[SignedIn
     return SignedInUser(user_id=user.id, org_id=org.id, email=user.email, role=user.role, org_name=org.name)
 
 
-async def current_user(services: AppServices) -> Optional[SignedInUser]:
+async def current_user(services: AppServices) -> SignedInUser | None:
     """The signed-in user as the database knows them now, or None (and the stale session is dropped)."""
     session = app.storage.user.get(SESSION_KEY)
     if not isinstance(session, dict):
@@ -79,7 +78,7 @@ async def still_signed_in(services: AppServices) -> bool:
     return False
 
 
-def safe_next(path: Optional[str]) -> str:
+def safe_next(path: str | None) -> str:
     """Where to go after signing in: only a path on this site (no open redirect to another host)."""
     if not path or not path.startswith("/") or path.startswith("//") or "\\" in path or path.startswith(LOGIN_PATH):
         return "/"
@@ -120,7 +119,7 @@ def sign_out() -> None:
     app.storage.user.pop(SESSION_KEY, None)
 
 
-def client_address(request: Optional[Request]) -> str:
+def client_address(request: Request | None) -> str:
     """The address the rate limits count: uvicorn already applied trusted X-Forwarded-For."""
     if request is None or request.client is None:
         return "unknown"

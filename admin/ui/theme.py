@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from typing import Awaitable, Callable, Iterator, Optional
 
 from nicegui import app, ui
 
@@ -67,8 +67,9 @@ def section(title: str) -> ui.card:
     return card
 
 
-def confirm(question: str, verb: str, action: Callable[[], Awaitable[None]], *, detail: str = "",
-            marker: str = "confirm") -> None:
+def confirm(
+    question: str, verb: str, action: Callable[[], Awaitable[None]], *, detail: str = "", marker: str = "confirm"
+) -> None:
     """Ask before a change that cannot be undone; the dialog is gone once answered either way."""
     with ui.dialog() as dialog, ui.card().classes("max-w-md"):
         ui.label(question)
@@ -86,11 +87,10 @@ def confirm(question: str, verb: str, action: Callable[[], Awaitable[None]], *, 
     dialog.open()
 
 
-def notice(message: str, *, icon: str = "info", marker: Optional[str] = None) -> None:
+def notice(message: str, *, icon: str = "info", marker: str | None = None) -> None:
     """A plain-text card for 'not found', 'admins only' and the like."""
-    with ui.card().classes("w-full"):
-        with ui.row().classes("items-center gap-2 no-wrap"):
-            ui.icon(icon, size="sm").classes("text-grey-7")
-            label = ui.label(message)
-            if marker:
-                label.mark(marker)
+    with ui.card().classes("w-full"), ui.row().classes("items-center gap-2 no-wrap"):
+        ui.icon(icon, size="sm").classes("text-grey-7")
+        label = ui.label(message)
+        if marker:
+            label.mark(marker)

@@ -43,8 +43,9 @@ def free_port() -> int:
 
 
 def cli(workdir: Path, env: dict, *args: str) -> dict:
-    done = subprocess.run([sys.executable, "-m", "admin", *args], cwd=workdir, env=env, capture_output=True,
-                          text=True, check=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "admin", *args], cwd=workdir, env=env, capture_output=True, text=True, check=True
+    )
     return json.loads(done.stdout)
 
 
@@ -57,14 +58,32 @@ def seed(url: str, api_key: str) -> None:
             os_name, version = rng.choice(systems)
             for _ in range(1):
                 cpu, ram, disk = rng.uniform(3, 98), rng.uniform(20, 97), rng.uniform(15, 96)
-                client.post("/api/fleet/report", json={"machine_id": machine_id, "report": {
-                    "cpu_percent": round(cpu, 1), "ram_percent": round(ram, 1), "disk_percent": round(disk, 1),
-                    "ram_used_gib": round(16 * ram / 100, 1), "ram_total_gib": 16.0,
-                    "disk_used_gib": round(512 * disk / 100, 1), "disk_total_gib": 512.0, "uptime_seconds": 93784,
-                    "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                    "system": {"os": os_name, "os_version": version, "hostname": machine_id[:12],
-                               "architecture": "x86_64", "agent_version": "1.0.0", "python_version": "3.11.2",
-                               "platform": f"{os_name}-{version}-x86_64"}}}).raise_for_status()
+                client.post(
+                    "/api/fleet/report",
+                    json={
+                        "machine_id": machine_id,
+                        "report": {
+                            "cpu_percent": round(cpu, 1),
+                            "ram_percent": round(ram, 1),
+                            "disk_percent": round(disk, 1),
+                            "ram_used_gib": round(16 * ram / 100, 1),
+                            "ram_total_gib": 16.0,
+                            "disk_used_gib": round(512 * disk / 100, 1),
+                            "disk_total_gib": 512.0,
+                            "uptime_seconds": 93784,
+                            "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                            "system": {
+                                "os": os_name,
+                                "os_version": version,
+                                "hostname": machine_id[:12],
+                                "architecture": "x86_64",
+                                "agent_version": "1.0.0",
+                                "python_version": "3.11.2",
+                                "platform": f"{os_name}-{version}-x86_64",
+                            },
+                        },
+                    },
+                ).raise_for_status()
         client.post("/api/fleet/ping", json={"machine_id": "new-laptop"}).raise_for_status()
 
 
@@ -106,15 +125,19 @@ def driver() -> webdriver.Chrome:
 
 def set_width(browser: webdriver.Chrome, size: str, height: int | None = None) -> None:
     width, default_height = SIZES[size]
-    browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
-        "width": width, "height": height or default_height, "deviceScaleFactor": 1, "mobile": size == "phone"})
+    browser.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride",
+        {"width": width, "height": height or default_height, "deviceScaleFactor": 1, "mobile": size == "phone"},
+    )
 
 
 def full_page_shot(browser: webdriver.Chrome, size: str, path: Path) -> None:
     """The whole page, not only the first screen: the window is made as tall as the page."""
-    height = browser.execute_script("return Math.max(document.documentElement.scrollHeight, "
-                                    "document.querySelector('.q-page') ? document.querySelector('.q-page')"
-                                    ".scrollHeight + 80 : 0)")
+    height = browser.execute_script(
+        "return Math.max(document.documentElement.scrollHeight, "
+        "document.querySelector('.q-page') ? document.querySelector('.q-page')"
+        ".scrollHeight + 80 : 0)"
+    )
     set_width(browser, size, max(height, SIZES[size][1]))
     time.sleep(0.5)
     browser.save_screenshot(str(path))
@@ -132,16 +155,25 @@ def sideways_scroll(browser: webdriver.Chrome) -> int:
 def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="dashfleet-shots-"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("DASHFLEET_")}
-    env.update(PYTHONPATH=str(REPO), DASHFLEET_PASSWORD=PASSWORD, DASHFLEET_FEATURE_MESSAGING="true",
-               DASHFLEET_FEATURE_COMMANDS="true")
+    env.update(
+        PYTHONPATH=str(REPO),
+        DASHFLEET_PASSWORD=PASSWORD,
+        DASHFLEET_FEATURE_MESSAGING="true",
+        DASHFLEET_FEATURE_COMMANDS="true",
+    )
     api_key = cli(workdir, env, "org", "create", "Acme")["api_key"]
     cli(workdir, env, "user", "create", EMAIL, "--org", "Acme", "--role", "admin")
     cli(workdir, env, "user", "create", "viewer@acme.example", "--org", "Acme")
     backfill_history(workdir, env, "lab-01")
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen([sys.executable, "-m", "admin", "serve", "--port", str(port)], cwd=workdir, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "admin", "serve", "--port", str(port)],
+        cwd=workdir,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     browser = driver()
     problems = []
     try:
@@ -152,8 +184,12 @@ def main() -> None:
             except httpx.TransportError:
                 time.sleep(0.1)
         seed(url, api_key)
-        pages = {"fleet": "/", "machine": "/machine?id=lab-01", "settings": "/settings",
-                 "xss": "/machine?id=" + quote(XSS_ID, safe="")}
+        pages = {
+            "fleet": "/",
+            "machine": "/machine?id=lab-01",
+            "settings": "/settings",
+            "xss": "/machine?id=" + quote(XSS_ID, safe=""),
+        }
         for mode in ("light", "dark"):
             browser.delete_all_cookies()
             set_width(browser, "desktop")

@@ -97,8 +97,7 @@ def test_user_create_with_the_password_from_the_environment(install, acme):
     viewer = install.cli_json("user", "create", "viewer@example.com", "--org", "acme", env=PASSWORD)
     assert set(viewer) >= {"user_id", "email", "org", "role"}
     assert (viewer["email"], viewer["org"], viewer["role"]) == ("viewer@example.com", "acme", "viewer")
-    admin = install.cli_json("user", "create", "boss@example.com", "--org", "acme", "--role", "admin",
-                               env=PASSWORD)
+    admin = install.cli_json("user", "create", "boss@example.com", "--org", "acme", "--role", "admin", env=PASSWORD)
     assert admin["role"] == "admin" and admin["user_id"] != viewer["user_id"]
 
 
@@ -112,14 +111,18 @@ def test_user_create_without_password_or_terminal_fails_and_stores_nothing(insta
     assert_clean_failure(install.cli("user", "create", "a@example.com", "--org", "acme", env=PASSWORD))
 
 
-@pytest.mark.parametrize("args,mentions", [
-    (["not-an-email", "--org", "acme"], "email"),
-    (["<b>x</b>@example.com", "--org", "acme"], "e-mail"),
-    (["a b@example.com", "--org", "acme"], "e-mail"),
-    (["a@example.com", "--org", "nobody"], "nobody"),
-    (["a@example.com", "--org", "acme", "--role", "root"], "role"),
-    (["a@example.com"], "--org"),
-], ids=["bad email", "markup in email", "space in email", "unknown org", "bad role", "no org"])
+@pytest.mark.parametrize(
+    "args,mentions",
+    [
+        (["not-an-email", "--org", "acme"], "email"),
+        (["<b>x</b>@example.com", "--org", "acme"], "e-mail"),
+        (["a b@example.com", "--org", "acme"], "e-mail"),
+        (["a@example.com", "--org", "nobody"], "nobody"),
+        (["a@example.com", "--org", "acme", "--role", "root"], "role"),
+        (["a@example.com"], "--org"),
+    ],
+    ids=["bad email", "markup in email", "space in email", "unknown org", "bad role", "no org"],
+)
 def test_user_create_refuses_bad_input(install, acme, args, mentions):
     assert_clean_failure(install.cli("user", "create", *args, env=PASSWORD), mentions)
 
@@ -152,20 +155,25 @@ def run_in_terminal(server, args: list[str], answer: str, timeout: float = 60) -
 
 
 def test_user_create_prompts_for_the_password_on_a_terminal(install, acme):
-    status, output = run_in_terminal(install, ["user", "create", "t@example.com", "--org", "acme"],
-                                     answer="a long enough password 123")
+    status, output = run_in_terminal(
+        install, ["user", "create", "t@example.com", "--org", "acme"], answer="a long enough password 123"
+    )
     assert status == 0, output
     assert "password" in output.lower()
     assert "a long enough password 123" not in output, "the password was echoed"
     assert '"viewer"' in output
 
 
-@pytest.mark.parametrize("first", [
-    ["org", "create", "first"],
-    ["key", "create", "--org", "first", "--scope", "read"],
-    ["key", "revoke", "--org", "first", "1"],
-    ["user", "create", "u@example.com", "--org", "first"],
-], ids=["org create", "key create", "key revoke", "user create"])
+@pytest.mark.parametrize(
+    "first",
+    [
+        ["org", "create", "first"],
+        ["key", "create", "--org", "first", "--scope", "read"],
+        ["key", "revoke", "--org", "first", "1"],
+        ["user", "create", "u@example.com", "--org", "first"],
+    ],
+    ids=["org create", "key create", "key revoke", "user create"],
+)
 def test_every_command_works_first_on_a_fresh_install(server_factory, backend, first):
     fresh = server_factory.prepare(backend)
     done = fresh.cli(*first, env=PASSWORD)
@@ -189,21 +197,32 @@ def test_serve_migrates_a_fresh_install_and_accepts_cli_keys(server_factory, bac
     assert resp.status_code == 200 and resp.json()["count"] == 0
 
 
-@pytest.mark.parametrize("args", [[], ["frobnicate"], ["org"], ["org", "create"], ["key", "revoke", "--org", "x"]],
-                         ids=["nothing", "unknown command", "no action", "no name", "no key id"])
+@pytest.mark.parametrize(
+    "args",
+    [[], ["frobnicate"], ["org"], ["org", "create"], ["key", "revoke", "--org", "x"]],
+    ids=["nothing", "unknown command", "no action", "no name", "no key id"],
+)
 def test_incomplete_or_unknown_commands_fail_cleanly(install, args):
     done = install.cli(*args)
     assert done.returncode != 0
     assert "Traceback" not in done.stderr and done.stderr.strip()
 
 
-@pytest.mark.parametrize("setting,value,mentions", [
-    ("DASHFLEET_FLEET_TTL_SECONDS", "a day", "fleet_ttl_seconds"),
-    ("DASHFLEET_MAX_BODY_BYTES", "-5", "max_body_bytes"),
-    ("DASHFLEET_DATABASE_URL", "nonsense", "database"),
-    ("DASHFLEET_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:1/nowhere", "database"),
-    ("DASHFLEET_OFFLINE_AFTER_SECONDS", "100000", "invalid settings: dashfleet_offline_after_seconds (100000) must be below"),
-], ids=["ttl not a number", "negative body limit", "url not a url", "database unreachable", "offline after ttl"])
+@pytest.mark.parametrize(
+    "setting,value,mentions",
+    [
+        ("DASHFLEET_FLEET_TTL_SECONDS", "a day", "fleet_ttl_seconds"),
+        ("DASHFLEET_MAX_BODY_BYTES", "-5", "max_body_bytes"),
+        ("DASHFLEET_DATABASE_URL", "nonsense", "database"),
+        ("DASHFLEET_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:1/nowhere", "database"),
+        (
+            "DASHFLEET_OFFLINE_AFTER_SECONDS",
+            "100000",
+            "invalid settings: dashfleet_offline_after_seconds (100000) must be below",
+        ),
+    ],
+    ids=["ttl not a number", "negative body limit", "url not a url", "database unreachable", "offline after ttl"],
+)
 @pytest.mark.parametrize("command", ["org create", "serve"])
 def test_bad_settings_are_clean_errors(install, setting, value, mentions, command):
     with socket.socket() as sock:  # a port nobody listens on, should serve start after all

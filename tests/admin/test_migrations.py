@@ -5,12 +5,11 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy import event, text
 from sqlmodel import SQLModel
 
 import admin.models  # noqa: F401 (registers the tables)
 from admin.core.config import Settings
-from sqlalchemy import event, text
-
 from admin.core.db import HEAD_REVISION, alembic_config, comparable_schema, make_engine, migrate, schema_revision
 from admin.repositories.machines import FleetFilter, get_machine, list_machines, upsert_statements
 from tests.conftest import BACKENDS
@@ -54,9 +53,22 @@ def test_fleet_is_listed_and_found_in_byte_order_by_the_unique_index(settings):
     with engine.begin() as conn:
         org = conn.execute(text("INSERT INTO organization (name, created_at) VALUES ('o', 0) RETURNING id")).scalar()
         report, _, _ = upsert_statements(conn.dialect.name)
-        row = {"org_id": org, "hardware_id": None, "hostname": None, "os": None, "last_seen": 1.0, "last_ping": None,
-               "ts": 1.0, "report": "{}", "system": "{}", "cpu_percent": 1.0, "ram_percent": 1.0, "disk_percent": 1.0,
-               "health_score": 100.0, "health_status": "ok"}
+        row = {
+            "org_id": org,
+            "hardware_id": None,
+            "hostname": None,
+            "os": None,
+            "last_seen": 1.0,
+            "last_ping": None,
+            "ts": 1.0,
+            "report": "{}",
+            "system": "{}",
+            "cpu_percent": 1.0,
+            "ram_percent": 1.0,
+            "disk_percent": 1.0,
+            "health_score": 100.0,
+            "health_status": "ok",
+        }
         conn.execute(report, [{**row, "machine_id": m} for m in ids])
         conn.execute(report, [{**row, "machine_id": "Z", "last_seen": 2.0}])  # an upsert, not a second row
         assert conn.execute(text("SELECT count(*), max(last_seen) FROM machine")).one() == (len(ids), 2.0)
@@ -72,8 +84,10 @@ def test_fleet_is_listed_and_found_in_byte_order_by_the_unique_index(settings):
             conn.execute(text("SET LOCAL enable_seqscan = off"))  # six rows: make the planner show its index
             conn.execute(text("SET LOCAL enable_bitmapscan = off"))
         explain = "EXPLAIN" if conn.dialect.name == "postgresql" else "EXPLAIN QUERY PLAN"
-        plans = [" ".join(str(r[-1]) for r in conn.exec_driver_sql(f"{explain} {sql}", params))
-                 for sql, params in (page_query, lookup)]
+        plans = [
+            " ".join(str(r[-1]) for r in conn.exec_driver_sql(f"{explain} {sql}", params))
+            for sql, params in (page_query, lookup)
+        ]
     engine.dispose()
     for plan in plans:
         assert "uq_machine_org_machine_id" in plan or "sqlite_autoindex_machine" in plan, plans

@@ -28,8 +28,9 @@ def test_each_metric_crossing_its_warning_line_warns(metric):
     values[metric] = THRESHOLDS[metric].warning
     health = compute_health(**values)
     assert health.status == "warning"
-    assert health.reasons == (f"{THRESHOLDS[metric].label} {THRESHOLDS[metric].warning:.0f}% "
-                              f"(warning at {THRESHOLDS[metric].warning:.0f}%)",)
+    assert health.reasons == (
+        f"{THRESHOLDS[metric].label} {THRESHOLDS[metric].warning:.0f}% (warning at {THRESHOLDS[metric].warning:.0f}%)",
+    )
 
 
 @pytest.mark.parametrize("metric", list(THRESHOLDS))

@@ -16,11 +16,11 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Callable, Iterator
 
 import httpx
 import pytest
@@ -107,8 +107,13 @@ class AgentProcess:
         self.args = args
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "desktop_agent", *args],
-            cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1,
+            cwd=REPO_ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            bufsize=1,
         )
         self.lines: list[str] = []
         self.errors: list[str] = []
@@ -128,8 +133,11 @@ class AgentProcess:
         return "\n".join(["--- stdout ---", *self.lines, "--- stderr ---", *self.errors])
 
     def status_lines(self, outcome_prefix: str = "") -> list[str]:
-        return [line for line in list(self.lines)
-                if (m := STATUS_LINE.match(line)) and m["outcome"].startswith(outcome_prefix)]
+        return [
+            line
+            for line in list(self.lines)
+            if (m := STATUS_LINE.match(line)) and m["outcome"].startswith(outcome_prefix)
+        ]
 
     def wait_for_lines(self, count: int, outcome_prefix: str = "", timeout: float = WAIT_SECONDS) -> list[str]:
         def enough():
@@ -158,11 +166,17 @@ class AgentProcess:
             reader.join(timeout=5)
 
 
-def run_agent_once(agent_dirs: AgentDirs, *args: str, env: dict[str, str] | None = None,
-                   timeout: float = 60) -> subprocess.CompletedProcess:
+def run_agent_once(
+    agent_dirs: AgentDirs, *args: str, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "desktop_agent", *args], cwd=REPO_ROOT, env=env or agent_dirs.env(),
-        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout,
+        [sys.executable, "-m", "desktop_agent", *args],
+        cwd=REPO_ROOT,
+        env=env or agent_dirs.env(),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 
@@ -217,9 +231,26 @@ def make_private_ca(folder: Path) -> tuple[Path, Path]:
     """A key and a self-signed certificate for 127.0.0.1 (openssl): a private CA and its server."""
     key, cert = folder / "key.pem", folder / "cert.pem"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1",
-         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True,
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
     )
     return key, cert
 
@@ -232,7 +263,7 @@ def serve_tls(key: Path, cert: Path) -> Iterator[str]:
     answer = json.dumps({"ok": True, "timestamp": time.time()}).encode()
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802 - the stdlib's name
+        def do_POST(self):
             self.rfile.read(int(self.headers["Content-Length"]))
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
@@ -279,7 +310,9 @@ class VirtualDesktop:
         # -displayfd: Xvfb picks a free display number and writes it once it accepts clients.
         xvfb = subprocess.Popen(
             ["Xvfb", "-displayfd", str(write_fd), "-screen", "0", f"{width}x{height}x24", "-nolisten", "tcp"],
-            pass_fds=(write_fd,), stdout=subprocess.DEVNULL, stderr=(self._logs / "xvfb.log").open("w"),
+            pass_fds=(write_fd,),
+            stdout=subprocess.DEVNULL,
+            stderr=(self._logs / "xvfb.log").open("w"),
         )
         os.close(write_fd)
         self._procs.append(xvfb)
@@ -289,12 +322,30 @@ class VirtualDesktop:
             self.close()
             raise RuntimeError(f"Xvfb did not start: {(self._logs / 'xvfb.log').read_text()}")
         self.display = f":{number}"
-        self._procs.append(subprocess.Popen(
-            ["trayer", "--edge", "top", "--align", "right", "--widthtype", "request", "--height", "32",
-             "--SetDockType", "true", "--expand", "true", "--transparent", "false"],
-            env={**os.environ, "DISPLAY": self.display}, stdout=subprocess.DEVNULL,
-            stderr=(self._logs / "trayer.log").open("w"),
-        ))
+        self._procs.append(
+            subprocess.Popen(
+                [
+                    "trayer",
+                    "--edge",
+                    "top",
+                    "--align",
+                    "right",
+                    "--widthtype",
+                    "request",
+                    "--height",
+                    "32",
+                    "--SetDockType",
+                    "true",
+                    "--expand",
+                    "true",
+                    "--transparent",
+                    "false",
+                ],
+                env={**os.environ, "DISPLAY": self.display},
+                stdout=subprocess.DEVNULL,
+                stderr=(self._logs / "trayer.log").open("w"),
+            )
+        )
         wait_until(self._tray_is_up, "trayer to own the system tray selection", timeout=30)
 
     def _tray_is_up(self) -> bool:

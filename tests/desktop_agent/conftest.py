@@ -7,10 +7,9 @@ The server comes from the suite's shared fixtures (tests/conftest.py: `module_se
 from __future__ import annotations
 
 import uuid
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
-
 from agent_helpers import AgentDirs, AgentProcess
 
 
@@ -51,4 +50,4 @@ def fleet_org(agent_server):
 @pytest.fixture
 def machine_id() -> str:
     # Quotes and '<' on purpose: the id must travel exactly as given.
-    return f"agent-test <{uuid.uuid4().hex[:8]}> \"pc\""
+    return f'agent-test <{uuid.uuid4().hex[:8]}> "pc"'

@@ -5,7 +5,6 @@ from __future__ import annotations
 import platform
 
 import pytest
-
 from agent_helpers import (
     STATUS_LINE,
     free_port,
@@ -37,8 +36,9 @@ def one_line(text: str) -> str:
 # --- --once ---
 
 
-def test_once_sends_a_report_and_a_heartbeat_and_prints_the_status_line(agent_dirs, agent_server, fleet_org,
-                                                                        machine_id):
+def test_once_sends_a_report_and_a_heartbeat_and_prints_the_status_line(
+    agent_dirs, agent_server, fleet_org, machine_id
+):
     done = run_agent_once(agent_dirs, *agent_args(agent_server.url, fleet_org.api_key, machine_id, "--once"))
     assert done.returncode == 0, done.stderr
     line = one_line(done.stdout)
@@ -49,16 +49,16 @@ def test_once_sends_a_report_and_a_heartbeat_and_prints_the_status_line(agent_di
     assert stored["machine_id"] == machine_id  # quotes and '<' travel exactly as given
     assert stored["last_ping"] is not None and stored["status"] == "online"
     report = stored["report"]
-    assert f"CPU {report['cpu_percent']:.1f}% RAM {report['ram_percent']:.1f}% Disk {report['disk_percent']:.1f}%" \
-        in line
+    assert (
+        f"CPU {report['cpu_percent']:.1f}% RAM {report['ram_percent']:.1f}% Disk {report['disk_percent']:.1f}%" in line
+    )
     assert f"Score {report['health']['score']:.0f}/100" in line
     assert report["system"]["os"] == platform.system()
     assert stored["hardware_id"] == report["system"]["hardware_id"] and len(stored["hardware_id"]) == 32
     assert len(history(fleet_org, machine_id)) == 1
 
 
-def test_once_with_a_refused_key_fails_in_one_line_and_stores_nothing(agent_dirs, agent_server, fleet_org,
-                                                                      machine_id):
+def test_once_with_a_refused_key_fails_in_one_line_and_stores_nothing(agent_dirs, agent_server, fleet_org, machine_id):
     done = run_agent_once(agent_dirs, *agent_args(agent_server.url, "api_" + "x" * 43, machine_id, "--once"))
     assert done.returncode == 1
     assert one_line(done.stderr) == "dashfleet-agent: error: report: HTTP 401 Unauthorized"
@@ -84,8 +84,7 @@ def test_once_against_an_unreachable_server_fails_in_one_line(agent_dirs):
 def test_a_file_that_is_not_a_ca_bundle_is_a_configuration_error(agent_dirs, agent_server, tmp_path):
     bogus = tmp_path / "ca.pem"
     bogus.write_text("not a certificate")
-    done = run_agent_once(agent_dirs, *agent_args(agent_server.url, "api_x", "pc", "--once", "--ca-bundle",
-                                                  str(bogus)))
+    done = run_agent_once(agent_dirs, *agent_args(agent_server.url, "api_x", "pc", "--once", "--ca-bundle", str(bogus)))
     assert done.returncode == 2 and "holds no usable PEM certificate" in one_line(done.stderr)
 
 
@@ -110,8 +109,7 @@ def test_reports_and_heartbeats_on_their_own_timers(agent_dirs, agent_server, fl
     assert len(history(fleet_org, machine_id)) == len(lines)
 
 
-def test_a_second_agent_for_the_same_machine_is_refused(agent_dirs, agent_server, fleet_org, machine_id,
-                                                        run_agent):
+def test_a_second_agent_for_the_same_machine_is_refused(agent_dirs, agent_server, fleet_org, machine_id, run_agent):
     args = agent_args(agent_server.url, fleet_org.api_key, machine_id, "--interval", "1")
     first = run_agent(*args)
     first.wait_for_lines(1)
@@ -133,8 +131,7 @@ def stopped_server(server_factory):
     return server, org
 
 
-def test_the_queue_drains_oldest_first_when_the_server_comes_back(agent_dirs, server_factory, run_agent,
-                                                                 machine_id):
+def test_the_queue_drains_oldest_first_when_the_server_comes_back(agent_dirs, server_factory, run_agent, machine_id):
     server, org = stopped_server(server_factory)
     agent = run_agent(*agent_args(server.url, org.api_key, machine_id, "--interval", "1"))
     queued = agent.wait_for_lines(3, "QUEUED")
@@ -147,7 +144,7 @@ def test_the_queue_drains_oldest_first_when_the_server_comes_back(agent_dirs, se
 
     made = [cpu_of(line) for line in agent.status_lines()]  # one line per report, in order
     left = [report["cpu_percent"] for report in queued_reports(agent_dirs)]
-    assert made[len(made) - len(left):] == left  # anything still queued is the newest
+    assert made[len(made) - len(left) :] == left  # anything still queued is the newest
     # Everything else arrived exactly once, oldest first.
     assert [s["cpu_percent"] for s in history(org, machine_id)] == made[: len(made) - len(left)]
 
@@ -169,12 +166,13 @@ def test_kill_9_loses_nothing_and_sends_nothing_twice(agent_dirs, server_factory
 
     made = before + [cpu_of(line) for line in restarted.status_lines()]
     left = [report["cpu_percent"] for report in queued_reports(agent_dirs)]
-    assert made[len(made) - len(left):] == left
+    assert made[len(made) - len(left) :] == left
     assert [s["cpu_percent"] for s in history(org, machine_id)] == made[: len(made) - len(left)]
 
 
-def test_reports_an_earlier_agent_queued_in_sqlite_are_sent_after_the_upgrade(agent_dirs, agent_server, fleet_org,
-                                                                              machine_id, run_agent):
+def test_reports_an_earlier_agent_queued_in_sqlite_are_sent_after_the_upgrade(
+    agent_dirs, agent_server, fleet_org, machine_id, run_agent
+):
     """Earlier agents queued in one SQLite file; an upgrade must not strand what waits there."""
     import json
     import sqlite3
@@ -189,8 +187,10 @@ def test_reports_an_earlier_agent_queued_in_sqlite_are_sent_after_the_upgrade(ag
     old.parent.mkdir(parents=True)
     waiting = [dict(take_sample(str(old.parent)).as_payload(), cpu_percent=cpu) for cpu in (1.5, 2.5, 3.5)]
     db = sqlite3.connect(old)
-    db.executescript("CREATE TABLE reports (id INTEGER PRIMARY KEY AUTOINCREMENT, body TEXT NOT NULL);"
-                     "CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);")
+    db.executescript(
+        "CREATE TABLE reports (id INTEGER PRIMARY KEY AUTOINCREMENT, body TEXT NOT NULL);"
+        "CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);"
+    )
     db.executemany("INSERT INTO reports (body) VALUES (?)", [(json.dumps(r),) for r in waiting])
     db.commit()
     db.close()
@@ -202,4 +202,3 @@ def test_reports_an_earlier_agent_queued_in_sqlite_are_sent_after_the_upgrade(ag
     assert samples[:3] == [1.5, 2.5, 3.5] and len(samples) == 4  # the waiting ones first, then its own
     assert not Path(old).exists() and queued_reports(agent_dirs) == []
     assert "moved 3 queued report(s)" in agent_dirs.log_file.read_text()
-

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import psutil
 import pytest
-
 from agent_helpers import REPO_ROOT
+
 from desktop_agent import collectors
 
 
@@ -72,7 +72,8 @@ def test_a_failing_sensor_degrades_one_field_and_is_logged_once(caplog, monkeypa
         assert collectors.disk() is None
         assert collectors.disk() is None
     assert [r.getMessage() for r in caplog.records].count(
-        "cannot read disk: PermissionError: [Errno 13] Permission denied: '/' (reported as unavailable)") == 1
+        "cannot read disk: PermissionError: [Errno 13] Permission denied: '/' (reported as unavailable)"
+    ) == 1
     assert collectors.memory() is not None  # the other sensors still read
 
 
@@ -90,8 +91,16 @@ def test_system_info_uses_the_contract_names():
     assert info["os"] == platform.system() and info["os"] in {"Linux", "Windows", "Darwin"}
     assert info["hostname"] == socket.gethostname()
     assert info["python_version"] == platform.python_version()
-    assert set(info) <= {"os", "os_version", "platform", "architecture", "python_version", "hardware_id",
-                         "agent_version", "hostname"}
+    assert set(info) <= {
+        "os",
+        "os_version",
+        "platform",
+        "architecture",
+        "python_version",
+        "hardware_id",
+        "agent_version",
+        "hostname",
+    }
     assert all(isinstance(v, str) and 0 < len(v) <= 256 for v in info.values())
 
 
@@ -107,10 +116,11 @@ def test_hardware_id_is_the_os_machine_id_hashed_not_the_raw_id():
 
 def test_hardware_id_is_stable_across_processes(tmp_path):
     """A restart (or a reinstall, which keeps the OS id) gives the same id."""
-    code = "from desktop_agent.collectors import hardware_id; print(hardware_id(%r))" % str(tmp_path)
+    code = f"from desktop_agent.collectors import hardware_id; print(hardware_id({str(tmp_path)!r}))"
     ids = {
-        subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True,
-                       check=True).stdout.strip()
+        subprocess.run(
+            [sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
         for _ in range(2)
     }
     assert len(ids) == 1 and len(ids.pop()) == 32

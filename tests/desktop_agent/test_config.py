@@ -6,8 +6,8 @@ import socket
 from pathlib import Path
 
 import pytest
-
 from agent_helpers import run_agent_once
+
 from desktop_agent.config import AgentConfig, ConfigError, config_search_path, resolve
 
 SERVER = "https://fleet.example.com"
@@ -52,7 +52,9 @@ def test_every_key_of_the_documented_file_format(agent_dirs, tmp_path):
     import certifi
 
     ca = write(tmp_path / "ca.pem", Path(certifi.where()).read_text())
-    write(agent_dirs.site_config_file, f"""
+    write(
+        agent_dirs.site_config_file,
+        f"""
 server = "{SERVER}"
 token = "{TOKEN}"
 machine_id = "asset-0042"
@@ -60,15 +62,18 @@ interval = 120
 heartbeat_interval = 45.5
 ca_bundle = "{ca}"
 tray = false
-""")
+""",
+    )
     config, _ = resolve(NO_FLAGS, environ={})
     assert config == AgentConfig(SERVER, TOKEN, "asset-0042", 120.0, 45.5, str(ca), False)
 
 
 def test_flags_beat_environment_beat_user_file_beat_machine_file(agent_dirs):
-    write(agent_dirs.site_config_file,
-          f'server = "https://site.example"\ntoken = "{TOKEN}"\nmachine_id = "site"\ninterval = 10\n'
-          'heartbeat_interval = 11\n')
+    write(
+        agent_dirs.site_config_file,
+        f'server = "https://site.example"\ntoken = "{TOKEN}"\nmachine_id = "site"\ninterval = 10\n'
+        "heartbeat_interval = 11\n",
+    )
     write(agent_dirs.user_config_file, 'machine_id = "user"\ninterval = 20\nheartbeat_interval = 21\n')
     environ = {"DASHFLEET_INTERVAL": "30", "DASHFLEET_HEARTBEAT_INTERVAL": "31"}
     config, _ = resolve({"heartbeat_interval": "41", "machine_id": None}, environ=environ)
@@ -95,8 +100,12 @@ def test_unknown_keys_are_a_warning_so_older_agents_read_newer_files(agent_dirs)
 
 
 def test_environment_booleans_and_numbers():
-    environ = {"DASHFLEET_SERVER": SERVER, "DASHFLEET_TOKEN": TOKEN, "DASHFLEET_TRAY": "no",
-               "DASHFLEET_INTERVAL": "2.5"}
+    environ = {
+        "DASHFLEET_SERVER": SERVER,
+        "DASHFLEET_TOKEN": TOKEN,
+        "DASHFLEET_TRAY": "no",
+        "DASHFLEET_INTERVAL": "2.5",
+    }
     config, _ = resolve(NO_FLAGS, environ=environ)
     assert config.tray is False and config.interval == 2.5
 
@@ -160,8 +169,9 @@ def test_bad_files_are_refused_naming_the_file(agent_dirs, text, message):
         assert f"({key})" in str(raised.value), "the message names the key"
 
 
-@pytest.mark.parametrize(("line", "message"), [('interval = "60"', "number of seconds"),
-                                               ('tray = "yes"', "true or false")])
+@pytest.mark.parametrize(
+    ("line", "message"), [('interval = "60"', "number of seconds"), ('tray = "yes"', "true or false")]
+)
 def test_the_program_refuses_a_quoted_number_or_boolean_in_the_file(agent_dirs, line, message):
     path = write(agent_dirs.site_config_file, f'server = "{SERVER}"\ntoken = "{TOKEN}"\n{line}\n')
     done = run_agent_once(agent_dirs, "--print-config")

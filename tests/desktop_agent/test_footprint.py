@@ -12,8 +12,18 @@ import textwrap
 
 from agent_helpers import REPO_ROOT
 
-HEAVY = ["admin", "nicegui", "fastapi", "starlette", "uvicorn", "sqlmodel", "sqlalchemy", "alembic", "pydantic",
-         "pydantic_core"]
+HEAVY = [
+    "admin",
+    "nicegui",
+    "fastapi",
+    "starlette",
+    "uvicorn",
+    "sqlmodel",
+    "sqlalchemy",
+    "alembic",
+    "pydantic",
+    "pydantic_core",
+]
 FONTS = ["PIL.ImageDraw", "PIL.ImageFont", "PIL._imagingft"]
 
 
@@ -29,8 +39,9 @@ def test_a_real_run_loads_no_server_dependency(agent_dirs, agent_server, fleet_o
         loaded += sorted(set(sys.modules) & set({FONTS!r}))
         print(json.dumps({{"status": status, "loaded": loaded}}))
     """)
-    done = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, env=agent_dirs.env(), capture_output=True,
-                          text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO_ROOT, env=agent_dirs.env(), capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout.splitlines()[-1])
     assert result == {"status": 0, "loaded": []}

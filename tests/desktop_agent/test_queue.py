@@ -10,8 +10,8 @@ import sys
 import textwrap
 
 import pytest
-
 from agent_helpers import REPO_ROOT
+
 from desktop_agent.queue import QueueBusy, ReportQueue, import_sqlite_queue
 
 
@@ -163,8 +163,14 @@ def test_an_earlier_queue_still_in_use_is_kept_for_the_next_start(path, caplog):
 
 
 def run_python(code: str, **kwargs) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", textwrap.dedent(code)], cwd=REPO_ROOT, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs)
+    return subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        cwd=REPO_ROOT,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        **kwargs,
+    )
 
 
 def test_a_second_process_cannot_open_a_queue_in_use(path):
@@ -185,9 +191,8 @@ def test_a_second_process_cannot_open_a_queue_in_use(path):
 
 
 def test_opening_twice_in_one_process_is_refused_too(path):
-    with ReportQueue(path):
-        with pytest.raises(QueueBusy):
-            ReportQueue(path)
+    with ReportQueue(path), pytest.raises(QueueBusy):
+        ReportQueue(path)
 
 
 def test_kill_9_between_queueing_and_sending_loses_nothing_and_duplicates_nothing(path):

@@ -11,8 +11,8 @@ from email.utils import formatdate
 
 import httpx
 import pytest
-
 from agent_helpers import make_private_ca, run_agent_once, serve_tls
+
 from desktop_agent.reporter import Backoff, NoTLS, Reporter, _tls_context, parse_retry_after
 
 OK = {"ok": True, "timestamp": 1.0}
@@ -44,8 +44,11 @@ class Script:
 
 
 def answer(status: int, body=None, **headers) -> httpx.Response:
-    return httpx.Response(status, json=body if body is not None else {"error": "nope"},
-                          headers={k.replace("_", "-"): v for k, v in headers.items()})
+    return httpx.Response(
+        status,
+        json=body if body is not None else {"error": "nope"},
+        headers={k.replace("_", "-"): v for k, v in headers.items()},
+    )
 
 
 def test_a_report_is_posted_with_the_key_and_the_contract_body():
@@ -115,8 +118,9 @@ def test_network_errors_are_outcomes_not_exceptions_and_are_retried():
     assert outcome.error == "server unreachable ([Errno 111] Connection refused)"
 
 
-@pytest.mark.parametrize(("status", "refused"), [(400, True), (413, True), (422, True), (401, False),
-                                                 (403, False), (404, False)])
+@pytest.mark.parametrize(
+    ("status", "refused"), [(400, True), (413, True), (422, True), (401, False), (403, False), (404, False)]
+)
 def test_client_errors_are_not_retried_and_only_bad_bodies_count_as_refused(status, refused):
     """A 422 will never be accepted (drop it); a 401/404 says the settings are wrong (keep it)."""
     script = Script(answer(status, {"error": "Unauthorized"}))
@@ -150,8 +154,10 @@ def test_backoff_grows_to_its_cap_and_resets():
     assert 1 <= backoff.next_delay() <= 2
 
 
-@pytest.mark.parametrize(("header", "seconds"), [("30", 30.0), ("0", 0.0), ("-5", 0.0), ("1e9", 3600.0),
-                                                  ("soon", None), ("", None), (None, None), ("nan", None)])
+@pytest.mark.parametrize(
+    ("header", "seconds"),
+    [("30", 30.0), ("0", 0.0), ("-5", 0.0), ("1e9", 3600.0), ("soon", None), ("", None), (None, None), ("nan", None)],
+)
 def test_retry_after_parsing(header, seconds):
     assert parse_retry_after(header) == seconds
 

@@ -16,8 +16,17 @@ def test_a_sample_is_what_the_server_accepts():
     ReportIn.model_validate({"machine_id": "pc-1", "report": payload})  # the server's own check
     for key in ("cpu_percent", "ram_percent", "disk_percent"):
         assert 0 <= payload[key] <= 100
-    assert {"timestamp", "ram_used_gib", "ram_total_gib", "disk_used_gib", "disk_total_gib", "uptime_seconds",
-            "uptime_hms", "health", "system"} <= set(payload)
+    assert {
+        "timestamp",
+        "ram_used_gib",
+        "ram_total_gib",
+        "disk_used_gib",
+        "disk_total_gib",
+        "uptime_seconds",
+        "uptime_hms",
+        "health",
+        "system",
+    } <= set(payload)
     assert "unavailable" not in payload
 
 

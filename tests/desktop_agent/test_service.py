@@ -7,8 +7,8 @@ import logging
 import random
 
 import pytest
-
 from agent_helpers import STATUS_LINE, history, machine
+
 from desktop_agent.config import AgentConfig
 from desktop_agent.icons import COLOURS, draw_icon, icon_key
 from desktop_agent.queue import ReportQueue
@@ -23,8 +23,9 @@ def make_service(tmp_path, agent_server, fleet_org, machine_id):
     made = []
 
     def make(server_url: str | None = None, **config) -> AgentService:
-        cfg = AgentConfig(server=server_url or agent_server.url, token=fleet_org.api_key, machine_id=machine_id,
-                          **config)
+        cfg = AgentConfig(
+            server=server_url or agent_server.url, token=fleet_org.api_key, machine_id=machine_id, **config
+        )
         reporter = Reporter(cfg.server, cfg.token, max_attempts=1)
         queue = ReportQueue(tmp_path / f"queue-{len(made)}")
         service = AgentService(cfg, reporter, queue, state_dir=str(tmp_path), printer=lambda line: None)
@@ -109,8 +110,9 @@ def test_clock_offset_beyond_a_minute_is_warned_once_not_every_heartbeat(make_se
         for offset in (0.2, 120.0, 121.0, 119.0):
             service._update(clock_offset=service.check_clock({"server_time_offset": offset}))
     warnings = [r.getMessage() for r in caplog.records]
-    assert warnings == ["this machine's clock is 120 s behind the server's: fix the clock (NTP); "
-                        "the fleet uses the server's time"]
+    assert warnings == [
+        "this machine's clock is 120 s behind the server's: fix the clock (NTP); the fleet uses the server's time"
+    ]
     with caplog.at_level(logging.WARNING, logger="desktop_agent.service"):
         service._update(clock_offset=service.check_clock({"server_time_offset": -300.0}))
     assert "300 s ahead of the server's" in caplog.records[-1].getMessage()

@@ -10,8 +10,8 @@ import textwrap
 import time
 
 import pytest
-
 from agent_helpers import VirtualDesktop, machine, wait_until
+
 from desktop_agent.icons import COLOURS
 
 pytestmark = [pytest.mark.tray, pytest.mark.slow]
@@ -32,7 +32,7 @@ def desktop():
 def icon_colour(image) -> str | None:
     """Which of the agent's colours the tray shows, if any (counted over the whole screen)."""
     counts = dict.fromkeys(COLOURS, 0)
-    for (count, pixel) in image.getcolors(maxcolors=1 << 20):
+    for count, pixel in image.getcolors(maxcolors=1 << 20):
         for key, colour in COLOURS.items():
             if all(abs(a - b) <= 8 for a, b in zip(pixel[:3], colour)):
                 counts[key] += count
@@ -42,8 +42,12 @@ def icon_colour(image) -> str | None:
 
 def icon_centre(image) -> tuple[int, int]:
     """The middle of the pixels in any of the agent's colours."""
-    points = [(x, y) for y in range(image.height) for x in range(image.width)
-              if any(all(abs(a - b) <= 8 for a, b in zip(image.getpixel((x, y))[:3], c)) for c in COLOURS.values())]
+    points = [
+        (x, y)
+        for y in range(image.height)
+        for x in range(image.width)
+        if any(all(abs(a - b) <= 8 for a, b in zip(image.getpixel((x, y))[:3], c)) for c in COLOURS.values())
+    ]
     assert points, "no icon on the screen"
     xs, ys = zip(*points)
     return (min(xs) + max(xs)) // 2, (min(ys) + max(ys)) // 2
@@ -87,17 +91,28 @@ def cpu_hogs():
     stop()
 
 
-def test_tray_icon_shows_health_and_turns_grey_without_server(desktop, agent_dirs, server_factory, run_agent,
-                                                              machine_id, cpu_hogs, tmp_path):
+def test_tray_icon_shows_health_and_turns_grey_without_server(
+    desktop, agent_dirs, server_factory, run_agent, machine_id, cpu_hogs, tmp_path
+):
     server = server_factory()
     org = server.org()
     opened = tmp_path / "browser-opened.txt"
     browser = tmp_path / "browser"
     browser.write_text(f'#!/bin/sh\necho "$1" > {opened}\n')
     browser.chmod(0o755)
-    agent = run_agent("--server", server.url, "--token", org.api_key, "--machine-id", machine_id,
-                      "--interval", "1", "--heartbeat-interval", "1",
-                      env=agent_dirs.env(DISPLAY=desktop.display, BROWSER=f"{browser} %s"))
+    agent = run_agent(
+        "--server",
+        server.url,
+        "--token",
+        org.api_key,
+        "--machine-id",
+        machine_id,
+        "--interval",
+        "1",
+        "--heartbeat-interval",
+        "1",
+        env=agent_dirs.env(DISPLAY=desktop.display, BROWSER=f"{browser} %s"),
+    )
     agent.wait_for_lines(1, "OK HTTP 200")
 
     def shows(expected: set[str]):
@@ -123,8 +138,10 @@ def test_tray_icon_shows_health_and_turns_grey_without_server(desktop, agent_dir
     calm = first_within(shows({"ok"}), seconds=60)
     # A left click is the default action, Open dashboard: the browser ($BROWSER) gets the server's URL.
     desktop.click(icon_centre(desktop.screenshot()))
-    wait_until(lambda: opened.exists() and opened.read_text().strip() == server.url + "/",
-               "the dashboard to open in the browser after a click on the icon")
+    wait_until(
+        lambda: opened.exists() and opened.read_text().strip() == server.url + "/",
+        "the dashboard to open in the browser after a click on the icon",
+    )
 
     server.stop()
     assert wait_until(shows({"unreachable"}), "a grey icon once the server is gone") == "unreachable"
@@ -136,8 +153,10 @@ def test_tray_icon_shows_health_and_turns_grey_without_server(desktop, agent_dir
     assert not any("Traceback" in line for line in agent.errors), agent.output()
     assert busy in {"warning", "critical"}
     if "ok" not in {before, calm}:
-        pytest.skip(f"checked amber/red under load, a click, and grey without the server, but this machine was never calm "
-                    f"enough for green (icon {before!r} before the load, {calm!r} after): other work is running")
+        pytest.skip(
+            f"checked amber/red under load, a click, and grey without the server, but this machine was never calm "
+            f"enough for green (icon {before!r} before the load, {calm!r} after): other work is running"
+        )
 
 
 def test_the_tray_sets_up_no_x_extension(desktop, agent_dirs):
@@ -152,7 +171,8 @@ def test_the_tray_sets_up_no_x_extension(desktop, agent_dirs):
         _skip_xlib_extensions()
         print(bool(offered), Xlib.display.Display({desktop.display!r}).extensions)
     """)
-    done = subprocess.run([sys.executable, "-c", code], env=agent_dirs.env(), capture_output=True, text=True,
-                          timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=agent_dirs.env(), capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["True", "[]"]

@@ -20,8 +20,12 @@ pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
 def deployment(server_factory, postgres, redis_url, **settings) -> dict[str, str]:
     """What every process of one deployment shares: database, Redis, session secret."""
-    return {"database_url": postgres.create(), "rate_limit_storage": redis_url,
-            "storage_secret": "scale-out-test-secret-" + "x" * 24, **settings}
+    return {
+        "database_url": postgres.create(),
+        "rate_limit_storage": redis_url,
+        "storage_secret": "scale-out-test-secret-" + "x" * 24,
+        **settings,
+    }
 
 
 def start_node(server_factory, shared: dict[str, str]):
@@ -45,8 +49,10 @@ def test_two_processes_share_limits_and_the_fleet(server_factory, postgres, redi
     for org in (org_a, org_b):
         listing = org.fleet()
         assert [m["machine_id"] for m in listing["data"]] == ["desk-a", "desk-b"]
-        assert {m["machine_id"]: m["report"]["cpu_percent"] for m in listing["data"]} == \
-            {"desk-a": 11.5, "desk-b": 22.5}
+        assert {m["machine_id"]: m["report"]["cpu_percent"] for m in listing["data"]} == {
+            "desk-a": 11.5,
+            "desk-b": 22.5,
+        }
     one = org_b.get("/api/fleet/machine", params={"machine_id": "desk-a"})
     assert one.status_code == 200 and one.json()["report"]["cpu_percent"] == 11.5
 
@@ -64,8 +70,14 @@ def test_two_processes_share_limits_and_the_fleet(server_factory, postgres, redi
 def test_a_silent_machine_expires_once_across_processes(server_factory, postgres, redis_url, contract):
     ttl = 2
     # Both processes run the expiry job often, and both answer listings: every path races.
-    shared = deployment(server_factory, postgres, redis_url, fleet_ttl_seconds=ttl, offline_after_seconds=1,
-                        maintenance_interval_seconds=0.2)
+    shared = deployment(
+        server_factory,
+        postgres,
+        redis_url,
+        fleet_ttl_seconds=ttl,
+        offline_after_seconds=1,
+        maintenance_interval_seconds=0.2,
+    )
     node_a, node_b = start_node(server_factory, shared), start_node(server_factory, shared)
     org_a = node_a.org()
     org_b = org_a.via(node_b)
@@ -85,4 +97,3 @@ def test_a_silent_machine_expires_once_across_processes(server_factory, postgres
     for listing in listings:
         assert not set(silent) & {m["machine_id"] for m in listing["data"]}
     assert org_a.fleet() == org_b.fleet() == {"count": 0, "expired": [], "data": []}
-

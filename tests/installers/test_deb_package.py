@@ -36,8 +36,17 @@ AUTOSTART = Path("/etc/xdg/autostart/dashfleet-agent.desktop")
 WANTS_LINK = Path("/etc/systemd/system/multi-user.target.wants/dashfleet-agent.service")
 SERVICE_STATE = Path("/var/lib/dashfleet")
 DEBCONF_PASSWORDS = Path("/var/cache/debconf/passwords.dat")
-SERVER_ONLY_LIBS = ("nicegui", "fastapi", "starlette", "uvicorn", "sqlmodel", "sqlalchemy", "alembic",
-                    "psycopg", "argon2")
+SERVER_ONLY_LIBS = (
+    "nicegui",
+    "fastapi",
+    "starlette",
+    "uvicorn",
+    "sqlmodel",
+    "sqlalchemy",
+    "alembic",
+    "psycopg",
+    "argon2",
+)
 BUILD_TIMEOUT_SECONDS = 600
 REPORT_TIMEOUT_SECONDS = 45  # the agent spreads its first report over up to 10 s
 
@@ -62,8 +71,9 @@ def installed() -> bool:
 def deb_file() -> Path:
     if not shutil.which("dpkg-deb"):
         pytest.skip("dpkg-deb is missing: the .deb can only be built on Debian or Ubuntu")
-    done = subprocess.run(["make", "agent-deb"], cwd=REPO_ROOT, capture_output=True, text=True,
-                          timeout=BUILD_TIMEOUT_SECONDS)
+    done = subprocess.run(
+        ["make", "agent-deb"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=BUILD_TIMEOUT_SECONDS
+    )
     assert done.returncode == 0, f"make agent-deb failed:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
     arch = run("dpkg", "--print-architecture").stdout.strip()
     deb = REPO_ROOT / "dist" / f"{PACKAGE}_{__version__}_{arch}.deb"
@@ -85,15 +95,25 @@ def clean_machine(deb_file) -> Path:
 
 
 def test_package_holds_the_agent_and_its_start_files_only(deb_file):
-    fields = {name: run("dpkg-deb", "-f", str(deb_file), name).stdout.strip()
-              for name in ("Package", "Version", "Architecture")}
-    assert fields == {"Package": PACKAGE, "Version": __version__,
-                      "Architecture": run("dpkg", "--print-architecture").stdout.strip()}
+    fields = {
+        name: run("dpkg-deb", "-f", str(deb_file), name).stdout.strip()
+        for name in ("Package", "Version", "Architecture")
+    }
+    assert fields == {
+        "Package": PACKAGE,
+        "Version": __version__,
+        "Architecture": run("dpkg", "--print-architecture").stdout.strip(),
+    }
 
     listing = run("dpkg-deb", "-c", str(deb_file)).stdout
     paths = [line.split()[5] for line in listing.splitlines()]
-    for expected in ("./opt/dashfleet-agent/dashfleet-agent", "./opt/dashfleet-agent/session-autostart",
-                     "./usr/bin/dashfleet-agent", f".{AUTOSTART}", f".{UNIT}"):
+    for expected in (
+        "./opt/dashfleet-agent/dashfleet-agent",
+        "./opt/dashfleet-agent/session-autostart",
+        "./usr/bin/dashfleet-agent",
+        f".{AUTOSTART}",
+        f".{UNIT}",
+    ):
         assert expected in paths, f"{expected} is not in the package"
     assert "-> /opt/dashfleet-agent/dashfleet-agent" in listing, "/usr/bin/dashfleet-agent is not a symlink"
     leaked = [p for p in paths if any(f"/{lib}" in p.lower() for lib in SERVER_ONLY_LIBS)]
@@ -145,9 +165,17 @@ class UnprivilegedHome:
         os.chown(self.path, self.user.pw_uid, self.user.pw_gid)
 
     def popen(self, argv: list[str], env: dict[str, str]) -> subprocess.Popen:
-        return subprocess.Popen(argv, env={"PATH": "/usr/bin:/bin", "HOME": str(self.path), **env},
-                                user=self.user.pw_uid, group=self.user.pw_gid, extra_groups=[],
-                                cwd=self.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        return subprocess.Popen(
+            argv,
+            env={"PATH": "/usr/bin:/bin", "HOME": str(self.path), **env},
+            user=self.user.pw_uid,
+            group=self.user.pw_gid,
+            extra_groups=[],
+            cwd=self.path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
 
     def remove(self) -> None:
         shutil.rmtree(self.path, ignore_errors=True)
@@ -191,8 +219,9 @@ def run_autostart_entry(org, machine_id: str) -> tuple[dict, str]:
     argv = shlex.split(entry["Desktop Entry"]["Exec"])
     home = UnprivilegedHome()
     try:
-        proc = home.popen(argv, {"XDG_CONFIG_DIRS": "/etc/xdg/xdg-test-desktop:/etc/xdg",
-                                 "DASHFLEET_MACHINE_ID": machine_id})
+        proc = home.popen(
+            argv, {"XDG_CONFIG_DIRS": "/etc/xdg/xdg-test-desktop:/etc/xdg", "DASHFLEET_MACHINE_ID": machine_id}
+        )
         try:
             listed = wait_for_report(org, machine_id, proc)
         finally:
@@ -231,11 +260,11 @@ def test_install_report_upgrade_remove_purge(clean_machine, server_factory):
 
     # 2. A wrong URL or key fails the install with the agent's own message and changes nothing.
     before = CONFIG.read_bytes()
-    for bad_settings, complaint in (({"DASHFLEET_SERVER": "ftp://fleet.example.com", "DASHFLEET_TOKEN": "api_x"},
-                                     "is not a server url"),
-                                    ({"DASHFLEET_SERVER": server.url, "DASHFLEET_TOKEN": "api_with space"},
-                                     "api key contains spaces"),
-                                    ({"DASHFLEET_SERVER": server.url}, "give both")):
+    for bad_settings, complaint in (
+        ({"DASHFLEET_SERVER": "ftp://fleet.example.com", "DASHFLEET_TOKEN": "api_x"}, "is not a server url"),
+        ({"DASHFLEET_SERVER": server.url, "DASHFLEET_TOKEN": "api_with space"}, "api key contains spaces"),
+        ({"DASHFLEET_SERVER": server.url}, "give both"),
+    ):
         done = dpkg("-i", deb, **bad_settings)
         assert done.returncode != 0
         assert complaint in done.stderr.lower() and "configuration was not changed" in done.stderr, done.stderr
@@ -249,8 +278,11 @@ def test_install_report_upgrade_remove_purge(clean_machine, server_factory):
     done = dpkg("--remove", PACKAGE)
     assert done.returncode == 0, done.stderr
     # Shared folders (/usr/bin, /etc/xdg/autostart, ...) stay, of course; nothing of ours does.
-    left = [p for p in package_paths
-            if (p.exists() or p.is_symlink()) and (not p.is_dir() or p.is_relative_to("/opt/dashfleet-agent"))]
+    left = [
+        p
+        for p in package_paths
+        if (p.exists() or p.is_symlink()) and (not p.is_dir() or p.is_relative_to("/opt/dashfleet-agent"))
+    ]
     assert left == [], f"left behind by dpkg -r: {left[:10]}"
     assert not WANTS_LINK.is_symlink() and not WANTS_LINK.exists()
     assert not SERVICE_STATE.exists()
@@ -261,13 +293,16 @@ def test_install_report_upgrade_remove_purge(clean_machine, server_factory):
     #    key is revoked, so a report that gets through proves the new file is the one read.
     new_key = server.make_key(org.name, "agent")["api_key"]
     reader = dataclasses.replace(org, api_key=server.make_key(org.name, "read")["api_key"])
-    first_key = [k for k in server.cli_json("key", "list", "--org", org.name)["keys"]
-                 if org.api_key.startswith(k["prefix"])]
+    first_key = [
+        k for k in server.cli_json("key", "list", "--org", org.name)["keys"] if org.api_key.startswith(k["prefix"])
+    ]
     assert len(first_key) == 1
     server.cli_json("key", "revoke", "--org", org.name, str(first_key[0]["key_id"]))
-    selections = (f"{PACKAGE} {PACKAGE}/server string {server.url}\n"
-                  f"{PACKAGE} {PACKAGE}/token password {new_key}\n"
-                  f"{PACKAGE} {PACKAGE}/mode select desktop\n")
+    selections = (
+        f"{PACKAGE} {PACKAGE}/server string {server.url}\n"
+        f"{PACKAGE} {PACKAGE}/token password {new_key}\n"
+        f"{PACKAGE} {PACKAGE}/mode select desktop\n"
+    )
     seeded = subprocess.run(["debconf-set-selections"], input=selections, capture_output=True, text=True)
     assert seeded.returncode == 0, seeded.stderr
     done = dpkg("-i", deb)

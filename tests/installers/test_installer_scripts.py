@@ -37,8 +37,11 @@ SPEC = INSTALLERS / "pyinstaller" / "dashfleet-agent.spec"
 ISS = WINDOWS / "dashfleet-agent.iss"
 DOCS = REPO_ROOT / "docs" / "install-agent.md"
 # Inno Setup's {commonappdata} is the CSIDL_COMMON_APPDATA folder.
-WINDOWS_FOLDERS = {"CSIDL_COMMON_APPDATA": r"C:\ProgramData", "CSIDL_APPDATA": r"C:\Users\it\AppData\Roaming",
-                   "CSIDL_LOCAL_APPDATA": r"C:\Users\it\AppData\Local"}
+WINDOWS_FOLDERS = {
+    "CSIDL_COMMON_APPDATA": r"C:\ProgramData",
+    "CSIDL_APPDATA": r"C:\Users\it\AppData\Roaming",
+    "CSIDL_LOCAL_APPDATA": r"C:\Users\it\AppData\Local",
+}
 INNO_CONSTANTS = {"{commonappdata}": WINDOWS_FOLDERS["CSIDL_COMMON_APPDATA"]}
 
 
@@ -117,18 +120,24 @@ def test_the_shared_writer_makes_a_file_the_agent_reads(tmp_path, token):
     done = run_writer(tmp_path, config, "https://fleet.example.com:8443", token, "0644")
     assert done.returncode == 0, done.stderr
     assert tomllib.loads(config.read_text()) == {
-        "server": "https://fleet.example.com:8443", "token": token, "machine_id": "asset-42", "interval": 30}
+        "server": "https://fleet.example.com:8443",
+        "token": token,
+        "machine_id": "asset-42",
+        "interval": 30,
+    }
     assert config.stat().st_mode & 0o777 == 0o644
     assert list(config.parent.iterdir()) == [config], "a temporary file was left beside it"
 
 
-@pytest.mark.parametrize(("server", "token", "complaint"), [
-    ("ftp://fleet.example.com", "api_x", "is not a server URL"),
-    ("https://fleet.example.com", "api with space", "contains spaces"),
-    ('https://fleet.example.com"\nmalicious = "1', "api_x", "not valid TOML"),
-])
-def test_the_shared_writer_refuses_what_the_agent_would_refuse_and_changes_nothing(
-        tmp_path, server, token, complaint):
+@pytest.mark.parametrize(
+    ("server", "token", "complaint"),
+    [
+        ("ftp://fleet.example.com", "api_x", "is not a server URL"),
+        ("https://fleet.example.com", "api with space", "contains spaces"),
+        ('https://fleet.example.com"\nmalicious = "1', "api_x", "not valid TOML"),
+    ],
+)
+def test_the_shared_writer_refuses_what_the_agent_would_refuse_and_changes_nothing(tmp_path, server, token, complaint):
     config = tmp_path / "agent.toml"
     config.write_text('server = "https://old.example.com"\ntoken = "api_old"\n')
     config.chmod(0o600)
@@ -144,16 +153,24 @@ def run_writer(tmp_path: Path, config: Path, server: str, token: str, mode: str)
     """Sources installers/shared/agent-config.sh in sh, with the real agent as AGENT."""
     agent = tmp_path / "agent"
     # The installers run the bundled program; here the same code through this Python.
-    agent.write_text(f"#!/bin/sh\nPYTHONPATH={shlex.quote(str(REPO_ROOT))} "
-                     f"exec {shlex.quote(sys.executable)} -m desktop_agent \"$@\"\n")
+    agent.write_text(
+        f"#!/bin/sh\nPYTHONPATH={shlex.quote(str(REPO_ROOT))} "
+        f'exec {shlex.quote(sys.executable)} -m desktop_agent "$@"\n'
+    )
     agent.chmod(0o755)
-    script = (f'. {shlex.quote(str(SHARED_WRITER))}\n'
-              f'write_agent_config "$1" "$2" "$3" "$4" "$5" || {{ echo "$AGENT_CONFIG_PROBLEM"; exit 1; }}\n')
+    script = (
+        f". {shlex.quote(str(SHARED_WRITER))}\n"
+        f'write_agent_config "$1" "$2" "$3" "$4" "$5" || {{ echo "$AGENT_CONFIG_PROBLEM"; exit 1; }}\n'
+    )
     temporary = tmp_path / "tmp"  # where mktemp puts the new file: it must be gone afterwards
     temporary.mkdir(exist_ok=True)
-    done = subprocess.run(["sh", "-c", script, "sh", str(agent), str(config), server, token, mode],
-                          capture_output=True, text=True, timeout=60,
-                          env={"PATH": os.environ["PATH"], "TMPDIR": str(temporary)})
+    done = subprocess.run(
+        ["sh", "-c", script, "sh", str(agent), str(config), server, token, mode],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": os.environ["PATH"], "TMPDIR": str(temporary)},
+    )
     assert list(temporary.iterdir()) == [], "the writer left its temporary file"
     return done
 
@@ -283,8 +300,12 @@ def test_macos_launch_agent_starts_the_built_app():
 
 
 SHELL_SCRIPTS = [LINUX / "debian" / name for name in ("config", "postinst", "prerm", "postrm")] + [
-    LINUX / "session-autostart", SHARED_WRITER, MACOS / "scripts" / "preinstall", MACOS / "scripts" / "postinstall",
-    MACOS / "uninstall.sh"]
+    LINUX / "session-autostart",
+    SHARED_WRITER,
+    MACOS / "scripts" / "preinstall",
+    MACOS / "scripts" / "postinstall",
+    MACOS / "uninstall.sh",
+]
 BASH_SCRIPTS = [LINUX / "build-deb.sh", MACOS / "build-pkg.sh", INSTALLERS / "pyinstaller" / "build.sh"]
 
 

@@ -158,7 +158,7 @@ def test_bad_backup_files_change_nothing(server_factory, tmp_path, contract, cli
     assert done.returncode == 0, done.stderr
     revision = json.loads(done.stdout)["schema_revision"]
 
-    def restore(server, path, *extra: str):  # noqa: F811 - the in-process twin of the module's
+    def restore(server, path, *extra: str):
         return cli_in_process(server, "restore", str(path), *extra)
 
     # A backup never overwrites an older one by accident.
@@ -174,11 +174,17 @@ def test_bad_backup_files_change_nothing(server_factory, tmp_path, contract, cli
     # when that is found, so only the rollback keeps the data.
     header = {"format": "dashfleet-backup", "format_version": 1, "schema_revision": revision}
     cut_jsonl = tmp_path / "cut.jsonl"
-    cut_jsonl.write_text("\n".join(json.dumps(line) for line in (
-        header, {"table": "organization", "columns": ["id", "name", "created_at"]}, [1, "x", 1.0])) + "\n")
+    cut_jsonl.write_text(
+        "\n".join(
+            json.dumps(line)
+            for line in (header, {"table": "organization", "columns": ["id", "name", "created_at"]}, [1, "x", 1.0])
+        )
+        + "\n"
+    )
     other_revision = tmp_path / "other-revision.jsonl"
-    other_revision.write_text(json.dumps({**header, "schema_revision": "9999_future"}) + "\n"
-                              + '{"end": true, "rows": 0}\n')
+    other_revision.write_text(
+        json.dumps({**header, "schema_revision": "9999_future"}) + "\n" + '{"end": true, "rows": 0}\n'
+    )
     cases = [
         (restore(server, tmp_path / "missing.backup", "--yes"), ["does not exist"]),
         (restore(server, garbage, "--yes"), ["is not a DashFleet backup"]),

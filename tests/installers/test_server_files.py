@@ -51,7 +51,7 @@ def test_wrapper_runs_the_cli_as_the_service_does(service):
     assert wrapper_value("PROGRAM") == shlex.split(service["ExecStart"])[0]
     assert wrapper_value("ENV_FILE") == service["EnvironmentFile"]
     assert wrapper_value("HOME_DIR") == service["WorkingDirectory"]
-    assert f'runuser -u {service["User"]} --' in WRAPPER.read_text()
+    assert f"runuser -u {service['User']} --" in WRAPPER.read_text()
     assert subprocess.run(["sh", "-n", str(WRAPPER)]).returncode == 0
 
 
@@ -64,8 +64,11 @@ def test_env_example_names_real_settings_and_loads(tmp_path):
     assert fields - named <= {"DASHFLEET_PASSWORD", "DASHFLEET_DATA_DIR"}
     # Uncommented, every line is a valid value.
     env_file = tmp_path / "admin.env"
-    env_file.write_text(re.sub(r"^#(DASHFLEET_\w+=.+)$", r"\1", text, flags=re.MULTILINE)
-                        .replace("DASHFLEET_STORAGE_SECRET=\n", "DASHFLEET_STORAGE_SECRET=x\n"))
+    env_file.write_text(
+        re.sub(r"^#(DASHFLEET_\w+=.+)$", r"\1", text, flags=re.MULTILINE).replace(
+            "DASHFLEET_STORAGE_SECRET=\n", "DASHFLEET_STORAGE_SECRET=x\n"
+        )
+    )
     settings = Settings(_env_file=env_file)
     assert settings.database_url.startswith("postgresql+psycopg://")
     assert settings.rate_limit_storage.startswith("redis://")
@@ -92,9 +95,25 @@ def test_nginx_accepts_the_config(tmp_path):
     if not nginx:
         pytest.skip("nginx is not installed here (apt install nginx); the static checks above still ran")
     certificate, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    made = subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
-                           "/CN=fleet.example.com", "-keyout", str(key), "-out", str(certificate)],
-                          capture_output=True)
+    made = subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=fleet.example.com",
+            "-keyout",
+            str(key),
+            "-out",
+            str(certificate),
+        ],
+        capture_output=True,
+    )
     assert made.returncode == 0
     site = NGINX.read_text().replace("/etc/letsencrypt/live/fleet.example.com/fullchain.pem", str(certificate))
     site = site.replace("/etc/letsencrypt/live/fleet.example.com/privkey.pem", str(key))
@@ -103,8 +122,12 @@ def test_nginx_accepts_the_config(tmp_path):
         f"pid {tmp_path}/nginx.pid; error_log {tmp_path}/error.log;\nevents {{}}\n"
         f"http {{ access_log off; include {tmp_path}/site.conf;\n"
         # Temporary folders of our own: the packaged defaults under /var/lib/nginx may not exist.
-        + "".join(f" {kind}_temp_path {tmp_path}/{kind};" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
-        + "}\n")
-    done = subprocess.run([nginx, "-t", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")],
-                          capture_output=True, text=True)
+        + "".join(
+            f" {kind}_temp_path {tmp_path}/{kind};" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+        )
+        + "}\n"
+    )
+    done = subprocess.run(
+        [nginx, "-t", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")], capture_output=True, text=True
+    )
     assert done.returncode == 0, done.stderr

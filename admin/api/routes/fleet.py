@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated, Literal, Optional
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ValidationError
@@ -67,8 +67,9 @@ async def accept_ping(services: AppServices, authorization: str, body: bytes) ->
     if refusal:
         raise too_many(refusal, "heartbeats from this machine")
     now = time.time()
-    await services.fleet.record_ping(org_id=key.org_id, machine_id=payload.machine_id,
-                                     hardware_id=payload.hardware_id, now=now)
+    await services.fleet.record_ping(
+        org_id=key.org_id, machine_id=payload.machine_id, hardware_id=payload.hardware_id, now=now
+    )
     offset = None if payload.timestamp is None else now - payload.timestamp
     return {"ok": True, "timestamp": now, "server_time_offset": offset}
 
@@ -78,16 +79,24 @@ async def _accept(request: Request, handler) -> Response:
     return Response(to_json(body), media_type="application/json")
 
 
-@router.post("/report", summary="Store a machine's latest report and a history sample",
-             openapi_extra=_body_schema(ReportIn), response_model=ReportAccepted,
-             responses=error_responses(400, 413, 429))
+@router.post(
+    "/report",
+    summary="Store a machine's latest report and a history sample",
+    openapi_extra=_body_schema(ReportIn),
+    response_model=ReportAccepted,
+    responses=error_responses(400, 413, 429),
+)
 async def report(request: Request) -> Response:
     return await _accept(request, accept_report)
 
 
-@router.post("/ping", summary="Heartbeat: mark a machine alive (creating it if new)",
-             openapi_extra=_body_schema(PingIn), response_model=PingOut,
-             responses=error_responses(400, 413, 429))
+@router.post(
+    "/ping",
+    summary="Heartbeat: mark a machine alive (creating it if new)",
+    openapi_extra=_body_schema(PingIn),
+    response_model=PingOut,
+    responses=error_responses(400, 413, 429),
+)
 async def ping(request: Request) -> Response:
     return await _accept(request, accept_ping)
 
@@ -119,11 +128,18 @@ def _fleet_route(path: str, summary: str):
         request: Request,
         key: ReadKey,
         services: ServicesDep,
-        os: Annotated[Optional[str], Query(max_length=SYSTEM_FIELD_MAX_LENGTH, pattern=NO_NUL,
-                                           description="exact, any case")] = None,
-        status: Annotated[Optional[Literal["online", "offline"]], Query()] = None,
-        q: Annotated[Optional[str], Query(max_length=MACHINE_ID_MAX_LENGTH, pattern=NO_NUL,
-                                          description="part of id or hostname, any case (surrounding spaces ignored)")] = None,
+        os: Annotated[
+            str | None, Query(max_length=SYSTEM_FIELD_MAX_LENGTH, pattern=NO_NUL, description="exact, any case")
+        ] = None,
+        status: Annotated[Literal["online", "offline"] | None, Query()] = None,
+        q: Annotated[
+            str | None,
+            Query(
+                max_length=MACHINE_ID_MAX_LENGTH,
+                pattern=NO_NUL,
+                description="part of id or hostname, any case (surrounding spaces ignored)",
+            ),
+        ] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
         offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     ) -> dict:
@@ -152,8 +168,9 @@ async def machine_history(
     return {"machine_id": machine_id, "samples": samples}
 
 
-@router.delete("/machine", summary="Delete a machine and its history (key scope 'admin')",
-               responses=error_responses(404))
+@router.delete(
+    "/machine", summary="Delete a machine and its history (key scope 'admin')", responses=error_responses(404)
+)
 async def delete_machine(key: AdminKey, services: ServicesDep, machine_id: MachineIdQuery) -> dict:
     await run_in_threadpool(services.fleet.delete_machine, org_id=key.org_id, machine_id=machine_id)
     return {"ok": True, "deleted": machine_id}

@@ -14,8 +14,11 @@ async def status() -> dict:
     return {"status": "ok", "version": __version__}
 
 
-@router.get("/config", summary="Settings the web UI and agents follow (the same object the server uses)",
-            responses=error_responses(429))
+@router.get(
+    "/config",
+    summary="Settings the web UI and agents follow (the same object the server uses)",
+    responses=error_responses(429),
+)
 async def config(request: Request, services: ServicesDep) -> dict:
     client = request.client.host if request.client else "unknown"
     refusal = await services.limiter.hit(CONFIG_LIMIT, "config", client)

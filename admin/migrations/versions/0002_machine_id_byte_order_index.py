@@ -11,6 +11,7 @@ Revision ID: 0002
 Revises: 0001
 Create Date: 2026-11-26 01:55:00
 """
+
 from alembic import op
 
 revision = "0002"

@@ -35,10 +35,15 @@ async def copy_to_clipboard(value: str) -> None:
 
 
 def copy_text(value: str, *, marker: str | None = None) -> ui.row:
-    with ui.row().classes("w-full items-start gap-1 no-wrap rounded p-2").style("background: rgba(127, 127, 127, 0.12)") as row:
+    with (
+        ui.row()
+        .classes("w-full items-start gap-1 no-wrap rounded p-2")
+        .style("background: rgba(127, 127, 127, 0.12)") as row
+    ):
         label = ui.label(value).classes("font-mono text-sm break-all grow select-all")
         if marker:
             label.mark(marker)
         ui.button(icon="content_copy", on_click=lambda: copy_to_clipboard(value)).props(
-            'flat round dense size=sm aria-label="Copy"').tooltip("Copy")
+            'flat round dense size=sm aria-label="Copy"'
+        ).tooltip("Copy")
     return row

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields, replace
 from datetime import tzinfo
-from typing import Optional
 from urllib.parse import quote
 
 from admin.repositories.machines import SORT_COLUMNS, FleetFilter
@@ -48,7 +47,7 @@ class FleetView:
 
     # -- to and from what the browser and the storage send -------------------------------------
     @classmethod
-    def from_storage(cls, stored: object) -> "FleetView":
+    def from_storage(cls, stored: object) -> FleetView:
         """A stored view, each bad or missing value replaced by its default (old sessions, tampering)."""
         if not isinstance(stored, dict):
             return cls()
@@ -59,7 +58,7 @@ class FleetView:
                 view = view.with_value(name, value)
         return view
 
-    def with_value(self, name: str, value: object) -> "FleetView":
+    def with_value(self, name: str, value: object) -> FleetView:
         """This view with one field changed when the value is valid, unchanged otherwise."""
         if name == "q" and isinstance(value, str):
             return replace(self, q=value.strip()[:MAX_QUERY_LENGTH])
@@ -81,7 +80,7 @@ class FleetView:
             return replace(self, descending=value)
         return self
 
-    def with_pagination(self, pagination: object) -> "FleetView":
+    def with_pagination(self, pagination: object) -> FleetView:
         """Apply Quasar's `request` event: page, rows per page and sort (sortBy null: by machine id)."""
         if not isinstance(pagination, dict):
             return self
@@ -96,8 +95,13 @@ class FleetView:
         return asdict(self)
 
     def pagination(self, count: int) -> dict:
-        return {"page": self.page, "rowsPerPage": self.rows_per_page, "sortBy": self.sort_by,
-                "descending": self.descending, "rowsNumber": count}
+        return {
+            "page": self.page,
+            "rowsPerPage": self.rows_per_page,
+            "sortBy": self.sort_by,
+            "descending": self.descending,
+            "rowsNumber": count,
+        }
 
     # -- to what the service takes ----------------------------------------------------------------
     def fleet_filter(self) -> FleetFilter:
@@ -117,7 +121,7 @@ class FleetView:
 
     @property
     def is_filtered(self) -> bool:
-        return bool(self.q) or ALL != self.status or ALL != self.os or ALL != self.health
+        return bool(self.q) or self.status != ALL or self.os != ALL or self.health != ALL
 
 
 def machine_href(machine_id: str) -> str:
@@ -125,7 +129,7 @@ def machine_href(machine_id: str) -> str:
     return "/machine?id=" + quote(machine_id, safe="")
 
 
-def os_text(system: dict, os_name: Optional[str]) -> str:
+def os_text(system: dict, os_name: str | None) -> str:
     name = os_name or system.get("os") or ""
     version = system.get("os_version") or ""
     return f"{name} {version}".strip() if isinstance(version, str) else str(name)

@@ -6,22 +6,21 @@ browser reported at sign-in (UTC when it did not say).
 
 from __future__ import annotations
 
-from datetime import datetime, timezone, tzinfo
-from typing import Optional
+from datetime import UTC, datetime, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 
-def zone(name: Optional[str]) -> tzinfo:
+def zone(name: str | None) -> tzinfo:
     """The browser's IANA zone; an unknown or missing name falls back to UTC rather than failing."""
     if not name:
-        return timezone.utc
+        return UTC
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        return timezone.utc
+        return UTC
 
 
-def exact_time(ts: Optional[float], tz: tzinfo) -> str:
+def exact_time(ts: float | None, tz: tzinfo) -> str:
     if ts is None:
         return "never"
     return datetime.fromtimestamp(ts, tz).strftime("%Y-%m-%d %H:%M:%S %Z")
@@ -31,7 +30,7 @@ def clock_time(ts: float, tz: tzinfo) -> str:
     return datetime.fromtimestamp(ts, tz).strftime("%H:%M:%S")
 
 
-def relative_time(ts: Optional[float], now: float) -> str:
+def relative_time(ts: float | None, now: float) -> str:
     """'just now', '42 s ago', '5 min ago', '3 h ago', '2 d ago' (a clock skew reads as 'just now')."""
     if ts is None:
         return "never"
@@ -56,7 +55,7 @@ def duration(seconds: float) -> str:
     return f"{seconds:g} s"
 
 
-def percent(value: Optional[float]) -> str:
+def percent(value: float | None) -> str:
     return "–" if value is None else f"{value:.0f}%"
 
 

@@ -8,7 +8,7 @@ bridging it.
 
 from __future__ import annotations
 
-from typing import Iterable, Optional
+from collections.abc import Iterable
 
 SPANS = {"hour": 1, "day": 24, "week": 24 * 7}  # label -> hours
 MAX_POINTS = 720
@@ -25,7 +25,7 @@ def with_gaps(buckets: Iterable[dict], *, width: float) -> list[dict]:
     """Chart points from the service's buckets (oldest first): each at its bucket's middle, and a
     None point where the machine was silent for longer than a few buckets."""
     points: list[dict] = []
-    previous: Optional[int] = None
+    previous: int | None = None
     gap_buckets = max(3, int(300 // width))  # five minutes or three buckets, whichever is longer
     for bucket in buckets:
         index = round(bucket["ts"] / width)
@@ -45,13 +45,27 @@ def chart_options(points: list[dict], *, hours: float, now: float) -> dict:
         "tooltip": {"trigger": "axis"},
         "legend": {"top": 0, "textStyle": {"color": axis_colour}},
         "grid": {"left": 40, "right": 12, "top": 32, "bottom": 28},
-        "xAxis": {"type": "time", "min": int((now - hours * 3600) * 1000), "max": int(now * 1000),
-                  "axisLabel": {"color": axis_colour, "hideOverlap": True}},
-        "yAxis": {"type": "value", "min": 0, "max": 100, "axisLabel": {"formatter": "{value}%", "color": axis_colour},
-                  "splitLine": {"lineStyle": {"opacity": 0.3}}},
+        "xAxis": {
+            "type": "time",
+            "min": int((now - hours * 3600) * 1000),
+            "max": int(now * 1000),
+            "axisLabel": {"color": axis_colour, "hideOverlap": True},
+        },
+        "yAxis": {
+            "type": "value",
+            "min": 0,
+            "max": 100,
+            "axisLabel": {"formatter": "{value}%", "color": axis_colour},
+            "splitLine": {"lineStyle": {"opacity": 0.3}},
+        },
         "series": [
-            {"name": label, "type": "line", "showSymbol": len(points) < 30, "connectNulls": False,
-             "data": [[int(p["ts"] * 1000), p[key]] for p in points]}
+            {
+                "name": label,
+                "type": "line",
+                "showSymbol": len(points) < 30,
+                "connectNulls": False,
+                "data": [[int(p["ts"] * 1000), p[key]] for p in points],
+            }
             for key, label in METRICS
         ],
     }

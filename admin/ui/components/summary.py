@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from nicegui import ui
 
@@ -14,8 +14,12 @@ CARDS = (
     ("warning", "Warning", "health", "warning"),
     ("critical", "Critical", "health", "critical"),
 )
-_COLOURS = {"online": "text-positive", "offline": "text-grey-7", "warning": "text-orange-9",
-            "critical": "text-negative"}
+_COLOURS = {
+    "online": "text-positive",
+    "offline": "text-grey-7",
+    "warning": "text-orange-9",
+    "critical": "text-negative",
+}
 
 
 class SummaryCards:

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass, replace
-from typing import Awaitable, Optional
 
 from fastapi import Request
 from nicegui import app, ui
@@ -23,7 +23,6 @@ from admin.ui.components.fleet_view import ALL, HEALTH_OPTIONS, STATUS_OPTIONS, 
 from admin.ui.components.format import clock_time, duration, zone
 from admin.ui.components.summary import SummaryCards
 
-
 # How long the OS filter's choices may lag behind the fleet (a new OS is rare news).
 OS_NAMES_MAX_AGE_SECONDS = 30.0
 
@@ -33,7 +32,7 @@ class Snapshot:
     view: FleetView  # the view actually shown (its page clamped to the last one)
     page: FleetPage
     counts: dict
-    os_names: Optional[list]  # None: not asked for this time (see OS_NAMES_MAX_AGE_SECONDS)
+    os_names: list | None  # None: not asked for this time (see OS_NAMES_MAX_AGE_SECONDS)
     at: float
 
 
@@ -42,8 +41,15 @@ def load_snapshot(services: AppServices, org_id: int, view: FleetView, *, with_o
     fleet = services.fleet
 
     def page_of(v: FleetView) -> FleetPage:
-        return fleet.list_fleet(org_id=org_id, flt=v.fleet_filter(), limit=v.rows_per_page, offset=v.offset,
-                                sort=v.sort_by, descending=v.descending, take_expired=False)
+        return fleet.list_fleet(
+            org_id=org_id,
+            flt=v.fleet_filter(),
+            limit=v.rows_per_page,
+            offset=v.offset,
+            sort=v.sort_by,
+            descending=v.descending,
+            take_expired=False,
+        )
 
     page = page_of(view)
     if not page.data and view.page > view.last_page(page.count):  # machines left: show the last page
@@ -67,8 +73,9 @@ class FleetScreen:
     async def _load(self, generation: int, view: FleetView) -> None:
         # The OS names scan the whole fleet and rarely change: asked for now and then, not every time.
         with_os_names = time.monotonic() - self._os_names_at > OS_NAMES_MAX_AGE_SECONDS
-        snapshot = await run_in_threadpool(load_snapshot, self.services, self.user.org_id, view,
-                                           with_os_names=with_os_names)
+        snapshot = await run_in_threadpool(
+            load_snapshot, self.services, self.user.org_id, view, with_os_names=with_os_names
+        )
         if with_os_names:
             self._os_names_at = time.monotonic()
         if generation == self._generation:
@@ -118,8 +125,9 @@ class FleetScreen:
                 self.refreshed = ui.label().mark("last-refreshed")
         self.summary = SummaryCards(self.pick)
         with ui.row().classes("w-full items-center gap-2"):
-            self.search = ui.input(placeholder="Search machine id or hostname", value=self.view.q,
-                                   on_change=self._on_change("q"))
+            self.search = ui.input(
+                placeholder="Search machine id or hostname", value=self.view.q, on_change=self._on_change("q")
+            )
             self.search.props("dense outlined clearable debounce=400 maxlength=200").classes("grow min-w-[16rem]")
             self.search.mark("search")
             with self.search.add_slot("prepend"):
@@ -131,8 +139,9 @@ class FleetScreen:
                 for select, name in ((self.status, "status"), (self.os, "os"), (self.health, "health")):
                     select.props("dense outlined").classes("sm:w-36 max-sm:flex-1 min-w-0").mark(f"filter-{name}")
         self.table = fleet_table(self.view.pagination(0))
-        self.table.on("request", lambda e: self.show(self.view.with_pagination(e.args.get("pagination"))),
-                      ["pagination"])
+        self.table.on(
+            "request", lambda e: self.show(self.view.with_pagination(e.args.get("pagination"))), ["pagination"]
+        )
         self.table.mark("fleet-table")
         # Why the table is empty, in the table's own no-data slot: it replaces Quasar's generic
         # "No data available" instead of being shown beside it.
@@ -165,8 +174,11 @@ class FleetScreen:
         try:
             if os_options != self.os.options:
                 self.os.set_options(os_options, value=self.view.os)
-            for select, value in ((self.os, self.view.os), (self.status, self.view.status),
-                                  (self.health, self.view.health)):
+            for select, value in (
+                (self.os, self.view.os),
+                (self.status, self.view.status),
+                (self.health, self.view.health),
+            ):
                 if select.value != value:
                     select.set_value(value)
         finally:

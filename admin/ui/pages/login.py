@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 from fastapi import Request
 from fastapi.responses import RedirectResponse
 from nicegui import app, ui
@@ -15,7 +13,7 @@ from admin.ui import auth, theme
 _TIMEZONE_JS = "Intl.DateTimeFormat().resolvedOptions().timeZone"
 
 
-async def _browser_timezone() -> Optional[str]:
+async def _browser_timezone() -> str | None:
     try:
         answer = await ui.run_javascript(_TIMEZONE_JS, timeout=2.0)
     except TimeoutError:
@@ -35,8 +33,12 @@ def register(services: AppServices) -> None:
         async def try_sign_in() -> None:
             button.disable()
             try:
-                await auth.sign_in(services, email=email.value or "", password=password.value or "",
-                                   address=auth.client_address(request))
+                await auth.sign_in(
+                    services,
+                    email=email.value or "",
+                    password=password.value or "",
+                    address=auth.client_address(request),
+                )
             except auth.SignInRefused as refused:
                 error.text = str(refused)
                 error.set_visibility(True)
@@ -53,7 +55,7 @@ def register(services: AppServices) -> None:
                     ui.icon("monitor_heart", size="md", color="primary")
                     ui.label(theme.BRAND).classes("text-2xl font-bold")
                 ui.label("Sign in to see your organisation's fleet.").classes("text-sm text-grey-7")
-                email = ui.input("E-mail").props('type=email autocomplete=username autofocus maxlength=320')
+                email = ui.input("E-mail").props("type=email autocomplete=username autofocus maxlength=320")
                 email.classes("w-full").mark("email").on("keydown.enter", try_sign_in)
                 password = ui.input("Password", password=True, password_toggle_button=True)
                 password.props("autocomplete=current-password maxlength=1024").classes("w-full").mark("password")

@@ -7,7 +7,6 @@ character, '/' included. Everything about the machine is shown with labels, i.e.
 from __future__ import annotations
 
 import time
-from typing import Optional
 
 from fastapi import Request
 from nicegui import app, ui
@@ -21,18 +20,34 @@ from admin.ui.components.format import duration, exact_time, gib, percent, relat
 from common.health import compute_health
 
 SYSTEM_FIELDS = (
-    ("hostname", "Hostname"), ("os", "OS"), ("os_version", "OS version"), ("platform", "Platform"),
-    ("architecture", "Architecture"), ("python_version", "Python"), ("agent_version", "Agent version"),
+    ("hostname", "Hostname"),
+    ("os", "OS"),
+    ("os_version", "OS version"),
+    ("platform", "Platform"),
+    ("architecture", "Architecture"),
+    ("python_version", "Python"),
+    ("agent_version", "Agent version"),
     ("hardware_id", "Hardware id"),
 )
 # Report fields shown in their own places; any other (newer agents may send more) goes under "More".
-SHOWN_REPORT_FIELDS = {"cpu_percent", "ram_percent", "disk_percent", "ram_used_gib", "ram_total_gib",
-                       "disk_used_gib", "disk_total_gib", "uptime_seconds", "uptime_hms", "timestamp",
-                       "health", "system"}
+SHOWN_REPORT_FIELDS = {
+    "cpu_percent",
+    "ram_percent",
+    "disk_percent",
+    "ram_used_gib",
+    "ram_total_gib",
+    "disk_used_gib",
+    "disk_total_gib",
+    "uptime_seconds",
+    "uptime_hms",
+    "timestamp",
+    "health",
+    "system",
+}
 STATUS_COLOURS = {"ok": "positive", "warning": "orange-9", "critical": "negative"}
 
 
-def _pair(name: str, value: object, marker: Optional[str] = None) -> None:
+def _pair(name: str, value: object, marker: str | None = None) -> None:
     with ui.row().classes("w-full justify-between gap-2 no-wrap"):
         ui.label(name).classes("text-grey-7 shrink-0")
         label = ui.label(text(value)).classes("text-right break-all")
@@ -48,29 +63,33 @@ class MachineScreen:
         self.tz = zone(app.storage.user.get("tz"))
         self.span = "day"
 
-    def _fetch(self) -> Optional[dict]:
+    def _fetch(self) -> dict | None:
         try:
             return self.services.fleet.machine(org_id=self.user.org_id, machine_id=self.machine_id)
         except NotFound:
             return None
 
-    async def fetch(self) -> Optional[dict]:
+    async def fetch(self) -> dict | None:
         return await run_in_threadpool(self._fetch)
 
     # -- details (redrawn on every refresh) ----------------------------------------------------
     @ui.refreshable_method
-    def details(self, machine: Optional[dict]) -> None:
+    def details(self, machine: dict | None) -> None:
         if machine is None:
-            theme.notice("This machine is not in your organisation's fleet (removed, expired or never seen).",
-                         icon="search_off", marker="machine-missing")
+            theme.notice(
+                "This machine is not in your organisation's fleet (removed, expired or never seen).",
+                icon="search_off",
+                marker="machine-missing",
+            )
             ui.link("Back to the fleet", "/")
             return
         now = time.time()
         report = machine["report"]
         with ui.row().classes("w-full items-center gap-2"):
             ui.label(machine["machine_id"]).classes("text-2xl font-bold break-all").mark("machine-id")
-            ui.badge(machine["status"], color="positive" if machine["status"] == "online" else "grey-7")\
-                .props("outline").mark("machine-status")
+            ui.badge(machine["status"], color="positive" if machine["status"] == "online" else "grey-7").props(
+                "outline"
+            ).mark("machine-status")
         last_seen = ui.label(f"Last seen {relative_time(machine['last_seen'], now)}").classes("text-sm text-grey-7")
         last_seen.tooltip(exact_time(machine["last_seen"], self.tz))
         with ui.element("div").classes("grid grid-cols-1 md:grid-cols-2 gap-4 w-full"):
@@ -78,7 +97,7 @@ class MachineScreen:
             self._report(machine, report)
 
     @ui.refreshable_method
-    def system(self, machine: Optional[dict]) -> None:
+    def system(self, machine: dict | None) -> None:
         if machine is not None:
             self._system(machine, machine["system"])
 
@@ -130,20 +149,24 @@ class MachineScreen:
     # -- history ---------------------------------------------------------------------------------
     def history_card(self) -> None:
         with theme.section("History").classes("w-full").mark("history-card"):
-            toggle = ui.toggle({name: name.capitalize() for name in history_chart.SPANS}, value=self.span,
-                               on_change=lambda e: self.show_history(e.value))
+            toggle = ui.toggle(
+                {name: name.capitalize() for name in history_chart.SPANS},
+                value=self.span,
+                on_change=lambda e: self.show_history(e.value),
+            )
             toggle.props("dense no-caps").mark("history-span")
             now = time.time()
             self.chart = ui.echart(history_chart.chart_options([], hours=1, now=now)).classes("w-full h-64")
             self.chart.mark("history-chart")
             self.samples = ui.label().classes("text-xs text-grey-7").mark("history-samples")
 
-    def _history(self, span: str) -> Optional[tuple[list[dict], int]]:
+    def _history(self, span: str) -> tuple[list[dict], int] | None:
         hours = history_chart.SPANS[span]
         width = history_chart.bucket_seconds(hours)
         try:
-            buckets = self.services.fleet.history_buckets(org_id=self.user.org_id, machine_id=self.machine_id,
-                                                          hours=hours, width=width)
+            buckets = self.services.fleet.history_buckets(
+                org_id=self.user.org_id, machine_id=self.machine_id, hours=hours, width=width
+            )
         except NotFound:
             return None
         return history_chart.with_gaps(buckets, width=width), sum(b["samples"] for b in buckets)
@@ -180,12 +203,21 @@ class MachineScreen:
 
     def danger_zone(self) -> None:
         with theme.section("Remove machine").mark("delete-card"):
-            ui.label("Removes the machine and its history. It comes back if its agent reports again.")\
-                .classes("text-sm text-grey-7")
-            ui.button("Remove machine", icon="delete", color="negative",
-                      on_click=lambda: theme.confirm("Remove this machine and its history?", "Remove", self.delete,
-                                                     detail=self.machine_id, marker="confirm-delete"))\
-                .props("outline").mark("delete-machine")
+            ui.label("Removes the machine and its history. It comes back if its agent reports again.").classes(
+                "text-sm text-grey-7"
+            )
+            ui.button(
+                "Remove machine",
+                icon="delete",
+                color="negative",
+                on_click=lambda: theme.confirm(
+                    "Remove this machine and its history?",
+                    "Remove",
+                    self.delete,
+                    detail=self.machine_id,
+                    marker="confirm-delete",
+                ),
+            ).props("outline").mark("delete-machine")
 
     async def delete(self) -> None:
         user = await auth.current_user(self.services)  # the role may have changed since the page loaded

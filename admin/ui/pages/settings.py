@@ -6,7 +6,7 @@ through AccountService (which checks the input), and shows the service's message
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+from collections.abc import Callable
 
 from fastapi import Request
 from nicegui import app, ui
@@ -57,14 +57,22 @@ class SettingsScreen:
     # -- API keys ------------------------------------------------------------------------------
     def keys_section(self) -> None:
         with theme.section("API keys").mark("keys-section"):
-            ui.label("Agents send reports with a key of scope agent; scripts list the fleet with scope read. "
-                     "A key is shown once, when it is made.").classes("text-sm text-grey-7")
+            ui.label(
+                "Agents send reports with a key of scope agent; scripts list the fleet with scope read. "
+                "A key is shown once, when it is made."
+            ).classes("text-sm text-grey-7")
             with ui.row().classes("items-center gap-2"):
-                chosen = {scope: ui.checkbox(scope, value=scope == SCOPE_AGENT).mark(f"scope-{scope}")
-                          .tooltip(SCOPE_HELP.get(scope, "")) for scope in ALL_SCOPES}
-                ui.button("Create key", icon="key",
-                          on_click=lambda: self.create_key([s for s, box in chosen.items() if box.value]))\
-                    .mark("create-key")
+                chosen = {
+                    scope: ui.checkbox(scope, value=scope == SCOPE_AGENT)
+                    .mark(f"scope-{scope}")
+                    .tooltip(SCOPE_HELP.get(scope, ""))
+                    for scope in ALL_SCOPES
+                }
+                ui.button(
+                    "Create key",
+                    icon="key",
+                    on_click=lambda: self.create_key([s for s, box in chosen.items() if box.value]),
+                ).mark("create-key")
             self.keys_list()
 
     @ui.refreshable_method
@@ -83,9 +91,15 @@ class SettingsScreen:
                 if key.revoked_at is not None:
                     ui.badge("revoked", color="grey-7").tooltip(exact_time(key.revoked_at, self.tz))
                 else:
-                    ui.button("Revoke", color="negative", on_click=lambda k=key: theme.confirm(
-                        f"Revoke key #{k.id} ({k.prefix}…)? Agents using it are refused at once.", "Revoke",
-                        lambda: self.revoke_key(k.id))).props("outline dense").mark(f"revoke-{key.id}")
+                    ui.button(
+                        "Revoke",
+                        color="negative",
+                        on_click=lambda k=key: theme.confirm(
+                            f"Revoke key #{k.id} ({k.prefix}…)? Agents using it are refused at once.",
+                            "Revoke",
+                            lambda: self.revoke_key(k.id),
+                        ),
+                    ).props("outline dense").mark(f"revoke-{key.id}")
 
     async def create_key(self, scopes: list[str]) -> None:
         created = {}
@@ -99,8 +113,9 @@ class SettingsScreen:
         key = created["key"]
         with ui.dialog().props("persistent") as dialog, ui.card().classes("w-full max-w-lg gap-2"):
             ui.label("Your new API key").classes("text-lg font-bold")
-            ui.label("Copy it now: it is shown only this once and stored only as a hash.")\
-                .classes("text-sm text-negative")
+            ui.label("Copy it now: it is shown only this once and stored only as a hash.").classes(
+                "text-sm text-negative"
+            )
             copy_text(key.api_key, marker="new-key")
             ui.label(f"Scopes: {', '.join(key.scopes)}").classes("text-sm")
             if SCOPE_AGENT in key.scopes:
@@ -111,8 +126,9 @@ class SettingsScreen:
         dialog.open()
 
     async def revoke_key(self, key_id: int) -> None:
-        if await self._as_admin(lambda org_id: self.services.accounts.revoke_key(org_id=org_id, key_id=key_id),
-                                f"Key #{key_id} revoked."):
+        if await self._as_admin(
+            lambda org_id: self.services.accounts.revoke_key(org_id=org_id, key_id=key_id), f"Key #{key_id} revoked."
+        ):
             self.keys_list.refresh()
 
     # -- users -----------------------------------------------------------------------------------
@@ -121,15 +137,24 @@ class SettingsScreen:
             self.users_list()
             ui.label("Add a user").classes("text-base font-bold mt-2")
             with ui.row().classes("w-full items-start gap-2"):
-                email = ui.input("E-mail").props("dense outlined type=email maxlength=320")\
-                    .classes("grow min-w-[12rem]").mark("new-user-email")
-                password = ui.input("Password", password=True, password_toggle_button=True)\
-                    .props(f"dense outlined maxlength=1024 hint='at least {MIN_PASSWORD_LENGTH} characters'")\
-                    .classes("grow min-w-[12rem]").mark("new-user-password")
-                role = ui.select(list(ROLES), value="viewer").props("dense outlined").classes("w-32")\
-                    .mark("new-user-role")
-                ui.button("Add user", icon="person_add",
-                          on_click=lambda: self.add_user(email, password, role)).mark("add-user")
+                email = (
+                    ui.input("E-mail")
+                    .props("dense outlined type=email maxlength=320")
+                    .classes("grow min-w-[12rem]")
+                    .mark("new-user-email")
+                )
+                password = (
+                    ui.input("Password", password=True, password_toggle_button=True)
+                    .props(f"dense outlined maxlength=1024 hint='at least {MIN_PASSWORD_LENGTH} characters'")
+                    .classes("grow min-w-[12rem]")
+                    .mark("new-user-password")
+                )
+                role = (
+                    ui.select(list(ROLES), value="viewer").props("dense outlined").classes("w-32").mark("new-user-role")
+                )
+                ui.button("Add user", icon="person_add", on_click=lambda: self.add_user(email, password, role)).mark(
+                    "add-user"
+                )
 
     @ui.refreshable_method
     def users_list(self) -> None:
@@ -141,10 +166,13 @@ class SettingsScreen:
                 with ui.row().classes("items-center gap-1 no-wrap"):
                     select = ui.select(list(ROLES), value=member.role).props("dense outlined").classes("w-32")
                     select.mark(f"role-{member.id}")
-                    remove = ui.button(icon="person_remove", color="negative",
-                                       on_click=lambda m=member: theme.confirm(
-                                           f"Remove {m.email}? They are signed out at once.", "Remove",
-                                           lambda: self.remove_user(m.id)))
+                    remove = ui.button(
+                        icon="person_remove",
+                        color="negative",
+                        on_click=lambda m=member: theme.confirm(
+                            f"Remove {m.email}? They are signed out at once.", "Remove", lambda: self.remove_user(m.id)
+                        ),
+                    )
                     remove.props('flat round dense aria-label="Remove user"').mark(f"remove-{member.id}")
                 if is_me:  # another admin changes or removes you: no locking yourself out by a slip
                     select.disable()
@@ -153,19 +181,23 @@ class SettingsScreen:
                     select.on_value_change(lambda e, m=member: self.set_role(m.id, e.value))
 
     async def set_role(self, user_id: int, role: str) -> None:
-        await self._as_admin(lambda org_id: self.services.accounts.set_role(org_id=org_id, user_id=user_id, role=role),
-                             f"Role changed to {role}.")
+        await self._as_admin(
+            lambda org_id: self.services.accounts.set_role(org_id=org_id, user_id=user_id, role=role),
+            f"Role changed to {role}.",
+        )
         self.users_list.refresh()  # shows the stored role, whether or not the change was accepted
 
     async def remove_user(self, user_id: int) -> None:
-        if await self._as_admin(lambda org_id: self.services.accounts.delete_user(org_id=org_id, user_id=user_id),
-                                "User removed."):
+        if await self._as_admin(
+            lambda org_id: self.services.accounts.delete_user(org_id=org_id, user_id=user_id), "User removed."
+        ):
             self.users_list.refresh()
 
     async def add_user(self, email: ui.input, password: ui.input, role: ui.select) -> None:
         def create(org_id: int) -> None:
-            self.services.accounts.create_user(org_id=org_id, email=email.value or "",
-                                               password=password.value or "", role=role.value)
+            self.services.accounts.create_user(
+                org_id=org_id, email=email.value or "", password=password.value or "", role=role.value
+            )
 
         if await self._as_admin(create, f"User {(email.value or '').strip().lower()} added."):
             email.value, password.value = "", ""
@@ -174,16 +206,19 @@ class SettingsScreen:
     # -- agent install, configuration --------------------------------------------------------------
     def install_section(self) -> None:
         with theme.section("Install the agent").mark("install-section"):
-            ui.label("On each machine, with Python 3.11 or newer (or use a packaged installer, see "
-                     "docs/install-agent.md). Replace api_... with a key of scope agent.").classes("text-sm")
+            ui.label(
+                "On each machine, with Python 3.11 or newer (or use a packaged installer, see "
+                "docs/install-agent.md). Replace api_... with a key of scope agent."
+            ).classes("text-sm")
             ui.label("Server URL").classes("text-sm text-grey-7")
             copy_text(self.server_url, marker="server-url")
             commands = install_commands(self.server_url)
             ui.label("Install, then check the connection with one report:").classes("text-sm text-grey-7")
             copy_text(commands[0])
             copy_text(commands[1], marker="install-command")
-            ui.label("Run it (a tray icon shows the machine's health; add --no-tray on servers):")\
-                .classes("text-sm text-grey-7")
+            ui.label("Run it (a tray icon shows the machine's health; add --no-tray on servers):").classes(
+                "text-sm text-grey-7"
+            )
             copy_text(commands[2])
 
     def about_section(self) -> None:
@@ -212,14 +247,17 @@ def server_url(services: AppServices, request: Request) -> str:
 def register(services: AppServices) -> None:
     @ui.page("/settings")
     async def settings_page(request: Request):
-        user: Optional[auth.SignedInUser] = await auth.current_user(services)
+        user: auth.SignedInUser | None = await auth.current_user(services)
         if user is None:
             return auth.to_login(request)
         with theme.frame(user, "Settings"):
             ui.label("Organisation settings").classes("text-2xl font-bold")
             if not user.is_admin:
-                theme.notice("Only admins manage keys and users. Ask an admin of your organisation.",
-                             icon="lock", marker="admins-only")
+                theme.notice(
+                    "Only admins manage keys and users. Ask an admin of your organisation.",
+                    icon="lock",
+                    marker="admins-only",
+                )
                 return None
             screen = SettingsScreen(services, user, server_url(services, request))
             screen.keys_section()

@@ -15,8 +15,13 @@ def quarantine(server):
 
 
 # Every non-default setting that only changes answers (not timing) on one server, started once.
-TUNED_SETTINGS = {"fleet_ttl_seconds": 1234, "refresh_interval_ms": 750, "feature_messaging": True,
-                  "feature_commands": True, "max_body_bytes": 1024}
+TUNED_SETTINGS = {
+    "fleet_ttl_seconds": 1234,
+    "refresh_interval_ms": 750,
+    "feature_messaging": True,
+    "feature_commands": True,
+    "max_body_bytes": 1024,
+}
 
 
 @pytest.fixture(scope="session")

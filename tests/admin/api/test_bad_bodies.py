@@ -10,8 +10,10 @@ INVALID = (422,)
 
 def report_body(cpu="10", ram="20", disk="30", extra="", machine_id='"pc-1"') -> bytes:
     """A report body written by hand, so that anything (NaN, 1e400, bad types) can be put in it."""
-    return (f'{{"machine_id": {machine_id}, "report": {{"cpu_percent": {cpu}, "ram_percent": {ram}, '
-            f'"disk_percent": {disk}{extra}}}}}').encode()
+    return (
+        f'{{"machine_id": {machine_id}, "report": {{"cpu_percent": {cpu}, "ram_percent": {ram}, '
+        f'"disk_percent": {disk}{extra}}}}}'
+    ).encode()
 
 
 VALID_REPORT = report_body()
@@ -136,15 +138,17 @@ def padded_report(total_bytes: int) -> bytes:
 def chunks(body: bytes, size: int = 4096):
     """A generator makes httpx send Transfer-Encoding: chunked, with no Content-Length."""
     for start in range(0, len(body), size):
-        yield body[start:start + size]
+        yield body[start : start + size]
 
 
 def post_fresh(org, path: str, body, **headers) -> httpx.Response:
     """On a connection of its own: a server may close it after refusing a large body."""
     with httpx.Client(base_url=org.server.url, timeout=30) as client:
-        return client.post(path, content=body, headers={"Content-Type": "application/json",
-                                                        "Authorization": f"Bearer {org.api_key}",
-                                                        **headers})
+        return client.post(
+            path,
+            content=body,
+            headers={"Content-Type": "application/json", "Authorization": f"Bearer {org.api_key}", **headers},
+        )
 
 
 def test_a_report_just_under_the_limit_is_accepted_and_kept(org):
@@ -186,14 +190,17 @@ def odd_org(server):
     return org
 
 
-@pytest.mark.parametrize("field,value", [
-    ("note", "a\u0000b"),                       # NUL: PostgreSQL text and jsonb refuse it
-    ("uptime_hms", "\u0000"),
-    ("system", {"os": "Linux", "hostname": "host\u0000name"}),
-    ("nested", {"k\u0000ey": ["\u0000"]}),
-    ("big_int", 10**30),                        # beyond 64 bits
-    ("tiny", 5e-324),
-])
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        ("note", "a\u0000b"),  # NUL: PostgreSQL text and jsonb refuse it
+        ("uptime_hms", "\u0000"),
+        ("system", {"os": "Linux", "hostname": "host\u0000name"}),
+        ("nested", {"k\u0000ey": ["\u0000"]}),
+        ("big_int", 10**30),  # beyond 64 bits
+        ("tiny", 5e-324),
+    ],
+)
 def test_odd_but_valid_json_is_kept_exactly_or_refused_cleanly(odd_org, contract, field, value):
     machine_id = f"odd-{field}"
     resp = odd_org.report(machine_id, contract.sample_report(**{field: value}))
@@ -204,9 +211,15 @@ def test_odd_but_valid_json_is_kept_exactly_or_refused_cleanly(odd_org, contract
         assert machine_id not in odd_org.machine_ids(limit=1000), "refused, yet stored"
 
 
-@pytest.mark.parametrize("params", [
-    {"q": "\u0000"}, {"os": "Li\u0000nux"}, {"q": "x" * 5000},
-], ids=["q NUL", "os NUL", "q 5000 chars"])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"q": "\u0000"},
+        {"os": "Li\u0000nux"},
+        {"q": "x" * 5000},
+    ],
+    ids=["q NUL", "os NUL", "q 5000 chars"],
+)
 def test_odd_filter_values_never_cause_5xx(odd_org, contract, params):
     resp = odd_org.get("/api/fleet", params=params)
     if resp.status_code == 200:

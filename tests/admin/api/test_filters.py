@@ -16,8 +16,12 @@ def fleet_org(server):
     """One organisation with a small, varied fleet; the tests here only read it."""
     org = server.org()
     for machine_id, (os_name, hostname) in MACHINES.items():
-        report = {"cpu_percent": 1, "ram_percent": 2, "disk_percent": 3,
-                  "system": {"os": os_name, "hostname": hostname}}
+        report = {
+            "cpu_percent": 1,
+            "ram_percent": 2,
+            "disk_percent": 3,
+            "system": {"os": os_name, "hostname": hostname},
+        }
         assert org.report(machine_id, report).status_code == 200
     assert org.ping("ping-only").status_code == 200
     return org
@@ -26,33 +30,39 @@ def fleet_org(server):
 ALL_IDS = sorted([*MACHINES, "ping-only"])
 
 
-@pytest.mark.parametrize("os_param,expected", [
-    ("Linux", ["alpha-01", "delta-04"]),
-    ("linux", ["alpha-01", "delta-04"]),
-    ("LINUX", ["alpha-01", "delta-04"]),
-    ("windows", ["Bravo-02"]),
-    ("DaRwIn", ["charlie-03"]),
-    ("Lin", []),          # exact, not a prefix
-    ("FreeBSD", []),
-])
+@pytest.mark.parametrize(
+    "os_param,expected",
+    [
+        ("Linux", ["alpha-01", "delta-04"]),
+        ("linux", ["alpha-01", "delta-04"]),
+        ("LINUX", ["alpha-01", "delta-04"]),
+        ("windows", ["Bravo-02"]),
+        ("DaRwIn", ["charlie-03"]),
+        ("Lin", []),  # exact, not a prefix
+        ("FreeBSD", []),
+    ],
+)
 def test_os_filter_is_exact_in_any_case(fleet_org, os_param, expected):
     listing = fleet_org.fleet(os=os_param)
     assert [m["machine_id"] for m in listing["data"]] == expected
     assert listing["count"] == len(expected)
 
 
-@pytest.mark.parametrize("q,expected", [
-    ("alpha", ["alpha-01", "charlie-03"]),   # an id, and a hostname (MacBook-Alpha)
-    ("ALPHA", ["alpha-01", "charlie-03"]),
-    ("bravo", ["Bravo-02"]),
-    ("RECEPTION", ["Bravo-02"]),               # hostname only
-    ("-0", ["Bravo-02", "alpha-01", "charlie-03", "delta-04"]),
-    ("ping", ["ping-only"]),
-    ("zulu", []),
-    ("%", []),                               # not a SQL wildcard
-    ("_", []),
-    ("  bravo  ", ["Bravo-02"]),               # surrounding spaces ignored, as in the web UI
-])
+@pytest.mark.parametrize(
+    "q,expected",
+    [
+        ("alpha", ["alpha-01", "charlie-03"]),  # an id, and a hostname (MacBook-Alpha)
+        ("ALPHA", ["alpha-01", "charlie-03"]),
+        ("bravo", ["Bravo-02"]),
+        ("RECEPTION", ["Bravo-02"]),  # hostname only
+        ("-0", ["Bravo-02", "alpha-01", "charlie-03", "delta-04"]),
+        ("ping", ["ping-only"]),
+        ("zulu", []),
+        ("%", []),  # not a SQL wildcard
+        ("_", []),
+        ("  bravo  ", ["Bravo-02"]),  # surrounding spaces ignored, as in the web UI
+    ],
+)
 def test_q_searches_id_and_hostname_in_any_case(fleet_org, q, expected):
     listing = fleet_org.fleet(q=q)
     assert [m["machine_id"] for m in listing["data"]] == expected
@@ -61,7 +71,12 @@ def test_q_searches_id_and_hostname_in_any_case(fleet_org, q, expected):
 
 def test_any_case_is_not_only_ascii(server):
     org = server.org()
-    report = {"cpu_percent": 1, "ram_percent": 2, "disk_percent": 3, "system": {"os": "Windows", "hostname": "Empfang-ÄÖÜ"}}
+    report = {
+        "cpu_percent": 1,
+        "ram_percent": 2,
+        "disk_percent": 3,
+        "system": {"os": "Windows", "hostname": "Empfang-ÄÖÜ"},
+    }
     assert org.report("büro-01", report).status_code == 200
     assert org.report("office-02", {**report, "system": {"os": "Linux", "hostname": "front-desk"}}).status_code == 200
     for q in ("büro", "BÜRO", "äöü", "ÄÖÜ", "empfang-äöü"):
@@ -107,20 +122,24 @@ def test_limit_defaults_to_100_and_goes_up_to_1000(server):
     assert [m["machine_id"] for m in org.fleet(limit=5, offset=99)["data"]] == ["m099", "m100"]
 
 
-@pytest.mark.parametrize("params", [
-    {"limit": 1001},
-    {"limit": -1},
-    {"limit": "ten"},
-    {"limit": "1.5"},
-    {"limit": ""},
-    {"offset": -1},
-    {"offset": "first"},
-    {"offset": "99999999999999999999999999"},
-    {"limit": "99999999999999999999999999"},
-    {"status": "sleeping"},
-    {"status": "ONLINE!"},
-    {"status": ""},
-], ids=lambda params: "&".join(f"{k}={v}" for k, v in params.items()))
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"limit": 1001},
+        {"limit": -1},
+        {"limit": "ten"},
+        {"limit": "1.5"},
+        {"limit": ""},
+        {"offset": -1},
+        {"offset": "first"},
+        {"offset": "99999999999999999999999999"},
+        {"limit": "99999999999999999999999999"},
+        {"status": "sleeping"},
+        {"status": "ONLINE!"},
+        {"status": ""},
+    ],
+    ids=lambda params: "&".join(f"{k}={v}" for k, v in params.items()),
+)
 def test_invalid_filters_get_422(fleet_org, contract, params):
     for path in ("/api/fleet", "/api/fleet/public"):
         body = contract.error(fleet_org.get(path, params=params), 422)

@@ -13,11 +13,16 @@ from hypothesis import strategies as st
 
 REPORT, PING = "/api/fleet/report", "/api/fleet/ping"
 REFUSALS = (400, 401, 403, 404, 405, 409, 413, 415, 422, 429)
-FUZZ = settings(max_examples=120, deadline=None, database=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+FUZZ = settings(
+    max_examples=120,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
-json_scalars = (st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70)
-                | st.floats() | st.text(max_size=30))
+json_scalars = (
+    st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70) | st.floats() | st.text(max_size=30)
+)
 json_values = st.recursive(
     json_scalars,
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
@@ -28,18 +33,29 @@ percent = st.floats(min_value=0, max_value=100) | st.integers(min_value=0, max_v
 maybe = lambda good: good | json_values  # noqa: E731
 system = st.dictionaries(
     st.sampled_from(["os", "os_version", "platform", "architecture", "hostname", "hardware_id", "extra"]),
-    maybe(st.text(max_size=20)), max_size=4)
+    maybe(st.text(max_size=20)),
+    max_size=4,
+)
 report = st.fixed_dictionaries(
     {"cpu_percent": maybe(percent), "ram_percent": maybe(percent), "disk_percent": maybe(percent)},
-    optional={"timestamp": maybe(st.just("2026-01-02T15:30:45+00:00")),
-              "uptime_seconds": maybe(st.integers(min_value=0)),
-              "health": maybe(st.fixed_dictionaries({"score": percent,
-                                                     "status": st.sampled_from(["ok", "warning", "critical"])})),
-              "system": maybe(system), "extra": json_values})
+    optional={
+        "timestamp": maybe(st.just("2026-01-02T15:30:45+00:00")),
+        "uptime_seconds": maybe(st.integers(min_value=0)),
+        "health": maybe(
+            st.fixed_dictionaries({"score": percent, "status": st.sampled_from(["ok", "warning", "critical"])})
+        ),
+        "system": maybe(system),
+        "extra": json_values,
+    },
+)
 machine_id = st.text(min_size=0, max_size=210) | json_values
-bodies = (st.fixed_dictionaries({"machine_id": machine_id, "report": maybe(report)},
-                                optional={"timestamp": maybe(st.floats()), "hardware_id": maybe(st.text())})
-          | json_values)
+bodies = (
+    st.fixed_dictionaries(
+        {"machine_id": machine_id, "report": maybe(report)},
+        optional={"timestamp": maybe(st.floats()), "hardware_id": maybe(st.text())},
+    )
+    | json_values
+)
 
 
 def post_json(org, method: str, path: str, body: object, **kwargs):
@@ -90,8 +106,11 @@ def api_operations(schema: dict) -> list[tuple[str, str, list[str], bool]]:
     return operations
 
 
-query_values = (st.text(max_size=40) | st.integers(min_value=-(2**70), max_value=2**70).map(str)
-                | st.sampled_from(["", "0", "1", "1000", "1001", "-1", "online", "offline", "Linux", "pc-1"]))
+query_values = (
+    st.text(max_size=40)
+    | st.integers(min_value=-(2**70), max_value=2**70).map(str)
+    | st.sampled_from(["", "0", "1", "1000", "1001", "-1", "online", "offline", "Linux", "pc-1"])
+)
 
 
 def test_every_openapi_operation_survives_random_parameters(server, contract):
@@ -106,10 +125,13 @@ def test_every_openapi_operation_survives_random_parameters(server, contract):
     @given(data=st.data())
     def check(data):
         method, path, names, takes_body = data.draw(st.sampled_from(operations))
-        params = data.draw(st.fixed_dictionaries({}, optional={name: query_values for name in names}))
+        params = data.draw(st.fixed_dictionaries({}, optional=dict.fromkeys(names, query_values)))
         body = data.draw(bodies) if takes_body else None
-        resp = post_json(org, method, path, body, params=params, key=key) if takes_body \
+        resp = (
+            post_json(org, method, path, body, params=params, key=key)
+            if takes_body
             else org.request(method, path, params=params, key=key)
+        )
         kwargs = {"params": params, "body": body}
         assert resp.status_code < 500, f"{method} {path} {kwargs!r}: {resp.status_code} {resp.text[:300]}"
         if resp.status_code >= 400:

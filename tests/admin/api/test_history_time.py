@@ -2,12 +2,12 @@
 stays on the server's clock."""
 
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 HISTORY = "/api/fleet/machine/history"
 
 
-def iso(delta: timedelta, tz=timezone.utc) -> str:
+def iso(delta: timedelta, tz=UTC) -> str:
     return (datetime.now(tz) + delta).replace(tzinfo=tz).isoformat(timespec="seconds")
 
 

@@ -30,7 +30,8 @@ async def two_servings(tmp_path):
         for name, app in (("middleware", with_middleware), ("framework", without)):
             await stack.enter_async_context(app.router.lifespan_context(app))  # the group writer runs
             clients[name] = await stack.enter_async_context(
-                httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test"))
+                httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test")
+            )
         yield clients, agent_key.api_key, read_key.api_key
     assert [_has_hot_routes(app) for app in (with_middleware, without)] == [True, False]
 
@@ -52,9 +53,19 @@ def _requests(agent: str, read: str) -> list[tuple[str, str, dict, object]]:
         ("no key", PATH_REPORT, {}, {"machine_id": "m-1", "report": sample_report()}),
         ("basic auth", PATH_PING, {"Authorization": "Basic eDp5"}, {"machine_id": "m-1"}),
         ("unknown key", PATH_PING, {"Authorization": "Bearer api_" + "x" * 43}, {"machine_id": "m-1"}),
-        ("read-only key", PATH_REPORT, {"Authorization": f"Bearer {read}"}, {"machine_id": "m-1", "report": sample_report()}),
+        (
+            "read-only key",
+            PATH_REPORT,
+            {"Authorization": f"Bearer {read}"},
+            {"machine_id": "m-1", "report": sample_report()},
+        ),
         ("not JSON", PATH_REPORT, bearer, b"{not json"),
-        ("NaN", PATH_REPORT, bearer, b'{"machine_id": "m-1", "report": {"cpu_percent": NaN, "ram_percent": 1, "disk_percent": 1}}'),
+        (
+            "NaN",
+            PATH_REPORT,
+            bearer,
+            b'{"machine_id": "m-1", "report": {"cpu_percent": NaN, "ram_percent": 1, "disk_percent": 1}}',
+        ),
         ("out of range", PATH_REPORT, bearer, {"machine_id": "m-1", "report": sample_report(cpu_percent=101)}),
         ("an array", PATH_PING, bearer, [1, 2]),
         ("empty machine id", PATH_PING, bearer, {"machine_id": ""}),
@@ -63,8 +74,9 @@ def _requests(agent: str, read: str) -> list[tuple[str, str, dict, object]]:
 
 async def test_both_paths_answer_alike(tmp_path):
     async with two_servings(tmp_path) as (clients, agent, read):
-        answers = {what: await _answers(clients, path, headers, body)
-                   for what, path, headers, body in _requests(agent, read)}
+        answers = {
+            what: await _answers(clients, path, headers, body) for what, path, headers, body in _requests(agent, read)
+        }
     for what, (middleware, framework) in answers.items():
         assert middleware == framework, what
         assert middleware[1] == "application/json", what
@@ -79,8 +91,7 @@ async def _answers(clients, path, headers, body) -> list[tuple]:
         payload = resp.json()
         payload.pop("timestamp", None)  # the server's clock at receipt
         payload.pop("server_time_offset", None)
-        answers.append((resp.status_code, resp.headers["content-type"], resp.headers.get("www-authenticate"),
-                        payload))
+        answers.append((resp.status_code, resp.headers["content-type"], resp.headers.get("www-authenticate"), payload))
     return answers
 
 

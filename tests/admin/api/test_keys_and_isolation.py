@@ -8,8 +8,11 @@ import pytest
 PROTECTED = [
     ("GET", "/api/fleet", {}),
     ("GET", "/api/fleet/public", {}),
-    ("POST", "/api/fleet/report", {"json": {"machine_id": "intruder", "report": {
-        "cpu_percent": 1, "ram_percent": 1, "disk_percent": 1}}}),
+    (
+        "POST",
+        "/api/fleet/report",
+        {"json": {"machine_id": "intruder", "report": {"cpu_percent": 1, "ram_percent": 1, "disk_percent": 1}}},
+    ),
     ("POST", "/api/fleet/ping", {"json": {"machine_id": "intruder"}}),
     ("GET", "/api/fleet/machine", {"params": {"machine_id": "pc-1"}}),
     ("GET", "/api/fleet/machine/history", {"params": {"machine_id": "pc-1"}}),
@@ -90,8 +93,7 @@ def test_read_key_lists_but_cannot_report(server, contract):
     assert org.report("pc-1").status_code == 200
     contract.error(org.report("pc-2", key=key), 403)
     contract.error(org.ping("pc-3", key=key), 403)
-    contract.error(org.report("pc-1", {"cpu_percent": 99, "ram_percent": 99, "disk_percent": 99},
-                              key=key), 403)
+    contract.error(org.report("pc-1", {"cpu_percent": 99, "ram_percent": 99, "disk_percent": 99}, key=key), 403)
     listing = org.get("/api/fleet", key=key).json()
     assert [m["machine_id"] for m in listing["data"]] == ["pc-1"]
     assert listing["data"][0]["report"]["cpu_percent"] != 99
@@ -141,8 +143,7 @@ def test_organisations_never_see_or_change_each_other(server, contract):
 
     # Even an admin key of B cannot delete A's machine.
     admin_b = server.make_key(org_b.name, "admin")["api_key"]
-    contract.error(org_b.request("DELETE", "/api/fleet/machine", params={"machine_id": "a-only"},
-                                 key=admin_b), 404)
+    contract.error(org_b.request("DELETE", "/api/fleet/machine", params={"machine_id": "a-only"}, key=admin_b), 404)
     assert org_a.machine_ids() == ["a-only", "shared-id"]
     history = org_a.get("/api/fleet/machine/history", params={"machine_id": "shared-id"}).json()
     assert len(history["samples"]) == 1

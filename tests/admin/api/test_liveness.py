@@ -20,8 +20,12 @@ FAR_PAST_ISO = "2000-01-01T00:00:00+00:00"
 def quick_server(request, module_server_factory):
     """Offline after 1 s, expired after 4 s; its background job runs every second, so it may be
     the one that removes an expired machine (the listing must still name it once)."""
-    return module_server_factory(request.param, offline_after_seconds=OFFLINE_AFTER_SECONDS,
-                                 fleet_ttl_seconds=FLEET_TTL_SECONDS, maintenance_interval_seconds=1)
+    return module_server_factory(
+        request.param,
+        offline_after_seconds=OFFLINE_AFTER_SECONDS,
+        fleet_ttl_seconds=FLEET_TTL_SECONDS,
+        maintenance_interval_seconds=1,
+    )
 
 
 def statuses(org) -> dict[str, str]:

@@ -43,8 +43,11 @@ def test_history_lists_report_samples_oldest_first(org, contract):
     history = org.get(HISTORY, params={"machine_id": "pc-1"}).json()
     assert history["machine_id"] == "pc-1"
     samples = history["samples"]
-    assert [(s["cpu_percent"], s["ram_percent"], s["disk_percent"]) for s in samples] == \
-        [(10, 11, 12), (20, 21, 22), (30, 31, 32)]
+    assert [(s["cpu_percent"], s["ram_percent"], s["disk_percent"]) for s in samples] == [
+        (10, 11, 12),
+        (20, 21, 22),
+        (30, 31, 32),
+    ]
     stamps = [s["ts"] for s in samples]
     assert stamps == sorted(stamps) and stamps[0] >= before - 5
     assert all(0 <= s["score"] <= 100 for s in samples)
@@ -80,8 +83,14 @@ def test_endpoints_are_documented_in_openapi(server):
     paths = server.openapi()["paths"]
     assert {"get", "delete"} <= set(paths[MACHINE])
     assert "get" in paths[HISTORY]
-    for path in ("/api/status", "/api/config", "/api/fleet", "/api/fleet/public",
-                 "/api/fleet/report", "/api/fleet/ping"):
+    for path in (
+        "/api/status",
+        "/api/config",
+        "/api/fleet",
+        "/api/fleet/public",
+        "/api/fleet/report",
+        "/api/fleet/ping",
+    ):
         assert path in paths
 
 

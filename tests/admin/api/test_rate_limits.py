@@ -4,8 +4,6 @@ Each test uses its own client address (X-Forwarded-For, which the server trusts 
 its own organisation, so filling a limit here never starves another test.
 """
 
-import pytest
-
 from common.constants import PING_LIMIT_PER_MINUTE
 
 

@@ -7,9 +7,12 @@ CLOCK_SLACK_SECONDS = 5
 
 
 def test_report_is_listed_exactly_as_sent(org, contract):
-    report = contract.sample_report(cpu_percent=45.2, ram_percent=62.1, disk_percent=34.5,
-                                    system={"os": "Windows", "os_version": "10.0.19045",
-                                            "hostname": "reception-pc", "agent_version": "1.0.0"})
+    report = contract.sample_report(
+        cpu_percent=45.2,
+        ram_percent=62.1,
+        disk_percent=34.5,
+        system={"os": "Windows", "os_version": "10.0.19045", "hostname": "reception-pc", "agent_version": "1.0.0"},
+    )
     before = time.time()
     resp = org.report("pc-1", report)
     after = time.time()
@@ -43,8 +46,9 @@ def test_a_new_report_replaces_the_latest_and_adds_a_history_sample(org, contrac
 
 
 def test_extra_fields_of_newer_agents_are_kept(org, contract):
-    report = contract.sample_report(gpu_percent=5.5, sensors={"fans": [1200, 1300], "label": "ok"},
-                                    system={"os": "Linux", "kernel_flavour": "rt"})
+    report = contract.sample_report(
+        gpu_percent=5.5, sensors={"fans": [1200, 1300], "label": "ok"}, system={"os": "Linux", "kernel_flavour": "rt"}
+    )
     assert org.report("pc-1", report).status_code == 200
     stored = org.machine("pc-1")["report"]
     assert stored["gpu_percent"] == 5.5
@@ -61,10 +65,18 @@ def test_minimal_report_of_an_old_agent_is_accepted(org):
 
 def test_system_metadata_is_shown_and_filters_by_os(org, contract):
     for machine_id, os_name in [("lin", "Linux"), ("win", "Windows"), ("mac", "Darwin")]:
-        report = contract.sample_report(system={"os": os_name, "os_version": "1", "platform": f"{os_name}-x",
-                                                "architecture": "x86_64", "python_version": "3.11.2",
-                                                "hardware_id": f"hw-{machine_id}", "agent_version": "1.0.0",
-                                                "hostname": f"host-{machine_id}"})
+        report = contract.sample_report(
+            system={
+                "os": os_name,
+                "os_version": "1",
+                "platform": f"{os_name}-x",
+                "architecture": "x86_64",
+                "python_version": "3.11.2",
+                "hardware_id": f"hw-{machine_id}",
+                "agent_version": "1.0.0",
+                "hostname": f"host-{machine_id}",
+            }
+        )
         assert org.report(machine_id, report).status_code == 200
 
     win = org.machine("win")
@@ -74,4 +86,3 @@ def test_system_metadata_is_shown_and_filters_by_os(org, contract):
     assert org.machine_ids(os="Windows") == ["win"]
     assert org.machine_ids(os="darwin") == ["mac"]
     assert org.machine_ids(os="LINUX") == ["lin"]
-

@@ -52,8 +52,10 @@ async def test_concurrent_writes_are_all_committed(engine):
     async def body(fleet):
         now = time.time()
         await asyncio.gather(
-            *(fleet.record_report(org_id=org.id, machine_id=f"m{i:03d}", report=_report(i % 100), now=now)
-              for i in range(200)),
+            *(
+                fleet.record_report(org_id=org.id, machine_id=f"m{i:03d}", report=_report(i % 100), now=now)
+                for i in range(200)
+            ),
             *(fleet.record_ping(org_id=org.id, machine_id=f"p{i:03d}", hardware_id=None, now=now) for i in range(50)),
         )
 
@@ -72,8 +74,9 @@ async def test_a_refused_write_fails_alone(engine):
     async def body(fleet):
         now = time.time()
         writes = [
-            fleet.record_report(org_id=MISSING_ORG if i == 7 else org.id, machine_id=f"m{i:02d}", report=_report(10),
-                                now=now)
+            fleet.record_report(
+                org_id=MISSING_ORG if i == 7 else org.id, machine_id=f"m{i:02d}", report=_report(10), now=now
+            )
             for i in range(30)
         ]
         return await asyncio.gather(*writes, return_exceptions=True)

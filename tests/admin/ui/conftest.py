@@ -56,10 +56,16 @@ def make_account(services: AppServices, role: str = "admin", org_name: str | Non
 def report(cpu: float = 12.5, ram: float = 40.0, disk: float = 55.0, **fields: object) -> dict:
     """A report as the agent sends it (the API has validated it before the service sees it)."""
     body = {
-        "cpu_percent": cpu, "ram_percent": ram, "disk_percent": disk,
+        "cpu_percent": cpu,
+        "ram_percent": ram,
+        "disk_percent": disk,
         "timestamp": "2026-01-02T15:30:45+00:00",
-        "ram_used_gib": 6.2, "ram_total_gib": 16.0, "disk_used_gib": 120.5, "disk_total_gib": 512.0,
-        "uptime_seconds": 3723, "uptime_hms": "01:02:03",
+        "ram_used_gib": 6.2,
+        "ram_total_gib": 16.0,
+        "disk_used_gib": 120.5,
+        "disk_total_gib": 512.0,
+        "uptime_seconds": 3723,
+        "uptime_hms": "01:02:03",
         "health": compute_health(cpu, ram, disk).as_dict(),
         "system": {"os": "Linux", "os_version": "6.1.0", "hostname": "test-host"},
     }
@@ -67,10 +73,15 @@ def report(cpu: float = 12.5, ram: float = 40.0, disk: float = 55.0, **fields: o
     return body
 
 
-async def add_report(services: AppServices, account: Account, machine_id: str, *, now: float | None = None,
-                     **report_fields) -> None:
-    await services.fleet.record_report(org_id=account.org_id, machine_id=machine_id,
-                                       report=report(**report_fields), now=time.time() if now is None else now)
+async def add_report(
+    services: AppServices, account: Account, machine_id: str, *, now: float | None = None, **report_fields
+) -> None:
+    await services.fleet.record_report(
+        org_id=account.org_id,
+        machine_id=machine_id,
+        report=report(**report_fields),
+        now=time.time() if now is None else now,
+    )
 
 
 async def sign_in(user: User, account: Account, password: str = PASSWORD) -> None:

@@ -9,8 +9,7 @@ from nicegui import ui
 from nicegui.testing import User
 
 from admin.ui import auth
-from tests.admin.ui.conftest import (PASSWORD, add_report, label_text, make_account, shown_machine_ids,
-                                     sign_in)
+from tests.admin.ui.conftest import PASSWORD, add_report, label_text, make_account, shown_machine_ids, sign_in
 
 PROTECTED_PAGES = ["/", "/machine?id=pc-1", "/settings"]
 
@@ -136,16 +135,19 @@ async def test_sign_in_is_throttled_per_client_address_whatever_the_e_mail(user:
     await user.should_see(marker="fleet-table", retries=50)
 
 
-@pytest.mark.parametrize("wanted,expected", [
-    ("/settings", "/settings"),
-    ("/machine?id=a%2Fb", "/machine?id=a%2Fb"),
-    ("https://evil.example/", "/"),
-    ("//evil.example/", "/"),
-    ("/\\evil.example", "/"),
-    ("/login", "/"),
-    ("", "/"),
-    (None, "/"),
-])
+@pytest.mark.parametrize(
+    "wanted,expected",
+    [
+        ("/settings", "/settings"),
+        ("/machine?id=a%2Fb", "/machine?id=a%2Fb"),
+        ("https://evil.example/", "/"),
+        ("//evil.example/", "/"),
+        ("/\\evil.example", "/"),
+        ("/login", "/"),
+        ("", "/"),
+        (None, "/"),
+    ],
+)
 def test_after_sign_in_only_local_paths_are_followed(wanted, expected) -> None:
     assert auth.safe_next(wanted) == expected
 

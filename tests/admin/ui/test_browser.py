@@ -12,8 +12,7 @@ from dataclasses import dataclass
 from urllib.parse import quote
 
 import pytest
-from selenium.common.exceptions import NoAlertPresentException
-from selenium.common.exceptions import StaleElementReferenceException
+from selenium.common.exceptions import NoAlertPresentException, StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions as EC
@@ -28,8 +27,13 @@ PASSWORD = "correct horse battery"
 XSS_ID = '<img src=x onerror="window.pwned=1;alert(1)">'
 WAIT_SECONDS = 15
 # Settings unlike the defaults, so agreement with /api/config cannot be a coincidence.
-CUSTOM = dict(refresh_interval_ms=1500, fleet_ttl_seconds=7200, offline_after_seconds=120,
-              feature_messaging=True, feature_commands=False)
+CUSTOM = {
+    "refresh_interval_ms": 1500,
+    "fleet_ttl_seconds": 7200,
+    "offline_after_seconds": 120,
+    "feature_messaging": True,
+    "feature_commands": False,
+}
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -53,16 +57,16 @@ class Account:
 
     def clear_machines(self) -> None:
         for machine_id in self.org.machine_ids(limit=1000):
-            resp = self.org.request("DELETE", "/api/fleet/machine", params={"machine_id": machine_id},
-                                    key=self.admin_key)
+            resp = self.org.request(
+                "DELETE", "/api/fleet/machine", params={"machine_id": machine_id}, key=self.admin_key
+            )
             assert resp.status_code == 200, resp.text
 
 
 def make_admin(server: ServerProcess, *, admin_key: bool = True) -> Account:
     org = server.org()
     email = f"admin@{org.name}.example"
-    server.cli_json("user", "create", email, "--org", org.name, "--role", "admin",
-                    env={"DASHFLEET_PASSWORD": PASSWORD})
+    server.cli_json("user", "create", email, "--org", org.name, "--role", "admin", env={"DASHFLEET_PASSWORD": PASSWORD})
     key = server.make_key(org.name, "admin")["api_key"] if admin_key else ""
     return Account(org=org, email=email, admin_key=key)
 
@@ -117,8 +121,9 @@ def shows_machines(browser: WebDriver, expected: list[str]) -> None:
     wait(browser).until(lambda b: machine_cells(b) == expected, f"the table never showed {expected}")
 
 
-def test_the_fleet_shows_reported_machines_and_new_reports_without_reloading(browser, ui_server, account,
-                                                                              stranger) -> None:
+def test_the_fleet_shows_reported_machines_and_new_reports_without_reloading(
+    browser, ui_server, account, stranger
+) -> None:
     org, email = account.org, account.email
     assert org.report("pc-1").status_code == 200
     assert org.ping("pc-2").status_code == 200  # known from a heartbeat only
@@ -179,8 +184,9 @@ def test_a_wrong_password_is_refused(browser, ui_server, account) -> None:
     browser.get(ui_server.url + "/login")
     wait(browser).until(EC.element_to_be_clickable((By.CSS_SELECTOR, "input[type=email]"))).send_keys(email)
     browser.find_element(By.CSS_SELECTOR, "input[type=password]").send_keys("not the password\n")
-    wait(browser).until(EC.text_to_be_present_in_element((By.CSS_SELECTOR, ".text-negative"),
-                                                         "Wrong e-mail or password."))
+    wait(browser).until(
+        EC.text_to_be_present_in_element((By.CSS_SELECTOR, ".text-negative"), "Wrong e-mail or password.")
+    )
     assert "/login" in browser.current_url
 
 
@@ -208,8 +214,9 @@ def test_the_phone_layout_does_not_scroll_sideways(browser, ui_server, account) 
     org, email = account.org, account.email
     assert org.report("a-machine-with-a-rather-long-name-" + "x" * 120).status_code == 200
     sign_in(browser, ui_server, email)
-    browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
-                            {"width": 390, "height": 844, "deviceScaleFactor": 2, "mobile": True})
+    browser.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride", {"width": 390, "height": 844, "deviceScaleFactor": 2, "mobile": True}
+    )
     for path in ("/", "/machine?id=" + quote("a-machine-with-a-rather-long-name-" + "x" * 120), "/settings"):
         browser.get(ui_server.url + path)
         wait(browser).until(EC.presence_of_element_located((By.CSS_SELECTOR, ".q-header")))
@@ -218,11 +225,23 @@ def test_the_phone_layout_does_not_scroll_sideways(browser, ui_server, account) 
         assert overflow <= 0, f"{path} scrolls sideways by {overflow} px at 390 px"
 
 
-@pytest.mark.parametrize("settings", [CUSTOM, dict(refresh_interval_ms=5000, fleet_ttl_seconds=86400,
-                                                   offline_after_seconds=300, feature_messaging=False,
-                                                   feature_commands=True)], ids=["custom", "defaults-but-commands"])
-def test_the_ui_runs_with_the_settings_api_config_serves(browser, ui_server, module_account, server_factory,
-                                                        settings) -> None:
+@pytest.mark.parametrize(
+    "settings",
+    [
+        CUSTOM,
+        {
+            "refresh_interval_ms": 5000,
+            "fleet_ttl_seconds": 86400,
+            "offline_after_seconds": 300,
+            "feature_messaging": False,
+            "feature_commands": True,
+        },
+    ],
+    ids=["custom", "defaults-but-commands"],
+)
+def test_the_ui_runs_with_the_settings_api_config_serves(
+    browser, ui_server, module_account, server_factory, settings
+) -> None:
     server = ui_server if settings is CUSTOM else server_factory("sqlite", **settings)
     config = server.http.get("/api/config").json()
     account = module_account if server is ui_server else make_admin(server, admin_key=False)
@@ -230,7 +249,9 @@ def test_the_ui_runs_with_the_settings_api_config_serves(browser, ui_server, mod
     assert org.report("pc-1").status_code == 200
     sign_in(browser, server, email)
     table = wait(browser).until(EC.presence_of_element_located((By.CSS_SELECTOR, "[data-refresh-ms]")))
-    assert int(table.get_attribute("data-refresh-ms")) == config["REFRESH_INTERVAL_MS"] == settings["refresh_interval_ms"]
+    assert (
+        int(table.get_attribute("data-refresh-ms")) == config["REFRESH_INTERVAL_MS"] == settings["refresh_interval_ms"]
+    )
     assert int(table.get_attribute("data-ttl-s")) == config["FLEET_TTL_SECONDS"] == settings["fleet_ttl_seconds"]
     browser.get(server.url + "/machine?id=pc-1")
     wait(browser).until(EC.presence_of_element_located((By.CSS_SELECTOR, "canvas")))

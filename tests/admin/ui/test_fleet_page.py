@@ -8,8 +8,15 @@ from nicegui import ui
 from nicegui.testing import User
 
 from admin.ui.components.format import duration
-from tests.admin.ui.conftest import (Account, add_report, label_text, make_account, shown_machine_ids,
-                                     shows_machines, table_rows)
+from tests.admin.ui.conftest import (
+    Account,
+    add_report,
+    label_text,
+    make_account,
+    shown_machine_ids,
+    shows_machines,
+    table_rows,
+)
 
 XSS_ID = "<img src=x onerror=alert(1)>"
 
@@ -56,8 +63,9 @@ async def test_lists_and_counts_only_the_organisations_machines(admin: User, ser
     await admin.should_not_see("their-pc")
 
 
-async def test_last_seen_is_relative_with_the_exact_local_time_for_hovering(admin: User, services,
-                                                                            admin_account) -> None:
+async def test_last_seen_is_relative_with_the_exact_local_time_for_hovering(
+    admin: User, services, admin_account
+) -> None:
     seen = 1_767_225_600.0 + 3600 * 5  # 2026-01-01 05:00 UTC = 06:00 in Paris, the browser's zone
     await add_report(services, admin_account, "pc-1", now=seen)
     services.settings.fleet_ttl_seconds = 10**9  # keep a machine that old in the fleet
@@ -79,8 +87,9 @@ async def test_a_machine_id_is_kept_as_text(admin: User, services, admin_account
     await admin.should_not_see(ui.markdown)
 
 
-async def test_search_and_filters_narrow_the_table_and_the_empty_state_says_why(admin: User, services,
-                                                                                admin_account) -> None:
+async def test_search_and_filters_narrow_the_table_and_the_empty_state_says_why(
+    admin: User, services, admin_account
+) -> None:
     await arrange(services, admin_account)
     await admin.open("/")
     admin.find(marker="search").type("PC-")  # any case, id or hostname
@@ -117,8 +126,13 @@ async def test_sort_and_pages_come_from_the_server(admin: User, services, admin_
     assert len(table.rows) == 25 and table.pagination["rowsNumber"] == 30  # one page in the browser
     request_page(admin, page=2, rowsPerPage=10, sortBy="cpu_percent", descending=True)
     await shows_machines(admin, [f"m-{n:02d}" for n in range(19, 9, -1)])
-    assert table.pagination == {"page": 2, "rowsPerPage": 10, "sortBy": "cpu_percent", "descending": True,
-                                "rowsNumber": 30}
+    assert table.pagination == {
+        "page": 2,
+        "rowsPerPage": 10,
+        "sortBy": "cpu_percent",
+        "descending": True,
+        "rowsNumber": 30,
+    }
     request_page(admin, page=99, rowsPerPage=10, sortBy="machine_id", descending=False)  # past the end
     await shows_machines(admin, [f"m-{n:02d}" for n in range(20, 30)])
     assert table.pagination["page"] == 3
@@ -131,8 +145,13 @@ async def test_a_tampered_request_changes_nothing_it_should_not(admin: User, ser
     request_page(admin, page=-1, rowsPerPage=7, sortBy="password_hash; DROP TABLE machine", descending="yes")
     await refresh_now(admin)  # newer than the request's load: whatever that did, this shows the result
     table = admin.find(marker="fleet-table").elements.pop()
-    assert table.pagination == {"page": 1, "rowsPerPage": 25, "sortBy": "machine_id", "descending": False,
-                                "rowsNumber": 3}
+    assert table.pagination == {
+        "page": 1,
+        "rowsPerPage": 25,
+        "sortBy": "machine_id",
+        "descending": False,
+        "rowsNumber": 3,
+    }
     assert shown_machine_ids(admin) == ["m-0", "m-1", "m-2"]
 
 
@@ -149,8 +168,13 @@ async def test_the_refresh_shows_new_reports_and_keeps_the_users_view(admin: Use
     await refresh_now(admin)
     assert shown_machine_ids(admin) == ["m-10", "m-11", "m-new"]
     table = admin.find(marker="fleet-table").elements.pop()
-    assert table.pagination == {"page": 2, "rowsPerPage": 10, "sortBy": "cpu_percent", "descending": False,
-                                "rowsNumber": 13}
+    assert table.pagination == {
+        "page": 2,
+        "rowsPerPage": 10,
+        "sortBy": "cpu_percent",
+        "descending": False,
+        "rowsNumber": 13,
+    }
     assert admin.find(marker="search").elements.pop().value == "m-"
     assert counts(admin)["machines"] == "14"
     assert label_text(admin, "last-refreshed").startswith("Updated ") and before.startswith("Updated ")
@@ -166,8 +190,9 @@ async def test_the_view_survives_a_reload(admin: User, services, admin_account) 
     assert shown_machine_ids(admin) == ["pc-old"]
 
 
-async def test_machines_beyond_the_ttl_leave_the_page_but_the_api_still_names_them(admin: User, services,
-                                                                                   admin_account) -> None:
+async def test_machines_beyond_the_ttl_leave_the_page_but_the_api_still_names_them(
+    admin: User, services, admin_account
+) -> None:
     ttl = services.settings.fleet_ttl_seconds
     await add_report(services, admin_account, "gone", now=time.time() - ttl - 10)
     await add_report(services, admin_account, "here")

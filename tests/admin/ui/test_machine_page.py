@@ -35,9 +35,23 @@ async def samples_label_becomes(user: User, start: str) -> str:
 
 
 async def test_shows_status_health_with_reasons_report_and_system(admin: User, services, admin_account) -> None:
-    await add_report(services, admin_account, "pc-1", cpu=97, ram=50, disk=91, hardware_id_extra="kept",
-                     system={"os": "Windows", "os_version": "11", "hostname": "PC-1", "architecture": "AMD64",
-                             "agent_version": "1.0.0", "hardware_id": "hw-42"})
+    await add_report(
+        services,
+        admin_account,
+        "pc-1",
+        cpu=97,
+        ram=50,
+        disk=91,
+        hardware_id_extra="kept",
+        system={
+            "os": "Windows",
+            "os_version": "11",
+            "hostname": "PC-1",
+            "architecture": "AMD64",
+            "agent_version": "1.0.0",
+            "hardware_id": "hw-42",
+        },
+    )
     await admin.open(page_of("pc-1"))
     assert label_text(admin, "machine-id") == "pc-1"
     assert admin.find(marker="machine-status").elements.pop().text == "online"
@@ -51,8 +65,9 @@ async def test_shows_status_health_with_reasons_report_and_system(admin: User, s
 
 
 async def test_a_machine_known_only_from_heartbeats(admin: User, services, admin_account) -> None:
-    await services.fleet.record_ping(org_id=admin_account.org_id, machine_id="quiet", hardware_id="hw-1",
-                                     now=time.time())
+    await services.fleet.record_ping(
+        org_id=admin_account.org_id, machine_id="quiet", hardware_id="hw-1", now=time.time()
+    )
     await admin.open(page_of("quiet"))
     await admin.should_see("No report yet: this machine is known from heartbeats only.")
     assert label_text(admin, "system-hardware_id") == "hw-1"
@@ -127,8 +142,9 @@ async def test_a_viewer_cannot_remove_machines(user: User, services) -> None:
     await user.should_not_see(marker="delete-machine")
 
 
-async def test_an_admin_demoted_meanwhile_is_refused_and_nothing_is_removed(admin: User, services,
-                                                                            admin_account) -> None:
+async def test_an_admin_demoted_meanwhile_is_refused_and_nothing_is_removed(
+    admin: User, services, admin_account
+) -> None:
     await add_report(services, admin_account, "pc-1")
     await admin.open(page_of("pc-1"))
     other_admin = make_account(services, "admin", org_name=admin_account.org_name)

@@ -144,5 +144,7 @@ async def test_install_instructions_use_the_servers_url(on_settings: User, servi
     services.settings.public_url = "https://fleet.example.com/"
     await on_settings.open("/settings")
     assert label_text(on_settings, "server-url") == "https://fleet.example.com"
-    assert label_text(on_settings, "install-command") == \
-        "dashfleet-agent --server https://fleet.example.com --token api_... --once"
+    assert (
+        label_text(on_settings, "install-command")
+        == "dashfleet-agent --server https://fleet.example.com --token api_... --once"
+    )
