@@ -20,15 +20,15 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[test]'
 	touch $@
 
-# Debian packages the browser and tray tests need; installed only when missing.
-SYS_BINARIES := chromium chromedriver Xvfb trayer
+# Debian packages the browser, tray and notification tests need; installed only when missing.
+SYS_BINARIES := chromium chromedriver Xvfb trayer dunst dbus-daemon
 sysdeps:
 	@missing=""; for b in $(SYS_BINARIES); do command -v $$b >/dev/null || missing="$$missing $$b"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages for:$$missing"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
-	    chromium chromium-driver xvfb trayer x11-utils >/dev/null; \
+	    chromium chromium-driver xvfb trayer x11-utils dunst dbus >/dev/null; \
 	fi
 
 lint: venv

@@ -387,3 +387,128 @@ class VirtualDesktop:
                 except subprocess.TimeoutExpired:
                     proc.kill()
                     proc.wait()
+
+
+SESSION_BUS_CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>session</type>
+  <listen>unix:dir={folder}</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow send_destination="*" eavesdrop="true"/>
+    <allow eavesdrop="true"/>
+    <allow own="*"/>
+  </policy>
+</busconfig>
+"""
+
+
+class SessionBus:
+    """A private session D-Bus (dbus-daemon), as a desktop session has one. No service directories:
+    nothing is started on demand, so a test decides which services run (dunst, a tray watcher)."""
+
+    def __init__(self) -> None:
+        import tempfile
+
+        self.folder = Path(tempfile.mkdtemp(prefix="dashfleet-dbus-"))
+        config = self.folder / "session.conf"
+        config.write_text(SESSION_BUS_CONFIG.format(folder=self.folder))
+        self.proc = subprocess.Popen(
+            ["dbus-daemon", f"--config-file={config}", "--nofork", "--print-address=1"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        assert self.proc.stdout is not None
+        self.address = self.proc.stdout.readline().strip()
+        if not self.address:
+            self.close()
+            raise RuntimeError("dbus-daemon did not start")
+
+    def env(self, base: dict[str, str] | None = None, **extra: str) -> dict[str, str]:
+        env = dict(os.environ if base is None else base)
+        env["DBUS_SESSION_BUS_ADDRESS"] = self.address
+        env.update(extra)
+        return env
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+
+
+# dunst's context menu (`dunstctl context`) asks this program to choose one of a notification's
+# actions, as a person would in dmenu: it picks the line naming $DUNST_PICK.
+DMENU_SCRIPT = """#!/bin/sh
+grep -F "#$(cat {pick_file})" | head -n 1
+"""
+
+
+class Dunst:
+    """dunst, a real notification server, on a SessionBus and an X display (Xvfb).
+
+    `history()` is what it was sent (after close_all: dunst keeps closed notifications there),
+    `pick(label)` presses a notification's button through dunst's own context menu.
+    """
+
+    TOOLS = ("dbus-daemon", "dunst", "dunstctl", "Xvfb")
+
+    @classmethod
+    def missing_tools(cls) -> list[str]:
+        import shutil
+
+        return [tool for tool in cls.TOOLS if not shutil.which(tool)]
+
+    def __init__(self, bus: SessionBus, display: str) -> None:
+        self.bus = bus
+        self.display = display
+        folder = bus.folder
+        self._pick_file = folder / "pick"
+        self._pick_file.write_text("")
+        dmenu = folder / "dmenu.sh"
+        dmenu.write_text(DMENU_SCRIPT.format(pick_file=self._pick_file))
+        dmenu.chmod(0o755)
+        config = folder / "dunstrc"
+        # The format rules put the urgency into the text dunst keeps (its history has no urgency field).
+        config.write_text(
+            f'[global]\n    dmenu = "{dmenu}"\n    show_indicators = no\n'
+            + "".join(f'[urgency_{u}]\n    format = "{u}: %s\\n%b"\n' for u in ("low", "normal", "critical"))
+        )
+        self.env = bus.env(DISPLAY=display)
+        self.proc = subprocess.Popen(
+            ["dunst", "-config", str(config)],
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=(folder / "dunst.log").open("w"),
+        )
+        wait_until(lambda: self.ctl("is-paused", check=False).returncode == 0, "dunst to own the bus name", 30)
+
+    def ctl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            ["dunstctl", *args], env=self.env, capture_output=True, text=True, check=check, timeout=10
+        )
+
+    def history(self) -> list[dict[str, str]]:
+        """Every notification dunst got so far (closing them first), oldest first, as plain strings."""
+        self.ctl("close-all")
+        data = json.loads(self.ctl("history").stdout)["data"][0]
+        return [{key: value["data"] for key, value in item.items()} for item in reversed(data)]
+
+    @staticmethod
+    def urgency(notification: dict[str, str]) -> str:
+        """low, normal or critical: from the text the format rules above made."""
+        return notification["message"].split(":", 1)[0]
+
+    def count(self, which: str = "displayed") -> int:
+        return int(self.ctl("count", which).stdout.strip())
+
+    def pick(self, label: str) -> None:
+        """Chooses the action `label` of the newest notification shown, through dunst's context menu."""
+        self._pick_file.write_text(label)
+        self.ctl("context")
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
