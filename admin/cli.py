@@ -131,8 +131,10 @@ def cmd_user_create(args: argparse.Namespace, settings: Settings) -> None:
 
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> None:
-    from admin.demo import run_demo
+    from admin.demo import port_free, run_demo
 
+    if not port_free(args.host, args.port):
+        raise CliError(f"port {args.port} on {args.host} is in use; choose another with --port")
     run_demo(settings, host=args.host, port=args.port)
 
 

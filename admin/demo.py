@@ -37,7 +37,7 @@ SIMULATED = [
 ]
 
 
-def _port_free(host: str, port: int) -> bool:
+def port_free(host: str, port: int) -> bool:
     with socket.socket() as s:
         return s.connect_ex((host, port)) != 0
 
@@ -126,11 +126,8 @@ def _wait_until_up(base_url: str, timeout: float = 30) -> bool:
 def run_demo(settings: Settings, *, host: str, port: int) -> None:
     import uvicorn
 
-    from admin.cli import CliError
     from admin.main import create_app
 
-    if not _port_free(host, port):
-        raise CliError(f"port {port} on {host} is in use; choose another with --port")
     password, api_key = _prepare(settings)
     base_url = f"http://{host}:{port}"
     print(

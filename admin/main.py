@@ -14,9 +14,8 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
-from admin.api.body_limit import BodyLimitMiddleware
 from admin.api.errors import install_error_handlers
-from admin.api.hot_routes import HotRoutes
+from admin.api.middleware import install_middleware
 from admin.api.openapi import document_bearer_auth
 from admin.api.routes import api_router
 from admin.core.config import Settings, get_settings
@@ -69,9 +68,7 @@ def create_app(settings: Settings | None = None, *, with_ui: bool = True) -> Fas
     )
     app.state.services = services
     install_error_handlers(app)
-    # Middleware added last runs first: the body limit, then the agents' two routes.
-    app.add_middleware(HotRoutes, services=services)
-    app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
+    install_middleware(app, services)  # the body limit, then the agents' two routes
     app.include_router(api_router)
     document_bearer_auth(app, tag="fleet")
     if with_ui:

@@ -3,7 +3,7 @@
 `POST /api/fleet/report` and `POST /api/fleet/ping` are nearly all of a server's traffic (every
 machine, every 60 and 30 s). Routed through FastAPI they paid more for its routing, dependency
 and exception machinery than for their own work (docs/benchmarks.md, "Where the time goes"). This
-ASGI middleware serves them with the same handlers (routes/fleet.py: auth, limits, validation,
+ASGI middleware serves them with the same handlers (api/agent_handlers.py: auth, limits, validation,
 storage) and the same error answers (errors.response_for). The FastAPI routes of the same paths
 are what OpenAPI documents; they call the same handlers, so either way a request gets the same
 answer. Everything else, other methods on these paths included, goes on to the app.
@@ -19,8 +19,8 @@ from pydantic_core import to_json
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from admin.api.agent_handlers import accept_ping, accept_report
 from admin.api.errors import response_for
-from admin.api.routes.fleet import accept_ping, accept_report
 from admin.services.context import AppServices
 from common.constants import PATH_PING, PATH_REPORT
 

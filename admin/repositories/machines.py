@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import Protocol
 
 from sqlalchemy import Connection, Integer, cast, delete, exists, func, insert, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -15,15 +15,20 @@ S = Sample.__table__
 E = ExpiredMachine.__table__
 
 
-@dataclass(frozen=True)
-class FleetFilter:
-    os: str | None = None
-    status: str | None = None  # "online" | "offline"
-    q: str | None = None
-    health: str | None = None  # "ok" | "warning" | "critical"
+class MachineFilter(Protocol):
+    """What a fleet listing is narrowed by (services.fleet.FleetFilter is the one callers build)."""
+
+    @property
+    def os(self) -> str | None: ...
+    @property
+    def status(self) -> str | None: ...  # "online" | "offline"
+    @property
+    def q(self) -> str | None: ...
+    @property
+    def health(self) -> str | None: ...  # "ok" | "warning" | "critical"
 
 
-# Sort keys the UI offers; the API always sorts by machine_id.
+# Sort keys the UI offers (services.fleet.SORT_KEYS); the API always sorts by machine_id.
 SORT_COLUMNS = {
     "machine_id": M.c.machine_id,
     "hostname": M.c.hostname,
@@ -70,7 +75,7 @@ def upsert_statements(dialect_name: str):
     return report, ping, insert(S)
 
 
-def _filtered(stmt, *, org_id: int, now: float, offline_after: float, flt: FleetFilter):
+def _filtered(stmt, *, org_id: int, now: float, offline_after: float, flt: MachineFilter):
     stmt = stmt.where(M.c.org_id == org_id)
     if flt.os:
         stmt = stmt.where(func.lower(M.c.os) == flt.os.lower())
@@ -101,7 +106,7 @@ def list_machines(
     org_id: int,
     now: float,
     offline_after: float,
-    flt: FleetFilter,
+    flt: MachineFilter,
     limit: int,
     offset: int,
     sort: str = "machine_id",

@@ -15,12 +15,22 @@ from sqlalchemy import Engine
 
 from admin.core.config import Settings
 from admin.repositories import machines as repo
-from admin.repositories.machines import FleetFilter
 from admin.services.errors import NotFound
 from admin.services.writer import GroupWriter
 from common.health import compute_health
 
 HISTORY_MAX_HOURS = 24 * 7
+SORT_KEYS = frozenset(repo.SORT_COLUMNS)  # what a listing may be sorted by
+
+
+@dataclass(frozen=True)
+class FleetFilter:
+    """What a listing is narrowed by; None is "any"."""
+
+    os: str | None = None
+    status: str | None = None  # "online" | "offline"
+    q: str | None = None
+    health: str | None = None  # "ok" | "warning" | "critical"
 
 
 @dataclass(frozen=True)

@@ -236,3 +236,14 @@ def test_bad_settings_are_clean_errors(install, setting, value, mentions, comman
     assert done.returncode != 0
     assert "Traceback" not in done.stderr, done.stderr
     assert mentions in done.stderr.lower(), f"the error does not say what is wrong:\n{done.stderr}"
+
+
+def test_demo_on_a_busy_port_is_a_clean_error_that_makes_nothing(install):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        done = install.cli("demo", "--port", str(port), timeout=30)
+    assert_clean_failure(done, f"port {port}", "in use", "--port")
+    # Nothing was prepared: no demo organisation to make keys for.
+    assert_clean_failure(install.cli("key", "create", "--org", "Demo", "--scope", "read"), "Demo")

@@ -11,8 +11,9 @@ from sqlmodel import SQLModel
 import admin.models  # noqa: F401 (registers the tables)
 from admin.core.config import Settings
 from admin.core.db import HEAD_REVISION, alembic_config, comparable_schema, make_engine, migrate, schema_revision
-from admin.repositories.machines import FleetFilter, get_machine, list_machines, upsert_statements
-from tests.conftest import BACKENDS
+from admin.repositories.machines import get_machine, list_machines, upsert_statements
+from admin.services.fleet import FleetFilter
+from tests.helpers.servers import BACKENDS
 
 
 def test_head_revision_constant_matches_the_migrations(tmp_path):

@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-import time
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request, Response
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 from pydantic_core import to_json
 from starlette.concurrency import run_in_threadpool
 
-from admin.api.deps import AdminKey, ReadKey, ServicesDep, authorize, too_many
-from admin.api.errors import ApiError, error_responses, summarise, validation_detail
+from admin.api.agent_handlers import accept_ping, accept_report
+from admin.api.deps import AdminKey, ReadKey, ServicesDep, too_many
+from admin.api.errors import error_responses
 from admin.core.limits import FLEET_LIST_LIMIT
-from admin.repositories.machines import FleetFilter
-from admin.services.context import AppServices
-from admin.services.fleet import HISTORY_MAX_HOURS
-from common.constants import MACHINE_ID_MAX_LENGTH, SCOPE_AGENT, SYSTEM_FIELD_MAX_LENGTH
-from common.schemas import NonFiniteNumber, PingIn, PingOut, ReportIn, parse_json
+from admin.services.fleet import HISTORY_MAX_HOURS, FleetFilter
+from common.constants import MACHINE_ID_MAX_LENGTH, SYSTEM_FIELD_MAX_LENGTH
+from common.schemas import PingIn, PingOut, ReportIn
 
 router = APIRouter(prefix="/fleet", tags=["fleet"], responses=error_responses(401, 403, 422))
 
@@ -27,51 +25,10 @@ def _body_schema(model: type[BaseModel]) -> dict:
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": model.model_json_schema()}}}}
 
 
-def _parse(body: bytes, model: type[BaseModel]):
-    try:
-        raw = parse_json(body)
-    except NonFiniteNumber as exc:
-        raise ApiError(422, str(exc)) from None
-    except ValueError as exc:
-        raise ApiError(400, f"Body is not valid JSON: {exc}") from None
-    try:
-        return raw, model.model_validate(raw)
-    except ValidationError as exc:
-        detail = validation_detail(exc)
-        raise ApiError(422, summarise(detail), detail=detail) from None
-
-
 class ReportAccepted(BaseModel):
     ok: Literal[True] = True
     machine_id: str
     timestamp: float
-
-
-# What agents call, as functions of the Authorization header and the body: api/hot_routes.py
-# serves them ahead of the framework; the routes below document them (OpenAPI) and call the same.
-async def accept_report(services: AppServices, authorization: str, body: bytes) -> dict:
-    key = await authorize(services.accounts, authorization, SCOPE_AGENT)
-    raw, payload = _parse(body, ReportIn)
-    refusal = await services.limiter.hit(services.limiter.report, key.org_id, "report", payload.machine_id)
-    if refusal:
-        raise too_many(refusal, "reports from this machine")
-    now = time.time()
-    await services.fleet.record_report(org_id=key.org_id, machine_id=payload.machine_id, report=raw["report"], now=now)
-    return {"ok": True, "machine_id": payload.machine_id, "timestamp": now}
-
-
-async def accept_ping(services: AppServices, authorization: str, body: bytes) -> dict:
-    key = await authorize(services.accounts, authorization, SCOPE_AGENT)
-    _, payload = _parse(body, PingIn)
-    refusal = await services.limiter.hit(services.limiter.ping, key.org_id, "ping", payload.machine_id)
-    if refusal:
-        raise too_many(refusal, "heartbeats from this machine")
-    now = time.time()
-    await services.fleet.record_ping(
-        org_id=key.org_id, machine_id=payload.machine_id, hardware_id=payload.hardware_id, now=now
-    )
-    offset = None if payload.timestamp is None else now - payload.timestamp
-    return {"ok": True, "timestamp": now, "server_time_offset": offset}
 
 
 async def _accept(request: Request, handler) -> Response:

@@ -10,7 +10,8 @@ from dataclasses import asdict, dataclass, fields, replace
 from datetime import tzinfo
 from urllib.parse import quote
 
-from admin.repositories.machines import SORT_COLUMNS, FleetFilter
+from admin.services.fleet import SORT_KEYS as SERVICE_SORT_KEYS
+from admin.services.fleet import FleetFilter
 from admin.ui.components.format import exact_time, percent, relative_time
 
 ALL = "all"
@@ -31,7 +32,7 @@ SORT_KEYS = {
     "disk_percent": "disk_percent",
     "last_seen": "last_seen",
 }
-assert set(SORT_KEYS.values()) <= set(SORT_COLUMNS), "every sortable column needs a repository sort key"
+assert set(SORT_KEYS.values()) <= SERVICE_SORT_KEYS, "every sortable column needs a service sort key"
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from admin.core.config import Settings
 from admin.core.db import migrate
 from admin.main import create_app
 from common.constants import PATH_PING, PATH_REPORT
-from tests.conftest import sample_report
+from tests.helpers.api import sample_report
 
 
 @asynccontextmanager

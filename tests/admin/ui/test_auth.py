@@ -9,7 +9,7 @@ from nicegui import ui
 from nicegui.testing import User
 
 from admin.ui import auth
-from tests.admin.ui.conftest import PASSWORD, add_report, label_text, make_account, shown_machine_ids, sign_in
+from tests.helpers.ui import PASSWORD, add_report, label_text, make_account, shown_machine_ids, sign_in
 
 PROTECTED_PAGES = ["/", "/machine?id=pc-1", "/settings"]
 

@@ -18,7 +18,8 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
 
-from tests.conftest import Org, ServerProcess, service_unavailable
+from tests.helpers.api import Org
+from tests.helpers.servers import ServerProcess, service_unavailable
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

@@ -8,7 +8,7 @@ from nicegui import ui
 from nicegui.testing import User
 
 from admin.ui.components.format import duration
-from tests.admin.ui.conftest import (
+from tests.helpers.ui import (
     Account,
     add_report,
     label_text,

@@ -11,7 +11,7 @@ from nicegui import ui
 from nicegui.testing import User
 
 from admin.services.errors import NotFound
-from tests.admin.ui.conftest import add_report, label_text, make_account, sign_in
+from tests.helpers.ui import add_report, label_text, make_account, sign_in
 
 XSS_ID = "<img src=x onerror=alert(1)>"
 

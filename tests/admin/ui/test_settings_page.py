@@ -6,7 +6,7 @@ import pytest
 from nicegui.testing import User
 
 from admin.ui.pages.settings import install_commands
-from tests.admin.ui.conftest import PASSWORD, label_text, make_account
+from tests.helpers.ui import PASSWORD, label_text, make_account
 
 
 def keys_of(services, account) -> list:

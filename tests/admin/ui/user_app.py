@@ -21,7 +21,7 @@ from admin.main import create_app
 
 # Argon2 with its cheapest parameters: the same code path, without half a second of hashing per
 # user made and per sign-in in every page test (the browser tests run the real server's settings).
-security._hasher = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)  # noqa: SLF001
+security._hasher = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
 
 data_dir = Path(tempfile.mkdtemp(prefix="dashfleet-ui-test-"))
 atexit.register(shutil.rmtree, data_dir, ignore_errors=True)

@@ -1,0 +1,23 @@
+"""The server's middleware, in one place and one order.
+
+Order matters: the body limit must wrap everything that reads a body (the hot routes read it
+themselves), and the hot routes must run before the framework's routing. Starlette runs the
+middleware added last first, so `install_middleware` adds them innermost first; `MIDDLEWARE_ORDER`
+names them outermost first, and tests/admin/api/test_middleware.py fails if the two ever differ.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from admin.api.body_limit import BodyLimitMiddleware
+from admin.api.hot_routes import HotRoutes
+from admin.services.context import AppServices
+
+# Outermost first: what a request meets on its way in.
+MIDDLEWARE_ORDER: tuple[type, ...] = (BodyLimitMiddleware, HotRoutes)
+
+
+def install_middleware(app: FastAPI, services: AppServices) -> None:
+    app.add_middleware(HotRoutes, services=services)
+    app.add_middleware(BodyLimitMiddleware, max_body_bytes=services.settings.max_body_bytes)
