@@ -57,6 +57,12 @@ def queue_path(state_dir: Path, config: AgentConfig) -> Path:
     return state_dir / f"queue-{identity}"
 
 
+def inbox_path(state_dir: Path, config: AgentConfig) -> Path:
+    """The folder of the messages and commands received (desktop_agent/deliveries.py), per server and
+    machine id as the queue, whose lock also keeps a second agent away from it."""
+    return state_dir / queue_path(state_dir, config).name.replace("queue-", "inbox-", 1)
+
+
 def _fail(message: str, status: int) -> int:
     print(f"dashfleet-agent: error: {message}", file=sys.stderr)
     return status
@@ -85,8 +91,12 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(verbose=args.verbose)
     for warning in warnings:
         log.warning("%s", warning)
+
+    def reload() -> AgentConfig:  # refresh_config: the same flags, the files and variables read again
+        return resolve(flags, config_file=args.config)[0]
+
     try:
-        return _run(config, once=args.once)
+        return _run(config, once=args.once, reload=reload)
     except KeyboardInterrupt:
         return _fail("interrupted", 130)
     except Exception as exc:
@@ -95,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_FAILED
 
 
-def _run(config: AgentConfig, *, once: bool) -> int:
+def _run(config: AgentConfig, *, once: bool, reload=None) -> int:
     from desktop_agent.logs import log_dir
     from desktop_agent.queue import QueueBusy, ReportQueue, import_sqlite_queue
     from desktop_agent.reporter import Reporter
@@ -127,6 +137,13 @@ def _run(config: AgentConfig, *, once: bool) -> int:
     if earlier.exists():
         import_sqlite_queue(earlier, queue)
     service = AgentService(config, reporter, queue, state_dir=str(state_dir))
+    from desktop_agent.deliveries import DeliveryStore
+    from desktop_agent.inbox import Inbox
+
+    service.inbox = Inbox(service, reporter, DeliveryStore(inbox_path(state_dir, config)))
+    service.reload_config = reload
+    if not config.tray:
+        service.messages_ui_ready(False)
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: service.stop())
     log.info("dashfleet-agent %s started: %s", __version__, json.dumps(config.masked()))
@@ -142,7 +159,30 @@ def _run(config: AgentConfig, *, once: bool) -> int:
         queue.close()
         reporter.close()
         log.info("dashfleet-agent stopped")
+    if service.restart_requested:
+        _restart()
     return EXIT_OK
+
+
+def _restart() -> None:
+    """restart_agent: the same program with the same arguments, once everything above is closed
+    (queue lock released, log flushed). POSIX: exec in place, so the PID stays and a service
+    manager (systemd, launchd) sees no exit. Windows, which has no exec: a new process is started
+    and this one exits 0."""
+    if getattr(sys, "frozen", False):  # the packaged agent (PyInstaller)
+        argv = [sys.executable, *sys.argv[1:]]
+    else:
+        argv = [sys.executable, *sys.orig_argv[1:]]
+    log.info("restarting: %s", argv)
+    logging.shutdown()
+    if sys.stdout is not None:
+        sys.stdout.flush()
+    if sys.platform == "win32":
+        import subprocess
+
+        subprocess.Popen(argv, close_fds=True)
+        return
+    os.execv(argv[0], argv)  # noqa: S606 - our own program, its own arguments
 
 
 def _run_tray(service, log_folder: Path, queue) -> None:
@@ -155,6 +195,7 @@ def _run_tray(service, log_folder: Path, queue) -> None:
         Tray(service, log_folder).run()
     except TrayUnavailable as exc:
         log.warning("%s; running headless", exc)
+        service.messages_ui_ready(False)
     finally:
         tray_closed.set()
 

@@ -41,6 +41,23 @@ _TEMPORARY_PREFIX = ".writing-"
 _LOCK, _DROPPED = "lock", "dropped"
 
 
+def write_durably(path: str, temporary: str, data: bytes, folder: str | Path) -> None:
+    """Writes `data` to `path` (in `folder`) so that it survives a crash or a power cut whole, or
+    not at all: a temporary file, fsynced, renamed into place, the folder fsynced. Also used by the
+    agent's store of deliveries (desktop_agent/deliveries.py)."""
+    with open(temporary, "wb") as file:
+        file.write(data)
+        file.flush()
+        os.fsync(file.fileno())
+    os.replace(temporary, path)
+    if sys.platform != "win32":  # Windows cannot open a folder; NTFS journals the rename
+        handle = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(handle)  # the rename itself survives a power cut
+        finally:
+            os.close(handle)
+
+
 class QueueBusy(RuntimeError):
     """Another process holds this queue (another agent for the same server and machine)."""
 
@@ -138,17 +155,7 @@ class ReportQueue:
         return max(excess, 0)
 
     def _write_durably(self, path: str, temporary: str, data: bytes) -> None:
-        with open(temporary, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-        if sys.platform != "win32":  # Windows cannot open a folder; NTFS journals the rename
-            folder = os.open(self.folder, os.O_RDONLY)
-            try:
-                os.fsync(folder)  # the rename itself survives a power cut
-            finally:
-                os.close(folder)
+        write_durably(path, temporary, data, self.folder)
 
     def peek(self, limit: int = 100) -> list[Queued]:
         """The oldest reports, oldest first, without removing them."""

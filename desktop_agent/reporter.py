@@ -99,6 +99,13 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     return min(max(seconds, 0.0), MAX_RETRY_AFTER_SECONDS)
 
 
+def _json_or_none(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
 def _error_text(response: httpx.Response) -> str:
     try:
         body = response.json()
@@ -184,6 +191,28 @@ class Reporter:
         body = {"machine_id": machine_id, "hardware_id": hardware_id, "timestamp": time.time()}
         return self.post(PATH_PING, body)
 
+    def get(self, path: str, params: dict[str, str | int] | None = None, timeout: float | None = None) -> Outcome:
+        """One GET, not retried (its callers poll and back off themselves); ok for a 2xx answer
+        with a JSON object, whose `body` it is. `timeout` is the wait for the answer (a long poll's)."""
+        try:
+            response = self._client.get(
+                path, params=params, timeout=httpx.USE_CLIENT_DEFAULT if timeout is None else timeout
+            )
+        except httpx.TimeoutException:
+            return Outcome(False, error="server unreachable (timed out)")
+        except httpx.HTTPError as exc:
+            detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            return Outcome(False, error=f"server unreachable ({detail})")
+        body = _json_or_none(response)
+        if response.is_success:
+            if isinstance(body, dict):
+                return Outcome(True, response.status_code, body=body)
+            return Outcome(False, response.status_code, f"HTTP {response.status_code} but not a DashFleet answer")
+        retry_after = (
+            parse_retry_after(response.headers.get("Retry-After")) if response.status_code in (429, 503) else None
+        )
+        return Outcome(False, response.status_code, _error_text(response), body=body, retry_after=retry_after)
+
     def post(self, path: str, body: dict | bytes) -> Outcome:
         """One request, retried on transient failures; returns the last outcome."""
         backoff = self._backoff()
@@ -218,7 +247,9 @@ class Reporter:
         retry_after = None
         if response.status_code in (429, 503):
             retry_after = parse_retry_after(response.headers.get("Retry-After"))
-        return Outcome(False, response.status_code, _error_text(response), retry_after=retry_after)
+        # The error's body too: a delivery's 409 says the state it is in.
+        body = _json_or_none(response)
+        return Outcome(False, response.status_code, _error_text(response), body=body, retry_after=retry_after)
 
     @staticmethod
     def _accepted(response: httpx.Response) -> Outcome:

@@ -18,12 +18,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from desktop_agent import collectors
 from desktop_agent.config import AgentConfig
+from desktop_agent.deliveries import Message
 from desktop_agent.queue import ReportQueue
 from desktop_agent.reporter import Backoff, Outcome, Reporter
 from desktop_agent.sampler import Sample, take_sample
+
+if TYPE_CHECKING:
+    from desktop_agent.inbox import Inbox
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +53,7 @@ class AgentState:
     queued: int = 0
     paused: bool = False
     clock_offset: float | None = None  # server time minus ours, from the last heartbeat
+    messages: tuple[Message, ...] = ()  # from the server's admins, newest first (desktop_agent/inbox.py)
 
 
 def status_line(when: datetime, outcome: str, sample: Sample) -> str:
@@ -102,6 +108,12 @@ class AgentService:
         self._ping_not_before = 0.0
         self._cpu_primed_at = collectors.prime_cpu()  # for run_once, on this thread
         self._hardware_id = collectors.hardware_id(state_dir)
+        # Messages and commands (desktop_agent/inbox.py), set up by __main__ for a running agent.
+        self.inbox: Inbox | None = None
+        self.reload_config: Callable[[], AgentConfig] | None = None  # refresh_config's re-read
+        self.restart_requested = False
+        self.message_ui = False  # the tray lists messages (a menu): set with ui_ready
+        self.ui_ready = threading.Event()  # the tray is up, or known not to be
 
     # --- state, for the tray and the tests ---
 
@@ -141,6 +153,11 @@ class AgentService:
     def toggle_pause(self) -> None:
         self.resume() if self._state.paused else self.pause()
 
+    def restart(self) -> None:
+        """Stops, and __main__ starts the agent again (restart_agent)."""
+        self.restart_requested = True
+        self.stop()
+
     def stop(self) -> None:
         self._stop.set()
         self._wake_report.set()
@@ -158,6 +175,35 @@ class AgentService:
         """An interruptible sleep for the reporter: True when the agent is quitting."""
         return self._stop.wait(seconds)
 
+    # --- messages, for the tray (the inbox delivers them) ---
+
+    @property
+    def messages(self) -> tuple[Message, ...]:
+        return self._state.messages
+
+    def set_messages(self, messages: list[Message]) -> None:
+        self._update(messages=tuple(messages))
+
+    def messages_ui_ready(self, has_menu: bool) -> None:
+        """The tray is up and lists messages (has_menu), or there is none: messages go to the log."""
+        self.message_ui = has_menu
+        self.ui_ready.set()
+
+    def mark_displayed(self, delivery_id: str) -> None:
+        """The person saw the message (the tray showed it)."""
+        if self.inbox is not None:
+            self.inbox.mark_displayed(delivery_id)
+
+    def acknowledge(self, delivery_id: str) -> None:
+        """The person confirmed the message (a notification's button, the tray's menu)."""
+        if self.inbox is not None:
+            self.inbox.acknowledge(delivery_id)
+
+    def say(self, line: str, level: int = logging.INFO) -> None:
+        """A line for the log and the status output (stdout)."""
+        log.log(level, "%s", line)
+        self._print(line)
+
     # --- loops ---
 
     def start(self) -> None:
@@ -165,9 +211,13 @@ class AgentService:
             thread = threading.Thread(target=target, name=f"dashfleet-{name}", daemon=True)
             thread.start()
             self._threads.append(thread)
+        if self.inbox is not None:
+            self.inbox.start()
 
     def join(self, timeout: float = 15.0) -> None:
         deadline = time.monotonic() + timeout
+        if self.inbox is not None:
+            self.inbox.close(min(5.0, timeout))
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
 
@@ -277,6 +327,8 @@ class AgentService:
         outcome = self.reporter.ping(self.config.machine_id, self._hardware_id)
         if outcome.ok:
             offset = self.check_clock(outcome.body)
+            if self.inbox is not None and isinstance(outcome.body, dict) and outcome.body.get("inbox") is True:
+                self.inbox.wake()  # something waits for this machine: poll now, whatever a proxy cut
             if self._state.connected is False:
                 log.info("the server answers again; sending the queue at the next report")
                 self._drain_not_before = 0.0

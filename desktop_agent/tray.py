@@ -173,6 +173,7 @@ class Tray:
     def run(self) -> None:
         """Shows the icon and blocks until the service stops; raises TrayUnavailable."""
         self._icon = self._build()
+        self.service.messages_ui_ready(bool(self._icon.HAS_MENU))
         self.service.subscribe(lambda _state: self._changed.set())
         # pystray wants the main thread (macOS insists); only its setup thread touches the icon,
         # and as rarely as it can. On xorg, each change made from outside pystray's loop uses
