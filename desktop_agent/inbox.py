@@ -261,6 +261,18 @@ class Inbox:
     def mark_displayed(self, delivery_id: str) -> None:
         self._advance_message(delivery_id, "displayed", background=True)
 
+    def show_message(self, delivery_id: str) -> None:
+        """Shows a message again as a notification (the tray's "Show"); `displayed` once shown."""
+        record = self.store.get(delivery_id)
+        if record is None or record.type != "message":
+            return
+
+        def show() -> None:
+            if _notify(Message.of(record), on_acknowledge=lambda: self.acknowledge(delivery_id)):
+                self._advance_message(delivery_id, "displayed")
+
+        threading.Thread(target=show, name="dashfleet-notify-message", daemon=True).start()
+
     def acknowledge(self, delivery_id: str) -> None:
         self._advance_message(delivery_id, "acknowledged", background=True)
 

@@ -194,6 +194,11 @@ class AgentService:
         if self.inbox is not None:
             self.inbox.mark_displayed(delivery_id)
 
+    def show_message(self, delivery_id: str) -> None:
+        """Shows the message again as a notification; `displayed` once shown."""
+        if self.inbox is not None:
+            self.inbox.show_message(delivery_id)
+
     def acknowledge(self, delivery_id: str) -> None:
         """The person confirmed the message (a notification's button, the tray's menu)."""
         if self.inbox is not None:

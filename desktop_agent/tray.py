@@ -122,12 +122,32 @@ def _skip_xlib_extensions() -> None:
     Xlib.ext.__extensions__ = []  # the list Xlib.display.Display() walks at each connection
 
 
+def _bind(action, delivery_id: str):
+    return lambda: action(delivery_id)  # pystray calls an action with no arguments when it takes none
+
+
+def message_items(service: AgentService, pystray) -> list:
+    """The "Messages (n)" submenu: each message (newest first) with its first lines, Show (as a
+    notification: `displayed`) and Acknowledge (`acknowledged`)."""
+    marks = {"info": "", "warning": "[!] ", "critical": "[!!] "}
+    items = []
+    for m in service.messages:
+        lines = [line[:80] for line in m.body.splitlines() if line.strip()][:5]
+        entries = [pystray.MenuItem(line, None, enabled=False) for line in lines]
+        entries.append(pystray.MenuItem("Show", _bind(service.show_message, m.delivery_id)))
+        label = "Acknowledged" if m.acknowledged else "Acknowledge"
+        entries.append(pystray.MenuItem(label, _bind(service.acknowledge, m.delivery_id), enabled=not m.acknowledged))
+        items.append(pystray.MenuItem(marks.get(m.severity, "") + m.title[:60], pystray.Menu(*entries)))
+    return items
+
+
 class Tray:
     def __init__(self, service: AgentService, log_folder: Path):
         self.service = service
         self.log_folder = log_folder
         self._icon = None
         self._drawn: tuple[str, bool] | None = None
+        self._messages_drawn: tuple = ()
         self._changed = threading.Event()
         self._xorg = False
 
@@ -145,6 +165,11 @@ class Tray:
             item("Send now", lambda: service.send_now()),
             item(lambda _: "Resume" if service.state.paused else "Pause", lambda: service.toggle_pause()),
             item("Open log folder", lambda: open_path(self.log_folder)),
+            item(
+                lambda _: f"Messages ({sum(not m.acknowledged for m in service.messages)})",
+                pystray.Menu(lambda: message_items(service, pystray)),
+                visible=lambda _: bool(service.messages),
+            ),
             pystray.Menu.SEPARATOR,
             item("Quit", lambda: service.stop()),
         )
@@ -197,6 +222,9 @@ class Tray:
         icon = self._icon
         key = (icon_key(state), state.paused)
         title = tooltip(state)
+        if state.messages != self._messages_drawn:  # "Messages (n)" follows the list
+            self._messages_drawn = state.messages
+            icon.update_menu()
         if key != self._drawn:
             icon.icon = draw_icon(key[0], paused=key[1])
             icon.title = title
