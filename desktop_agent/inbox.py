@@ -439,10 +439,8 @@ def _end_leftover(record: Delivery) -> None:
 
 def _notify(message: Message, on_acknowledge: Callable[[], None]) -> bool:
     """A desktop notification (desktop_agent/notify.py); False when none could be shown."""
-    try:
-        from desktop_agent import notify
-    except ImportError:  # pragma: no cover - notify.py lands with the tray's rework
-        return False
+    from desktop_agent import notify  # light; it loads desktop-notifier on its first send only
+
     return notify.send(
         message.title,
         message.body,

@@ -89,7 +89,9 @@ def test_an_answer_that_brings_nothing_new_at_once_is_not_repeated_at_once(make_
         "message": {"message_id": "m-1", "title": "t", "body": "", "severity": "info", "created": time.time()},
     }
     # The same item every time, and its state posts fail (503): the server keeps serving it.
-    scripted = Scripted(lambda request: httpx.Response(200, json={"items": [item], "features": FEATURES_ON["FEATURES"]}))
+    scripted = Scripted(
+        lambda request: httpx.Response(200, json={"items": [item], "features": FEATURES_ON["FEATURES"]})
+    )
     service, inbox = make_inbox(scripted)
     inbox.start()
     time.sleep(4.0)

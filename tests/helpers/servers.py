@@ -132,6 +132,7 @@ class ServerProcess:
         self._org_maker: ThreadPoolExecutor | None = None
         self._next_orgs: deque[Future] = deque()
         self._asked_for_org = False
+        self.serve_args: list[str] = []  # more `admin serve` options, e.g. ["--access-log"]
 
     # -- CLI -------------------------------------------------------------------------------
 
@@ -203,7 +204,17 @@ class ServerProcess:
     def _start_once(self) -> bool:
         with open(self.log_path, "w") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "admin", "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+                [
+                    sys.executable,
+                    "-m",
+                    "admin",
+                    "serve",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                    *self.serve_args,
+                ],
                 cwd=self.workdir,
                 env=self.env,
                 stdin=subprocess.DEVNULL,
