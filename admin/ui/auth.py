@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from urllib.parse import quote
+from urllib.parse import quote, unquote, urlsplit
 
 from fastapi import Request
 from fastapi.responses import RedirectResponse
@@ -79,8 +79,18 @@ async def still_signed_in(services: AppServices) -> bool:
 
 
 def safe_next(path: str | None) -> str:
-    """Where to go after signing in: only a path on this site (no open redirect to another host)."""
-    if not path or not path.startswith("/") or path.startswith("//") or "\\" in path or path.startswith(LOGIN_PATH):
+    """Where to go after signing in: only a path of this site, else the fleet (no open redirect).
+
+    Browsers drop tabs and newlines from a URL and read a backslash as a slash, so "/\t/evil" and
+    "/\\evil" lead to another host: only visible ASCII is accepted, and the path, decoded, must not
+    begin with two slashes."""
+    if not path or not all("!" <= ch <= "~" for ch in path) or "\\" in path:
+        return "/"
+    parts = urlsplit(path)
+    decoded = unquote(parts.path)
+    if parts.scheme or parts.netloc or not decoded.startswith("/") or decoded.startswith(("//", "/\\")):
+        return "/"
+    if decoded == LOGIN_PATH or decoded.startswith(LOGIN_PATH + "/"):
         return "/"
     return path
 

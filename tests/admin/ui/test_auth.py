@@ -144,6 +144,16 @@ async def test_sign_in_is_throttled_per_client_address_whatever_the_e_mail(user:
         ("//evil.example/", "/"),
         ("/\\evil.example", "/"),
         ("/login", "/"),
+        # Browsers drop tabs and newlines from URLs: "/\t/evil.example" becomes "//evil.example".
+        ("/\t/evil.example", "/"),
+        ("/\n/evil.example", "/"),
+        ("/\r//evil.example", "/"),
+        ("/ /evil.example", "/"),
+        ("/%2F/evil.example", "/"),
+        ("/%5Cevil.example", "/"),
+        ("\t//evil.example", "/"),
+        ("javascript:alert(1)", "/"),
+        ("/machine?id=%09x", "/machine?id=%09x"),  # encoded in the query: a local path still
         ("", "/"),
         (None, "/"),
     ],
@@ -174,3 +184,14 @@ async def test_signing_out_in_one_tab_ends_the_others(admin: User, services) -> 
     with admin:
         await timer.callback()
     await admin.should_see(marker="sign-in")
+
+
+async def test_the_sign_in_page_never_leads_off_site(user: User, services) -> None:
+    """/login?next=/%09/evil.example: the browser would drop the tab and go to //evil.example."""
+    account = make_account(services)
+    await user.open("/login?next=/%09/evil.example")
+    user.find(marker="email").type(account.email)
+    user.find(marker="password").type(PASSWORD)
+    user.find(marker="sign-in").click()
+    await user.should_see(marker="fleet-table", retries=50)
+    assert user.back_history[-1] == "/"
