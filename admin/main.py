@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
+from admin.api.docs import serve_api_docs
 from admin.api.errors import install_error_handlers
 from admin.api.middleware import install_middleware
 from admin.api.openapi import document_bearer_auth
@@ -62,13 +63,14 @@ def create_app(settings: Settings | None = None, *, with_ui: bool = True) -> Fas
         description="Fleet monitoring API. Agents report and ping with an organisation's Bearer key; "
         'scripts list the organisation\'s fleet. Errors are `{"error": "..."}`.',
         lifespan=lifespan,
-        docs_url="/api/docs",
+        docs_url=None,  # served by api/docs.py from local files
         redoc_url=None,
         openapi_url="/api/openapi.json",
     )
     app.state.services = services
     install_error_handlers(app)
-    install_middleware(app, services)  # the body limit, then the agents' two routes
+    install_middleware(app, services)  # the body limit, the agents' two routes, the security headers
+    serve_api_docs(app, openapi_url="/api/openapi.json")
     app.include_router(api_router)
     document_bearer_auth(app, tag="fleet")
     if with_ui:

@@ -12,12 +12,15 @@ from fastapi import FastAPI
 
 from admin.api.body_limit import BodyLimitMiddleware
 from admin.api.hot_routes import HotRoutes
+from admin.api.security_headers import SecurityHeadersMiddleware
 from admin.services.context import AppServices
 
 # Outermost first: what a request meets on its way in.
-MIDDLEWARE_ORDER: tuple[type, ...] = (BodyLimitMiddleware, HotRoutes)
+# The security headers come after the hot routes, so reports and heartbeats never pay for them.
+MIDDLEWARE_ORDER: tuple[type, ...] = (BodyLimitMiddleware, HotRoutes, SecurityHeadersMiddleware)
 
 
 def install_middleware(app: FastAPI, services: AppServices) -> None:
+    app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(HotRoutes, services=services)
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=services.settings.max_body_bytes)

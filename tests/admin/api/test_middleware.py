@@ -8,10 +8,11 @@ decision: update the expected order below together with docs/architecture.md.
 from admin.api.body_limit import BodyLimitMiddleware
 from admin.api.hot_routes import HotRoutes
 from admin.api.middleware import MIDDLEWARE_ORDER
+from admin.api.security_headers import SecurityHeadersMiddleware
 from admin.core.config import Settings
 from admin.main import create_app
 
-EXPECTED = [BodyLimitMiddleware, HotRoutes]  # outermost first
+EXPECTED = [BodyLimitMiddleware, HotRoutes, SecurityHeadersMiddleware]  # outermost first
 
 
 def _stack(app) -> list[type]:

@@ -259,3 +259,32 @@ def test_the_ui_runs_with_the_settings_api_config_serves(
     page = browser.find_element(By.CSS_SELECTOR, ".q-page").text
     assert ("Messages to this machine: coming soon." in page) == config["FEATURES"]["messaging"]
     assert ("Commands to this machine: coming soon." in page) == config["FEATURES"]["commands"]
+
+
+# Runs before each document's own scripts: every content-security-policy violation is recorded.
+RECORD_CSP_VIOLATIONS = """
+window.__cspViolations = [];
+document.addEventListener('securitypolicyviolation',
+    e => window.__cspViolations.push(e.violatedDirective + ' ' + e.blockedURI));
+"""
+
+
+def test_pages_and_api_docs_work_under_the_content_security_policy(browser, ui_server, account) -> None:
+    """Finding 13: the policy blocks nothing the UI needs, and /api/docs renders from local files."""
+    assert account.org.report("pc-1").status_code == 200
+    script = browser.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": RECORD_CSP_VIOLATIONS})
+    try:
+        sign_in(browser, ui_server, account.email)
+        shows_machines(browser, ["pc-1"])
+        assert browser.execute_script("return window.__cspViolations") == []
+        for path, ready in (
+            ("/machine?id=pc-1", (By.CSS_SELECTOR, ".q-page canvas")),  # the history chart drew
+            ("/settings", (By.XPATH, "//button[contains(., 'Create key')]")),
+            ("/api/docs", (By.CSS_SELECTOR, ".swagger-ui .info .title")),
+        ):
+            browser.get(ui_server.url + path)
+            wait(browser).until(EC.presence_of_element_located(ready), path)
+            assert browser.execute_script("return window.__cspViolations") == [], path
+        assert "DashFleet" in browser.find_element(By.CSS_SELECTOR, ".swagger-ui .info .title").text
+    finally:
+        browser.execute_cdp_cmd("Page.removeScriptToEvaluateOnNewDocument", {"identifier": script["identifier"]})
