@@ -33,6 +33,9 @@ async def _maintenance_loop(services: AppServices) -> None:
             done = await run_in_threadpool(services.fleet.maintain)
             if done["expired"] or done["pruned_samples"]:
                 log.info("maintenance: %(expired)d machines expired, %(pruned_samples)d samples pruned", done)
+            overdue = await run_in_threadpool(services.messaging.maintain)
+            if overdue:
+                log.info("maintenance: %d deliveries expired", overdue)
         except Exception:
             log.exception("maintenance run failed")
         await asyncio.sleep(services.settings.maintenance_interval_seconds)
@@ -45,6 +48,7 @@ def create_app(settings: Settings | None = None, *, with_ui: bool = True) -> Fas
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         services.writer.start()
+        await services.wakeups.start()
         maintenance = asyncio.create_task(_maintenance_loop(services))
         # What start-up built (NiceGUI, SQLAlchemy, FastAPI) lives as long as the process: moved
         # out of the collector's sight, full collections under load drop from 100+ ms to ~10 ms.
@@ -54,6 +58,7 @@ def create_app(settings: Settings | None = None, *, with_ui: bool = True) -> Fas
             yield
         finally:
             maintenance.cancel()
+            await services.wakeups.stop()
             await services.writer.stop()
             services.engine.dispose()
 
@@ -72,7 +77,8 @@ def create_app(settings: Settings | None = None, *, with_ui: bool = True) -> Fas
     install_middleware(app, services)  # the body limit, the agents' two routes, the security headers
     serve_api_docs(app, openapi_url="/api/openapi.json")
     app.include_router(api_router)
-    document_bearer_auth(app, tag="fleet")
+    for tag in ("fleet", "messages and commands", "agent inbox"):
+        document_bearer_auth(app, tag=tag)
     if with_ui:
         from admin.ui import mount_ui
 

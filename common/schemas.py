@@ -156,3 +156,5 @@ class PingOut(BaseModel):
     ok: Literal[True] = True
     timestamp: float
     server_time_offset: float | None = None
+    # Present and true when a message or command waits for this machine (PROTOCOL-messages.md).
+    inbox: bool | None = None

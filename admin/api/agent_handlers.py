@@ -58,4 +58,8 @@ async def accept_ping(services: AppServices, authorization: str, body: bytes) ->
         org_id=key.org_id, machine_id=payload.machine_id, hardware_id=payload.hardware_id, now=now
     )
     offset = None if payload.timestamp is None else now - payload.timestamp
-    return {"ok": True, "timestamp": now, "server_time_offset": offset}
+    answer: dict[str, Any] = {"ok": True, "timestamp": now, "server_time_offset": offset}
+    messaging = services.messaging
+    if messaging.enabled_types() and await messaging.has_queued(org_id=key.org_id, machine_id=payload.machine_id):
+        answer["inbox"] = True  # something waits: the agent asks its inbox (PROTOCOL-messages.md)
+    return answer

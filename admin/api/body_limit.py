@@ -18,22 +18,28 @@ class _TooLarge(HTTPException):
 
 
 class BodyLimitMiddleware:
-    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_body_bytes: int, larger_limits: dict[str, int] | None = None) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.larger_limits = larger_limits or {}  # path prefix -> its own limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.max_body_bytes
+        if self.larger_limits:
+            for prefix, larger in self.larger_limits.items():
+                if scope["path"].startswith(prefix):
+                    limit = larger
         for name, value in scope["headers"]:
             if name == b"content-length":
                 try:
-                    too_large = int(value) > self.max_body_bytes
+                    too_large = int(value) > limit
                 except ValueError:
                     too_large = False  # the server rejects a malformed length itself
                 if too_large:
-                    await self._refuse(send)
+                    await self._refuse(send, limit)
                     return
                 break
 
@@ -45,8 +51,8 @@ class BodyLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_body_bytes:
-                    raise _TooLarge(413, self._message())
+                if received > limit:
+                    raise _TooLarge(413, self._message(limit))
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -59,13 +65,13 @@ class BodyLimitMiddleware:
             await self.app(scope, counting_receive, tracking_send)
         except _TooLarge:
             if not started:
-                await self._refuse(send)
+                await self._refuse(send, limit)
 
-    def _message(self) -> str:
-        return f"Request body too large (limit {self.max_body_bytes} bytes)"
+    def _message(self, limit: int) -> str:
+        return f"Request body too large (limit {limit} bytes)"
 
-    async def _refuse(self, send: Send) -> None:
-        body = json.dumps({"error": self._message()}).encode()
+    async def _refuse(self, send: Send, limit: int) -> None:
+        body = json.dumps({"error": self._message(limit)}).encode()
         await send(
             {
                 "type": "http.response.start",

@@ -14,6 +14,7 @@ from admin.api.body_limit import BodyLimitMiddleware
 from admin.api.hot_routes import HotRoutes
 from admin.api.security_headers import SecurityHeadersMiddleware
 from admin.services.context import AppServices
+from admin.services.messaging import DELIVERY_MAX_BODY_BYTES
 
 # Outermost first: what a request meets on its way in.
 # The security headers come after the hot routes, so reports and heartbeats never pay for them.
@@ -23,4 +24,10 @@ MIDDLEWARE_ORDER: tuple[type, ...] = (BodyLimitMiddleware, HotRoutes, SecurityHe
 def install_middleware(app: FastAPI, services: AppServices) -> None:
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(HotRoutes, services=services)
-    app.add_middleware(BodyLimitMiddleware, max_body_bytes=services.settings.max_body_bytes)
+    max_body_bytes = services.settings.max_body_bytes
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_body_bytes=max_body_bytes,
+        # A command's result carries up to 64 KiB of output, which JSON escaping may enlarge.
+        larger_limits={"/api/agent/deliveries/": max(max_body_bytes, DELIVERY_MAX_BODY_BYTES)},
+    )

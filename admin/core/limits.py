@@ -20,6 +20,10 @@ from limits.storage import storage_from_string
 CONFIG_LIMIT = parse("100/minute")  # per client address (the contract)
 FLEET_LIST_LIMIT = parse("600/minute")  # per API key; the contract's floor is 300
 LOGIN_LIMIT = parse("10/minute")  # per e-mail address and per client address
+# Per machine of an organisation: a long-polling agent asks a few times a minute; each delivery
+# has a handful of state changes, and a backlog after an absence may hold many deliveries.
+INBOX_LIMIT = parse("120/minute")
+DELIVERY_STATE_LIMIT = parse("600/minute")
 SWEEP_EVERY_SECONDS = 60.0
 
 

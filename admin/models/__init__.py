@@ -1,5 +1,16 @@
 """SQLModel tables. Times are server Unix seconds (UTC); JSON documents are stored as text."""
 
+from admin.models.messaging import Command, Delivery, Message
 from admin.models.tables import ApiKey, ExpiredMachine, Machine, Organization, Sample, User
 
-__all__ = ["ApiKey", "ExpiredMachine", "Machine", "Organization", "Sample", "User"]
+__all__ = [
+    "ApiKey",
+    "Command",
+    "Delivery",
+    "ExpiredMachine",
+    "Machine",
+    "Message",
+    "Organization",
+    "Sample",
+    "User",
+]

@@ -11,6 +11,8 @@ from admin.core.db import make_engine
 from admin.core.limits import RateLimiter
 from admin.services.accounts import AccountService
 from admin.services.fleet import FleetService
+from admin.services.messaging import MessagingService
+from admin.services.wakeups import Wakeups, libpq_url
 from admin.services.writer import GroupWriter
 
 
@@ -22,11 +24,15 @@ class AppServices:
     fleet: FleetService
     limiter: RateLimiter
     writer: GroupWriter
+    wakeups: Wakeups
+    messaging: MessagingService
 
     @classmethod
     def build(cls, settings: Settings) -> AppServices:
         engine = make_engine(settings)
         writer = GroupWriter(engine)
+        redis_url = settings.rate_limit_storage if settings.rate_limit_storage.startswith("redis") else None
+        wakeups = Wakeups(postgres_url=libpq_url(settings.sqlalchemy_url), redis_url=redis_url)
         return cls(
             settings=settings,
             engine=engine,
@@ -38,4 +44,6 @@ class AppServices:
                 report_per_minute=settings.report_limit_per_minute,
             ),
             writer=writer,
+            wakeups=wakeups,
+            messaging=MessagingService(engine, settings, wakeups),
         )

@@ -15,6 +15,7 @@ from sqlalchemy import Engine
 
 from admin.core.config import Settings
 from admin.repositories import machines as repo
+from admin.repositories import messaging as messaging_repo
 from admin.services.errors import NotFound
 from admin.services.writer import GroupWriter
 from common.health import compute_health
@@ -250,6 +251,8 @@ class FleetService:
         with self.engine.begin() as conn:
             if not repo.delete_machine(conn, org_id=org_id, machine_id=machine_id):
                 raise NotFound("no machine with that id in this organisation")
+            # What waited for it will never be delivered: cancelled, in the same transaction.
+            messaging_repo.cancel_queued(conn, org_id=org_id, now=time.time(), machine_id=machine_id)
 
     # -- background maintenance ------------------------------------------------------------
     def maintain(self) -> dict[str, int]:

@@ -1,0 +1,142 @@
+"""The agents' side of messages and commands (PROTOCOL-messages.md): the inbox long poll and the
+state changes of each delivery. Key scope `agent`; a key bound to a machine speaks only for it.
+
+With both flags off every path here answers 404; with one off, its items are never served and
+state changes for them get 404 (admin/services/messaging.py).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
+
+from admin.api.agent_handlers import parse_body
+from admin.api.deps import authorize, too_many
+from admin.api.errors import ApiError, ErrorOut, error_responses
+from admin.api.routes.messaging import body_schema
+from admin.core.limits import DELIVERY_STATE_LIMIT, INBOX_LIMIT
+from admin.services.accounts import Principal
+from admin.services.context import AppServices
+from admin.services.messaging import StateConflict, StateIn
+from common.constants import MACHINE_ID_MAX_LENGTH, SCOPE_AGENT
+
+router = APIRouter(prefix="/agent", tags=["agent inbox"], responses=error_responses(401, 403, 404, 422, 429))
+MAX_WAIT_SECONDS = 25.0
+
+
+class Features(BaseModel):
+    messaging: bool
+    commands: bool
+
+
+class InboxOut(BaseModel):
+    items: list[dict[str, Any]]
+    features: Features
+
+
+class StateOut(BaseModel):
+    ok: Literal[True] = True
+    state: str
+
+
+def bound_machine_id(key: Principal) -> str | None:
+    """The machine a machine-bound key (enrolment) speaks for; None for an organisation key."""
+    return getattr(key, "machine_id", None)
+
+
+async def _agent_key(request: Request) -> tuple[AppServices, Principal]:
+    services: AppServices = request.app.state.services
+    services.messaging.require_any()  # both flags off: these paths do not exist
+    return services, await authorize(services.accounts, request.headers.get("authorization", ""), SCOPE_AGENT)
+
+
+def _speaks_for(key: Principal, machine_id: str) -> None:
+    bound = bound_machine_id(key)
+    if bound is not None and bound != machine_id:
+        raise ApiError(403, "This key speaks only for its own machine")
+
+
+def _machine_id(raw: str | None) -> str:
+    if raw is None or not raw:
+        raise ApiError(422, "Invalid machine_id: required (1 to 200 printable characters)")
+    if len(raw) > MACHINE_ID_MAX_LENGTH or not raw.isprintable() or not raw.strip():
+        raise ApiError(422, "Invalid machine_id: 1 to 200 printable characters")
+    return raw
+
+
+def _wait(raw: str | None) -> float:
+    if raw is None:
+        return 0.0
+    try:
+        wait = float(raw)
+    except ValueError:
+        wait = math.nan
+    if not 0 <= wait <= MAX_WAIT_SECONDS:  # NaN fails this too
+        raise ApiError(422, f"Invalid wait: seconds from 0 to {MAX_WAIT_SECONDS:.0f}")
+    return wait
+
+
+@router.get(
+    "/inbox",
+    summary="A machine's queued messages and commands; waits up to `wait` seconds for one (key scope 'agent')",
+    response_model=InboxOut,
+    openapi_extra={
+        "parameters": [
+            {"name": "machine_id", "in": "query", "required": True, "schema": {"type": "string", "maxLength": 200}},
+            {
+                "name": "wait",
+                "in": "query",
+                "required": False,
+                "schema": {"type": "number", "minimum": 0, "maximum": MAX_WAIT_SECONDS, "default": 0},
+                "description": "seconds to hold the request when nothing is queued",
+            },
+        ]
+    },
+)
+async def inbox(request: Request) -> dict[str, Any]:
+    services, key = await _agent_key(request)
+    machine_id = _machine_id(request.query_params.get("machine_id"))
+    wait = _wait(request.query_params.get("wait"))
+    _speaks_for(key, machine_id)
+    refusal = await services.limiter.hit(INBOX_LIMIT, key.org_id, "inbox", machine_id)
+    if refusal:
+        raise too_many(refusal, "inbox requests from this machine")
+    messaging = services.messaging
+    items = await messaging.wait_for_inbox(org_id=key.org_id, machine_id=machine_id, wait=wait)
+    features = {"messaging": messaging.enabled("message"), "commands": messaging.enabled("command")}
+    return {"items": items, "features": features}
+
+
+@router.post(
+    "/deliveries/{delivery_id}",
+    summary="A delivery's new state, and a command's result (key scope 'agent')",
+    openapi_extra=body_schema(StateIn),
+    response_model=StateOut,
+    responses={
+        **error_responses(400, 413),
+        409: {
+            "model": ErrorOut,
+            "description": "A backward or impossible move, or the delivery expired or was cancelled; "
+            'the body also says the state now: {"error": ..., "state": ...}',
+        },
+    },
+)
+async def post_state(request: Request, delivery_id: str) -> JSONResponse:
+    services, key = await _agent_key(request)
+    _, payload = parse_body(await request.body(), StateIn)
+    _speaks_for(key, payload.machine_id)
+    refusal = await services.limiter.hit(DELIVERY_STATE_LIMIT, key.org_id, "delivery", payload.machine_id)
+    if refusal:
+        raise too_many(refusal, "state changes from this machine")
+    try:
+        state = await run_in_threadpool(
+            services.messaging.post_state, org_id=key.org_id, delivery_id=delivery_id, state=payload
+        )
+    except StateConflict as exc:
+        return JSONResponse({"error": exc.message, "state": exc.state}, status_code=409)
+    return JSONResponse({"ok": True, "state": state})
