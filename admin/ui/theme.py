@@ -14,6 +14,21 @@ BRAND = "DashFleet"
 PRIMARY = "#1565c0"
 DARK_KEY = "dark"  # app.storage.user: True, False or None (follow the system)
 
+# The one place the UI's status colours are set (Quasar colour names): the table's badges, the
+# summary cards and the machine page all read these. Unknown (no report, or a sensor the agent could
+# not read) is grey, never a healthy green.
+UNKNOWN_COLOUR = "grey-7"
+HEALTH_COLOURS = {"ok": "positive", "warning": "orange-9", "critical": "negative"}
+CONNECTION_COLOURS = {"online": "positive", "offline": UNKNOWN_COLOUR}
+
+
+def health_colour(status: str | None) -> str:
+    return HEALTH_COLOURS.get(status or "", UNKNOWN_COLOUR)
+
+
+def connection_colour(status: str | None) -> str:
+    return CONNECTION_COLOURS.get(status or "", UNKNOWN_COLOUR)
+
 
 def apply_colors() -> None:
     ui.colors(primary=PRIMARY)

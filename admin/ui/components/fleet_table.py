@@ -8,7 +8,16 @@ from __future__ import annotations
 
 from nicegui import ui
 
+from admin.ui import theme
 from admin.ui.components.fleet_view import ROWS_PER_PAGE_OPTIONS
+
+
+def _js_map(colours: dict[str, str]) -> str:
+    """A JS object literal in single quotes (it sits in a double-quoted Vue attribute)."""
+    return "{" + ", ".join(f"'{key}': '{value}'" for key, value in colours.items()) + "}"
+
+
+_CONNECTION, _HEALTH, _UNKNOWN = _js_map(theme.CONNECTION_COLOURS), _js_map(theme.HEALTH_COLOURS), theme.UNKNOWN_COLOUR
 
 # Phones (Quasar's xs, below 600 px) see machine, status, health and last seen; wider screens more.
 _WIDER_THAN_PHONE = {"classes": "gt-xs", "headerClasses": "gt-xs"}
@@ -59,14 +68,14 @@ _MACHINE_CELL = """
   <a :href="props.row.href" class="text-primary" data-testid="machine-link">{{ props.value }}</a>
 </q-td>
 """
-_STATUS_CELL = """
+_STATUS_CELL = f"""
 <q-td :props="props">
-  <q-badge outline :color="props.value === 'online' ? 'positive' : 'grey-7'" :label="props.value" />
+  <q-badge outline :color="({_CONNECTION})[props.value] || '{_UNKNOWN}'" :label="props.value" />
 </q-td>
 """
-_HEALTH_CELL = """
+_HEALTH_CELL = f"""
 <q-td :props="props">
-  <q-badge :color="({ok: 'positive', warning: 'orange-9', critical: 'negative'})[props.row.health_status] || 'grey-7'"
+  <q-badge :color="({_HEALTH})[props.row.health_status] || '{_UNKNOWN}'"
            :label="props.value" :title="props.row.health_status" />
 </q-td>
 """

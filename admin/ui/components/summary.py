@@ -6,6 +6,8 @@ from collections.abc import Callable
 
 from nicegui import ui
 
+from admin.ui import theme
+
 # (count key, label, the filter a click sets: field and value; "machines" clears both)
 CARDS = (
     ("machines", "Machines", None, None),
@@ -15,10 +17,10 @@ CARDS = (
     ("critical", "Critical", "health", "critical"),
 )
 _COLOURS = {
-    "online": "text-positive",
-    "offline": "text-grey-7",
-    "warning": "text-orange-9",
-    "critical": "text-negative",
+    "online": f"text-{theme.connection_colour('online')}",
+    "offline": f"text-{theme.connection_colour('offline')}",
+    "warning": f"text-{theme.health_colour('warning')}",
+    "critical": f"text-{theme.health_colour('critical')}",
 }
 
 

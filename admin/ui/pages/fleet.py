@@ -11,17 +11,17 @@ import time
 from collections.abc import Awaitable
 from dataclasses import dataclass, replace
 
-from fastapi import Request
 from nicegui import app, ui
 from starlette.concurrency import run_in_threadpool
 
 from admin.services.context import AppServices
 from admin.services.fleet import FleetPage
-from admin.ui import auth, theme
+from admin.ui import auth
 from admin.ui.components.fleet_table import fleet_table
 from admin.ui.components.fleet_view import ALL, HEALTH_OPTIONS, STATUS_OPTIONS, STORAGE_KEY, FleetView, to_row
 from admin.ui.components.format import clock_time, duration, zone
 from admin.ui.components.summary import SummaryCards
+from admin.ui.guard import signed_in_page
 
 # How long the OS filter's choices may lag behind the fleet (a new OS is rare news).
 OS_NAMES_MAX_AGE_SECONDS = 30.0
@@ -194,13 +194,8 @@ class FleetScreen:
 
 
 def register(services: AppServices) -> None:
-    @ui.page("/")
-    async def fleet_page(request: Request):
-        user = await auth.current_user(services)
-        if user is None:
-            return auth.to_login(request)
-        with theme.frame(user, "Fleet"):
-            screen = FleetScreen(services, user)
-            screen.build()
-            await screen.refresh()
-        return None
+    @signed_in_page(services, "/", "Fleet")
+    async def fleet_page(user: auth.SignedInUser) -> None:
+        screen = FleetScreen(services, user)
+        screen.build()
+        await screen.refresh()

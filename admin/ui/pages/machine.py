@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import time
 
-from fastapi import Request
 from nicegui import app, ui
 from starlette.concurrency import run_in_threadpool
 
@@ -17,6 +16,7 @@ from admin.services.errors import NotFound
 from admin.ui import auth, theme
 from admin.ui.components import history_chart
 from admin.ui.components.format import duration, exact_time, gib, percent, relative_time, text, zone
+from admin.ui.guard import signed_in_page
 from common.health import compute_health
 
 SYSTEM_FIELDS = (
@@ -44,7 +44,6 @@ SHOWN_REPORT_FIELDS = {
     "health",
     "system",
 }
-STATUS_COLOURS = {"ok": "positive", "warning": "orange-9", "critical": "negative"}
 
 
 def _pair(name: str, value: object, marker: str | None = None) -> None:
@@ -87,9 +86,9 @@ class MachineScreen:
         report = machine["report"]
         with ui.row().classes("w-full items-center gap-2"):
             ui.label(machine["machine_id"]).classes("text-2xl font-bold break-all").mark("machine-id")
-            ui.badge(machine["status"], color="positive" if machine["status"] == "online" else "grey-7").props(
-                "outline"
-            ).mark("machine-status")
+            ui.badge(machine["status"], color=theme.connection_colour(machine["status"])).props("outline").mark(
+                "machine-status"
+            )
         last_seen = ui.label(f"Last seen {relative_time(machine['last_seen'], now)}").classes("text-sm text-grey-7")
         last_seen.tooltip(exact_time(machine["last_seen"], self.tz))
         with ui.element("div").classes("grid grid-cols-1 md:grid-cols-2 gap-4 w-full"):
@@ -110,11 +109,11 @@ class MachineScreen:
             with ui.row().classes("items-center gap-3"):
                 ui.label(f"{health.score}").classes("text-4xl font-bold").mark("health-score")
                 ui.label("/ 100").classes("text-grey-7")
-                ui.badge(health.status, color=STATUS_COLOURS[health.status]).mark("health-status")
+                ui.badge(health.status, color=theme.health_colour(health.status)).mark("health-status")
             if health.reasons:
                 for reason in health.reasons:
                     with ui.row().classes("items-center gap-1 no-wrap"):
-                        ui.icon("warning", size="xs", color=STATUS_COLOURS[health.status])
+                        ui.icon("warning", size="xs", color=theme.health_colour(health.status))
                         ui.label(reason).mark("health-reason")
             else:
                 ui.label("Every metric is within its comfortable range.").classes("text-grey-7")
@@ -234,26 +233,21 @@ class MachineScreen:
 
 
 def register(services: AppServices) -> None:
-    @ui.page("/machine")
-    async def machine_page(request: Request, id: str = "", span: str = "day"):  # noqa: A002 - the query's name
-        user = await auth.current_user(services)
-        if user is None:
-            return auth.to_login(request)
-        with theme.frame(user, "Machine"):
-            ui.link("← Fleet", "/").classes("text-sm")
-            screen = MachineScreen(services, user, id)
-            screen.span = span if span in history_chart.SPANS else "day"  # e.g. a link to ?span=week
-            machine = await screen.fetch()
-            screen.details(machine)
-            if machine is None:
-                return None
-            screen.history_card()
-            await screen.show_history(screen.span)
-            with ui.element("div").classes("grid grid-cols-1 md:grid-cols-2 gap-4 w-full"):
-                screen.system(machine)
-                with ui.column().classes("w-full gap-4"):
-                    screen.coming_soon()
-                    if user.is_admin:
-                        screen.danger_zone()
-            ui.timer(services.settings.refresh_interval_ms / 1000, screen.refresh, immediate=False)
-        return None
+    @signed_in_page(services, "/machine", "Machine")
+    async def machine_page(user: auth.SignedInUser, id: str = "", span: str = "day") -> None:  # noqa: A002 - the query's name
+        ui.link("← Fleet", "/").classes("text-sm")
+        screen = MachineScreen(services, user, id)
+        screen.span = span if span in history_chart.SPANS else "day"  # e.g. a link to ?span=week
+        machine = await screen.fetch()
+        screen.details(machine)
+        if machine is None:
+            return
+        screen.history_card()
+        await screen.show_history(screen.span)
+        with ui.element("div").classes("grid grid-cols-1 md:grid-cols-2 gap-4 w-full"):
+            screen.system(machine)
+            with ui.column().classes("w-full gap-4"):
+                screen.coming_soon()
+                if user.is_admin:
+                    screen.danger_zone()
+        ui.timer(services.settings.refresh_interval_ms / 1000, screen.refresh, immediate=False)

@@ -18,6 +18,7 @@ from admin.services.errors import ServiceError
 from admin.ui import auth, theme
 from admin.ui.components.copy_text import copy_text
 from admin.ui.components.format import duration, exact_time, zone
+from admin.ui.guard import signed_in_page
 from common.constants import ALL_SCOPES, API_VERSION, SCOPE_AGENT
 from common.version import __version__
 
@@ -55,7 +56,7 @@ class SettingsScreen:
         return True
 
     # -- API keys ------------------------------------------------------------------------------
-    def keys_section(self) -> None:
+    async def keys_section(self) -> None:
         with theme.section("API keys").mark("keys-section"):
             ui.label(
                 "Agents send reports with a key of scope agent; scripts list the fleet with scope read. "
@@ -73,11 +74,18 @@ class SettingsScreen:
                     icon="key",
                     on_click=lambda: self.create_key([s for s, box in chosen.items() if box.value]),
                 ).mark("create-key")
-            self.keys_list()
+            self.keys_list(await self._keys())
+
+    # The lists are read off the event loop (a slow database must not stall every page of this
+    # process), then drawn; a change reads them again and redraws.
+    async def _keys(self) -> list:
+        return await run_in_threadpool(self.services.accounts.list_keys, org_id=self.user.org_id)
+
+    async def show_keys(self) -> None:
+        self.keys_list.refresh(await self._keys())
 
     @ui.refreshable_method
-    def keys_list(self) -> None:
-        keys = self.services.accounts.list_keys(org_id=self.user.org_id)
+    def keys_list(self, keys: list) -> None:
         if not keys:
             ui.label("No keys.").classes("text-grey-7")
         for key in keys:
@@ -109,7 +117,7 @@ class SettingsScreen:
 
         if not await self._as_admin(make, ""):
             return
-        self.keys_list.refresh()
+        await self.show_keys()
         key = created["key"]
         with ui.dialog().props("persistent") as dialog, ui.card().classes("w-full max-w-lg gap-2"):
             ui.label("Your new API key").classes("text-lg font-bold")
@@ -129,12 +137,18 @@ class SettingsScreen:
         if await self._as_admin(
             lambda org_id: self.services.accounts.revoke_key(org_id=org_id, key_id=key_id), f"Key #{key_id} revoked."
         ):
-            self.keys_list.refresh()
+            await self.show_keys()
 
     # -- users -----------------------------------------------------------------------------------
-    def users_section(self) -> None:
+    async def _users(self) -> list:
+        return await run_in_threadpool(self.services.accounts.list_users, org_id=self.user.org_id)
+
+    async def show_users(self) -> None:
+        self.users_list.refresh(await self._users())
+
+    async def users_section(self) -> None:
         with theme.section("Users").mark("users-section"):
-            self.users_list()
+            self.users_list(await self._users())
             ui.label("Add a user").classes("text-base font-bold mt-2")
             with ui.row().classes("w-full items-start gap-2"):
                 email = (
@@ -157,8 +171,8 @@ class SettingsScreen:
                 )
 
     @ui.refreshable_method
-    def users_list(self) -> None:
-        for member in self.services.accounts.list_users(org_id=self.user.org_id):
+    def users_list(self, users: list) -> None:
+        for member in users:
             is_me = member.id == self.user.user_id
             ui.separator()
             with ui.row().classes("w-full items-center gap-x-3 gap-y-1").mark(f"user-{member.id}"):
@@ -185,13 +199,13 @@ class SettingsScreen:
             lambda org_id: self.services.accounts.set_role(org_id=org_id, user_id=user_id, role=role),
             f"Role changed to {role}.",
         )
-        self.users_list.refresh()  # shows the stored role, whether or not the change was accepted
+        await self.show_users()  # shows the stored role, whether or not the change was accepted
 
     async def remove_user(self, user_id: int) -> None:
         if await self._as_admin(
             lambda org_id: self.services.accounts.delete_user(org_id=org_id, user_id=user_id), "User removed."
         ):
-            self.users_list.refresh()
+            await self.show_users()
 
     async def add_user(self, email: ui.input, password: ui.input, role: ui.select) -> None:
         def create(org_id: int) -> None:
@@ -201,7 +215,7 @@ class SettingsScreen:
 
         if await self._as_admin(create, f"User {(email.value or '').strip().lower()} added."):
             email.value, password.value = "", ""
-            self.users_list.refresh()
+            await self.show_users()
 
     # -- agent install, configuration --------------------------------------------------------------
     def install_section(self) -> None:
@@ -245,23 +259,11 @@ def server_url(services: AppServices, request: Request) -> str:
 
 
 def register(services: AppServices) -> None:
-    @ui.page("/settings")
-    async def settings_page(request: Request):
-        user: auth.SignedInUser | None = await auth.current_user(services)
-        if user is None:
-            return auth.to_login(request)
-        with theme.frame(user, "Settings"):
-            ui.label("Organisation settings").classes("text-2xl font-bold")
-            if not user.is_admin:
-                theme.notice(
-                    "Only admins manage keys and users. Ask an admin of your organisation.",
-                    icon="lock",
-                    marker="admins-only",
-                )
-                return None
-            screen = SettingsScreen(services, user, server_url(services, request))
-            screen.keys_section()
-            screen.users_section()
-            screen.install_section()
-            screen.about_section()
-        return None
+    @signed_in_page(services, "/settings", "Settings", admin_only=True)
+    async def settings_page(user: auth.SignedInUser, request: Request) -> None:
+        ui.label("Organisation settings").classes("text-2xl font-bold")
+        screen = SettingsScreen(services, user, server_url(services, request))
+        await screen.keys_section()
+        await screen.users_section()
+        screen.install_section()
+        screen.about_section()

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from nicegui import Client, ui
 from nicegui import app as nicegui_app
-from nicegui import ui
 from nicegui.testing import User
 
 from admin.ui import auth
+from admin.ui.guard import GUARDED
 from tests.helpers.ui import PASSWORD, add_report, label_text, make_account, shown_machine_ids, sign_in
 
 PROTECTED_PAGES = ["/", "/machine?id=pc-1", "/settings"]
@@ -22,6 +23,15 @@ async def test_every_page_without_a_user_shows_the_sign_in_page_and_no_data(user
         await user.should_see(marker="sign-in")
         await user.should_not_see("pc-1")
         await user.should_not_see(marker="fleet-table")
+
+
+async def test_every_page_but_sign_in_is_declared_through_the_one_guard(user: User, services) -> None:
+    pages = set(Client.page_routes.values())
+    assert pages - {auth.LOGIN_PATH} == set(GUARDED), "a page registered without admin.ui.guard.signed_in_page"
+    assert {path.partition("?")[0] for path in PROTECTED_PAGES} <= set(GUARDED)
+    for path in GUARDED:  # signed out: each sends the visitor to sign in
+        await user.open(path)
+        await user.should_see(marker="sign-in")
 
 
 async def test_signing_in_opens_the_fleet_and_remembers_the_page_asked_for(user: User, services) -> None:

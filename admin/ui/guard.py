@@ -1,0 +1,65 @@
+"""The one guard every signed-in page is declared with.
+
+`@signed_in_page(services, "/path", "Title")` registers the page: a visitor who is not signed in
+(or whose session went stale, or who was removed) is sent to the sign-in page and back after; a
+signed-in user gets the page's frame (header, navigation) around the body. With `admin_only=True`
+a non-admin sees a notice instead of the body, and the body never runs. The body is called as
+`body(user=..., **its query parameters)` (and `request=` when it asks for it); it may return
+nothing: the guard owns the response.
+
+Actions on a page (a button that deletes or creates) check the role again when they run: a page
+loaded by an admin demoted meanwhile must not act (see the pages' `_as_admin`-style checks).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import RedirectResponse
+from nicegui import ui
+
+from admin.services.context import AppServices
+from admin.ui import auth, theme
+
+PageBody = Callable[..., Awaitable[None]]
+ADMINS_ONLY = "Only admins may use this page. Ask an admin of your organisation."
+# Every page this guard registered, with whether it is for admins only (tests check that no page
+# but the sign-in page was registered another way).
+GUARDED: dict[str, bool] = {}
+
+
+def signed_in_page(
+    services: AppServices, path: str, title: str, *, admin_only: bool = False
+) -> Callable[[PageBody], PageBody]:
+    def register(body: PageBody) -> PageBody:
+        wanted = inspect.signature(body).parameters
+        if "user" not in wanted:
+            raise TypeError(f"{body.__name__} must take `user` (the signed-in user)")
+        query = [p for name, p in wanted.items() if name not in ("user", "request")]
+        passes_request = "request" in wanted
+
+        async def page(request: Request, **params: Any) -> RedirectResponse | None:
+            user = await auth.current_user(services)
+            if user is None:
+                return auth.to_login(request)
+            with theme.frame(user, title):
+                if admin_only and not user.is_admin:
+                    theme.notice(ADMINS_ONLY, icon="lock", marker="admins-only")
+                    return None
+                if passes_request:
+                    params["request"] = request
+                await body(user=user, **params)
+            return None
+
+        # What NiceGUI and FastAPI read to parse the query: the request, then the body's parameters.
+        request_param = inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Request)
+        page.__signature__ = inspect.Signature([request_param, *query])  # type: ignore[attr-defined]
+        page.__name__ = body.__name__
+        ui.page(path)(page)
+        GUARDED[path] = admin_only
+        return body
+
+    return register
