@@ -4,10 +4,15 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test sysdeps venv lint bench agent-dist agent-deb clean
+.PHONY: demo test sysdeps venv lint bench agent-dist agent-deb downloads clean
 
-demo: venv
+# The demo serves the agent it built (GET /downloads/, install links): the wheel, and the .deb on
+# Debian and Ubuntu (the first build takes a minute or two; later ones only when the agent changed).
+demo: venv downloads
 	$(VENV)/bin/dashfleet-admin demo
+
+downloads: venv
+	PYTHON=$(abspath $(PY)) installers/server/build-downloads.sh data/downloads
 
 test: sysdeps venv
 	$(PY) -m pytest $(PYTEST_ARGS)
@@ -20,15 +25,15 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[test]'
 	touch $@
 
-# Debian packages the browser, tray and notification tests need; installed only when missing.
-SYS_BINARIES := chromium chromedriver Xvfb trayer dunst dbus-daemon
+# Debian packages the browser, tray, notification and installer tests need; installed only when missing.
+SYS_BINARIES := chromium chromedriver Xvfb trayer dunst dbus-daemon shellcheck
 sysdeps:
 	@missing=""; for b in $(SYS_BINARIES); do command -v $$b >/dev/null || missing="$$missing $$b"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages for:$$missing"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
-	    chromium chromium-driver xvfb trayer x11-utils dunst dbus >/dev/null; \
+	    chromium chromium-driver xvfb trayer x11-utils dunst dbus shellcheck >/dev/null; \
 	fi
 
 lint: venv

@@ -112,6 +112,49 @@ def cmd_key_list(args: argparse.Namespace, settings: Settings) -> None:
     )
 
 
+def _install_links(settings: Settings):
+    from admin.core.db import make_engine
+    from admin.services.install_links import InstallLinkService
+
+    engine = make_engine(settings)
+    return InstallLinkService(engine, settings, AccountService(engine))
+
+
+def cmd_install_link_create(args: argparse.Namespace, settings: Settings) -> None:
+    org = _accounts(settings).org_named(args.org)
+    created = _install_links(settings).create(org_id=org.id, actor="cli", expires_in=args.expires_in, uses=args.uses)
+    _print_json(created.as_dict())
+
+
+def cmd_install_link_list(args: argparse.Namespace, settings: Settings) -> None:
+    from admin.services.install_links import link_state
+
+    org = _accounts(settings).org_named(args.org)
+    now = time.time()
+    links = [
+        {
+            "link_id": link.id,
+            "state": link_state(link, now),
+            "created": link.created_at,
+            "created_by": link.created_by,
+            "expires": link.expires_at,
+            "uses": link.uses_allowed,
+            "used": link.uses_count,
+            "last_used": link.last_used_at,
+            "revoked": link.revoked_at,
+        }
+        for link in _install_links(settings).list(org_id=org.id)
+    ]
+    _print_json({"links": links})
+
+
+def cmd_install_link_revoke(args: argparse.Namespace, settings: Settings) -> None:
+    org = _accounts(settings).org_named(args.org)
+    link = _install_links(settings).revoke(org_id=org.id, link_id=args.link_id, actor="cli")
+    time.sleep(KEY_CACHE_SECONDS)  # as `key revoke`: every running server refuses its enrol key now
+    _print_json({"link_id": link.id, "revoked": True, "revoked_at": link.revoked_at})
+
+
 def _read_password(settings: Settings) -> str:
     if settings.password is not None:
         return settings.password.get_secret_value()
@@ -229,6 +272,37 @@ def build_parser() -> argparse.ArgumentParser:
     user_create.add_argument("--org", required=True, help="organisation name")
     user_create.add_argument("--role", choices=ROLES, default="viewer")
     user_create.set_defaults(handler=cmd_user_create)
+
+    from admin.services.install_links import DEFAULT_EXPIRES_IN_SECONDS, DEFAULT_USES
+
+    links = commands.add_parser("install-link", help="links that install and enrol the agent on workstations")
+    links_actions = links.add_subparsers(dest="action", required=True)
+    link_create = links_actions.add_parser(
+        "create", help="make a link (needs DASHFLEET_PUBLIC_URL); prints its URL and one command per OS, once"
+    )
+    link_create.add_argument("--org", required=True, help="organisation name")
+    link_create.add_argument(
+        "--expires-in",
+        type=_positive_int,
+        default=DEFAULT_EXPIRES_IN_SECONDS,
+        metavar="SECONDS",
+        help=f"lifetime, 60 s to 30 days (default {DEFAULT_EXPIRES_IN_SECONDS})",
+    )
+    link_create.add_argument(
+        "--uses",
+        type=_positive_int,
+        default=DEFAULT_USES,
+        metavar="N",
+        help=f"scripts served at most (default {DEFAULT_USES})",
+    )
+    link_create.set_defaults(handler=cmd_install_link_create)
+    link_list = links_actions.add_parser("list", help="an organisation's links and their state (never the codes)")
+    link_list.add_argument("--org", required=True, help="organisation name")
+    link_list.set_defaults(handler=cmd_install_link_list)
+    link_revoke = links_actions.add_parser("revoke", help="revoke a link and its enrol key at once")
+    link_revoke.add_argument("--org", required=True, help="organisation name")
+    link_revoke.add_argument("link_id", type=_positive_int)
+    link_revoke.set_defaults(handler=cmd_install_link_revoke)
 
     backup = commands.add_parser("backup", help="copy the whole database to FILE (docs/deploy.md)")
     backup.add_argument("file", help="SQLite: a SQLite file; PostgreSQL: JSON Lines")

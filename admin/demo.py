@@ -93,7 +93,7 @@ def _simulate(base_url: str, api_key: str, stop: threading.Event) -> None:
 def _start_agent(base_url: str, api_key: str) -> subprocess.Popen | None:
     # Looked up, not imported: the server never imports the agent (an import-linter contract).
     if importlib.util.find_spec("desktop_agent") is None:
-        print("(the agent is not installed: pip install 'dashfleet[agent]' to see this machine report)")
+        print("(the agent's libraries are not installed here: .venv/bin/pip install -e '.[agent]' in the repository)")
         return None
     cmd = [sys.executable, "-m", "desktop_agent", "--server", base_url, "--token", api_key, "--interval", "10"]
     if not os.environ.get("DISPLAY") and sys.platform.startswith("linux"):

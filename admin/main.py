@@ -18,7 +18,7 @@ from admin.api.docs import serve_api_docs
 from admin.api.errors import install_error_handlers
 from admin.api.middleware import install_middleware
 from admin.api.openapi import document_bearer_auth
-from admin.api.routes import api_router
+from admin.api.routes import api_router, downloads, install_links
 from admin.core.config import Settings, get_settings
 from admin.services.context import AppServices
 from common.constants import API_VERSION
@@ -31,6 +31,7 @@ async def _maintenance_loop(services: AppServices) -> None:
     while True:
         try:
             done = await run_in_threadpool(services.fleet.maintain)
+            await run_in_threadpool(services.install_links.expire)
             if done["expired"] or done["pruned_samples"]:
                 log.info("maintenance: %(expired)d machines expired, %(pruned_samples)d samples pruned", done)
             overdue = await run_in_threadpool(services.messaging.maintain)
@@ -77,6 +78,8 @@ def create_app(settings: Settings | None = None, *, with_ui: bool = True) -> Fas
     install_middleware(app, services)  # the body limit, the agents' two routes, the security headers
     serve_api_docs(app, openapi_url="/api/openapi.json")
     app.include_router(api_router)
+    app.include_router(downloads.router)
+    app.include_router(install_links.router)
     for tag in ("fleet", "messages and commands", "agent inbox"):
         document_bearer_auth(app, tag=tag)
     if with_ui:

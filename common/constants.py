@@ -17,7 +17,9 @@ API_KEY_MIN_RANDOM_CHARS = 32
 SCOPE_AGENT = "agent"
 SCOPE_READ = "read"
 SCOPE_ADMIN = "admin"
-ALL_SCOPES = (SCOPE_AGENT, SCOPE_READ, SCOPE_ADMIN)
+# Only exchanges itself for one machine's own key (POST /api/agent/enroll); never combined.
+SCOPE_ENROLL = "enroll"
+ALL_SCOPES = (SCOPE_AGENT, SCOPE_READ, SCOPE_ADMIN, SCOPE_ENROLL)
 
 # Paths of the API, so the agent and the server cannot drift apart.
 PATH_STATUS = "/api/status"

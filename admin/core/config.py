@@ -37,6 +37,12 @@ class Settings(BaseSettings):
     maintenance_interval_seconds: float = Field(60, gt=0, description="period of the expiry/retention job")
     # Where agents and browsers reach this server, shown in the agent install instructions.
     public_url: str = ""
+    # The agent packages GET /downloads/ serves (wheel, .deb, Windows and macOS installers); empty
+    # means <data_dir>/downloads. Install links (admin/services/install_links.py) serve from here.
+    downloads_dir: Path | None = None
+    # Install links over http:// to a host that is not this machine: only when an operator says so
+    # (an install script and its enrol key would cross the network in the clear).
+    install_links_allow_http: bool = False
     # Read only by `dashfleet-admin user create`, so scripts need not type it at a prompt.
     password: SecretStr | None = None
 
@@ -65,6 +71,15 @@ class Settings(BaseSettings):
     @property
     def sqlalchemy_url(self) -> str:
         return self.database_url or f"sqlite:///{(self.data_dir / 'dashfleet.db').resolve()}"
+
+    @field_validator("downloads_dir", mode="before")
+    @classmethod
+    def _empty_downloads_dir_is_default(cls, value):
+        return None if value == "" else value
+
+    @property
+    def downloads_path(self) -> Path:
+        return self.downloads_dir or self.data_dir / "downloads"
 
     def resolved_storage_secret(self) -> str:
         """The configured secret, else one made once and kept under data_dir (shared by processes)."""

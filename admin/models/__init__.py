@@ -1,5 +1,6 @@
 """SQLModel tables. Times are server Unix seconds (UTC); JSON documents are stored as text."""
 
+from admin.models.install_links import InstallLink
 from admin.models.messaging import Command, Delivery, Message
 from admin.models.tables import ApiKey, ExpiredMachine, Machine, Organization, Sample, User
 
@@ -8,6 +9,7 @@ __all__ = [
     "Command",
     "Delivery",
     "ExpiredMachine",
+    "InstallLink",
     "Machine",
     "Message",
     "Organization",

@@ -10,7 +10,9 @@ from admin.core.config import Settings
 from admin.core.db import make_engine
 from admin.core.limits import RateLimiter
 from admin.services.accounts import AccountService
+from admin.services.downloads import Downloads
 from admin.services.fleet import FleetService
+from admin.services.install_links import InstallLinkService
 from admin.services.messaging import MessagingService
 from admin.services.wakeups import Wakeups, libpq_url
 from admin.services.writer import GroupWriter
@@ -26,6 +28,8 @@ class AppServices:
     writer: GroupWriter
     wakeups: Wakeups
     messaging: MessagingService
+    downloads: Downloads
+    install_links: InstallLinkService
 
     @classmethod
     def build(cls, settings: Settings) -> AppServices:
@@ -33,10 +37,11 @@ class AppServices:
         writer = GroupWriter(engine)
         redis_url = settings.rate_limit_storage if settings.rate_limit_storage.startswith("redis") else None
         wakeups = Wakeups(postgres_url=libpq_url(settings.sqlalchemy_url), redis_url=redis_url)
+        accounts = AccountService(engine)
         return cls(
             settings=settings,
             engine=engine,
-            accounts=AccountService(engine),
+            accounts=accounts,
             fleet=FleetService(engine, settings, writer),
             limiter=RateLimiter(
                 settings.rate_limit_storage,
@@ -46,4 +51,6 @@ class AppServices:
             writer=writer,
             wakeups=wakeups,
             messaging=MessagingService(engine, settings, wakeups),
+            downloads=Downloads(settings.downloads_path),
+            install_links=InstallLinkService(engine, settings, accounts),
         )

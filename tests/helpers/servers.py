@@ -125,6 +125,7 @@ class ServerProcess:
         self.env = env
         self.backend = backend
         self.port = 0
+        self.wanted_port = 0  # 0: any free port
         self.url = ""
         self.proc: subprocess.Popen | None = None
         self.log_path = workdir / "server.log"
@@ -192,7 +193,7 @@ class ServerProcess:
 
     def _start(self) -> ServerProcess:
         for _attempt in range(3):
-            self.port = free_port()
+            self.port = self.wanted_port or free_port()
             self.url = f"http://127.0.0.1:{self.port}"
             if self._start_once():
                 return self
@@ -299,19 +300,21 @@ class ServerFactory:
         self._tmp = tmp_path_factory
         self._servers: list[ServerProcess] = []
 
-    def prepare(self, backend: str = "sqlite", **settings: object) -> ServerProcess:
-        """A fresh installation, not started (for the CLI, or to start later)."""
+    def prepare(self, backend: str = "sqlite", *, port: int = 0, **settings: object) -> ServerProcess:
+        """A fresh installation, not started (for the CLI, or to start later); `port` when its
+        settings must name it (DASHFLEET_PUBLIC_URL), else any free one."""
         env = {**base_env(), **settings_env(settings)}
         if backend == "postgres" and "DASHFLEET_DATABASE_URL" not in env:
             env["DASHFLEET_DATABASE_URL"] = self._request.getfixturevalue("postgres").create()
         elif backend != "sqlite":
             raise ValueError(f"unknown backend {backend!r}")
         server = ServerProcess(self._tmp.mktemp(f"dashfleet-{backend}-"), env, backend)
+        server.wanted_port = port
         self._servers.append(server)
         return server
 
-    def __call__(self, backend: str = "sqlite", **settings: object) -> ServerProcess:
-        return self.prepare(backend, **settings).start()
+    def __call__(self, backend: str = "sqlite", *, port: int = 0, **settings: object) -> ServerProcess:
+        return self.prepare(backend, port=port, **settings).start()
 
     def close(self) -> None:
         for server in self._servers:
