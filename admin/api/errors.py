@@ -7,20 +7,14 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from admin.services.errors import ServiceError
+from admin.services.public import ErrorOut
 
 log = logging.getLogger(__name__)
-
-
-class ErrorOut(BaseModel):
-    """The body of every error the API answers."""
-
-    error: str
-    detail: list[dict] | None = None  # invalid input (422): where and what, per problem
 
 
 _MEANING = {

@@ -9,6 +9,7 @@ import json
 import time
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, Literal
 
 from pydantic_core import to_json
 from sqlalchemy import Engine
@@ -17,6 +18,7 @@ from admin.core.config import Settings
 from admin.repositories import machines as repo
 from admin.repositories import messaging as messaging_repo
 from admin.services.errors import NotFound
+from admin.services.public import FleetOut, HistoryOut, HistorySample, MachineOut
 from admin.services.writer import GroupWriter
 from common.health import compute_health
 
@@ -34,15 +36,48 @@ class FleetFilter:
     health: str | None = None  # "ok" | "warning" | "critical"
 
 
-@dataclass(frozen=True)
-class FleetPage:
-    count: int
-    expired: list[str]
-    data: list[dict]
-
-
 def _text(value: object) -> str | None:
     return value if isinstance(value, str) else None
+
+
+def machine_row(
+    *,
+    org_id: int,
+    machine_id: str,
+    now: float,
+    hardware_id: str | None = None,
+    hostname: str | None = None,
+    os: str | None = None,
+    last_ping: float | None = None,
+    ts: float | None = None,
+    report: str = "{}",
+    system: str = "{}",
+    cpu_percent: float | None = None,
+    ram_percent: float | None = None,
+    disk_percent: float | None = None,
+    health_score: float | None = None,
+    health_status: str | None = None,
+) -> dict[str, Any]:
+    """A machine's row as the writer stores it (every column, so reports and heartbeats batch
+    together): a heartbeat gives the ids and times, a report everything. What an upsert keeps of an
+    existing row is the repository's rule (repositories/machines.py, upsert_statements)."""
+    return {
+        "org_id": org_id,
+        "machine_id": machine_id,
+        "hardware_id": hardware_id,
+        "hostname": hostname,
+        "os": os,
+        "last_seen": now,
+        "last_ping": last_ping,
+        "ts": ts,
+        "report": report,
+        "system": system,
+        "cpu_percent": cpu_percent,
+        "ram_percent": ram_percent,
+        "disk_percent": disk_percent,
+        "health_score": health_score,
+        "health_status": health_status,
+    }
 
 
 class FleetService:
@@ -60,23 +95,22 @@ class FleetService:
         # counted by one formula whatever agent version sent it; the agent's own view stays in
         # the stored report.
         health = compute_health(report["cpu_percent"], report["ram_percent"], report["disk_percent"])
-        row = {
-            "org_id": org_id,
-            "machine_id": machine_id,
-            "hardware_id": _text(system.get("hardware_id")),
-            "hostname": _text(system.get("hostname")),
-            "os": _text(system.get("os")),
-            "last_seen": now,
-            "last_ping": None,
-            "ts": now,
-            "report": to_json(report).decode(),
-            "system": to_json(system).decode(),
-            "cpu_percent": report["cpu_percent"],
-            "ram_percent": report["ram_percent"],
-            "disk_percent": report["disk_percent"],
-            "health_score": health.score,
-            "health_status": health.status,
-        }
+        row = machine_row(
+            org_id=org_id,
+            machine_id=machine_id,
+            now=now,
+            hardware_id=_text(system.get("hardware_id")),
+            hostname=_text(system.get("hostname")),
+            os=_text(system.get("os")),
+            ts=now,
+            report=to_json(report).decode(),
+            system=to_json(system).decode(),
+            cpu_percent=report["cpu_percent"],
+            ram_percent=report["ram_percent"],
+            disk_percent=report["disk_percent"],
+            health_score=health.score,
+            health_status=health.status,
+        )
         sample = {
             "org_id": org_id,
             "machine_id": machine_id,
@@ -106,47 +140,31 @@ class FleetService:
     async def record_ping(self, *, org_id: int, machine_id: str, hardware_id: str | None, now: float) -> None:
         """Mark the machine alive; a machine first heard of by heartbeat is created empty."""
         await self.writer.write_ping(
-            {
-                "org_id": org_id,
-                "machine_id": machine_id,
-                "hardware_id": hardware_id,
-                "hostname": None,
-                "os": None,
-                "last_seen": now,
-                "last_ping": now,
-                "ts": None,
-                "report": "{}",
-                "system": "{}",
-                "cpu_percent": None,
-                "ram_percent": None,
-                "disk_percent": None,
-                "health_score": None,
-                "health_status": None,
-            }
+            machine_row(org_id=org_id, machine_id=machine_id, now=now, hardware_id=hardware_id, last_ping=now)
         )
 
     # -- reads ---------------------------------------------------------------------------
-    def status_of(self, last_seen: float, now: float) -> str:
+    def status_of(self, last_seen: float, now: float) -> Literal["online", "offline"]:
         return "offline" if now - last_seen > self.settings.offline_after_seconds else "online"
 
-    def to_public(self, row, now: float) -> dict:
-        """The contract's Machine: what the API returns and the UI shows."""
-        return {
-            "id": row.machine_id,
-            "machine_id": row.machine_id,
-            "org_id": row.org_id,
-            "hardware_id": row.hardware_id,
-            "hostname": row.hostname,
-            "os": row.os,
-            "status": self.status_of(row.last_seen, now),
-            "last_seen": row.last_seen,
-            "last_ping": row.last_ping,
-            "ts": row.ts,
-            "health_score": row.health_score,
-            "health_status": row.health_status,
-            "report": json.loads(row.report),
-            "system": json.loads(row.system),
-        }
+    def to_public(self, row: Any, now: float) -> MachineOut:
+        """The contract's Machine from its stored row: what the API returns and the UI shows."""
+        return MachineOut(
+            id=row.machine_id,
+            machine_id=row.machine_id,
+            org_id=row.org_id,
+            hardware_id=row.hardware_id,
+            hostname=row.hostname,
+            os=row.os,
+            status=self.status_of(row.last_seen, now),
+            last_seen=row.last_seen,
+            last_ping=row.last_ping,
+            ts=row.ts,
+            health_score=row.health_score,
+            health_status=row.health_status,
+            report=json.loads(row.report),
+            system=json.loads(row.system),
+        )
 
     def expire(self, *, org_id: int | None, now: float) -> int:
         """Remove machines not seen within the TTL, leaving tombstones for the next listing."""
@@ -167,7 +185,7 @@ class FleetService:
         sort: str = "machine_id",
         descending: bool = False,
         take_expired: bool = True,
-    ) -> FleetPage:
+    ) -> FleetOut:
         """One page of the organisation's fleet, after removing its machines beyond the TTL.
 
         `take_expired` names each expired machine once, in the first listing that takes it (the
@@ -194,7 +212,7 @@ class FleetService:
                 sort=sort,
                 descending=descending,
             )
-        return FleetPage(count=count, expired=expired, data=[self.to_public(r, now) for r in rows])
+        return FleetOut(count=count, expired=expired, data=[self.to_public(r, now) for r in rows])
 
     def summary(self, *, org_id: int) -> dict[str, int]:
         with self.engine.connect() as conn:
@@ -204,7 +222,7 @@ class FleetService:
         with self.engine.connect() as conn:
             return repo.distinct_os(conn, org_id=org_id)
 
-    def machine(self, *, org_id: int, machine_id: str) -> dict:
+    def machine(self, *, org_id: int, machine_id: str) -> MachineOut:
         now = time.time()
         self.expire(org_id=org_id, now=now)
         with self.engine.connect() as conn:
@@ -219,21 +237,24 @@ class FleetService:
             if repo.get_machine(conn, org_id=org_id, machine_id=machine_id) is None:
                 raise NotFound("no machine with that id in this organisation")
 
-    def history(self, *, org_id: int, machine_id: str, hours: float) -> list[dict]:
+    def history(self, *, org_id: int, machine_id: str, hours: float) -> HistoryOut:
         self._require_machine(org_id=org_id, machine_id=machine_id)
         since = time.time() - hours * 3600
         with self.engine.connect() as conn:
             rows = repo.history(conn, org_id=org_id, machine_id=machine_id, since=since)
-        return [
-            {
-                "ts": r.ts,
-                "cpu_percent": r.cpu_percent,
-                "ram_percent": r.ram_percent,
-                "disk_percent": r.disk_percent,
-                "score": r.health_score,
-            }
-            for r in rows
-        ]
+        return HistoryOut(
+            machine_id=machine_id,
+            samples=[
+                HistorySample(
+                    ts=r.ts,
+                    cpu_percent=r.cpu_percent,
+                    ram_percent=r.ram_percent,
+                    disk_percent=r.disk_percent,
+                    score=r.health_score,
+                )
+                for r in rows
+            ],
+        )
 
     def history_buckets(self, *, org_id: int, machine_id: str, hours: float, width: float) -> list[dict]:
         """History averaged per `width` seconds, for charts (the web UI): `ts` is the bucket's start,

@@ -14,6 +14,7 @@ from admin.api.deps import AdminKey, ReadKey, ServicesDep, too_many
 from admin.api.errors import error_responses
 from admin.core.limits import FLEET_LIST_LIMIT
 from admin.services.fleet import HISTORY_MAX_HOURS, FleetFilter
+from admin.services.public import DeletedOut, FleetOut, HistoryOut, MachineOut, ReportAccepted
 from common.constants import MACHINE_ID_MAX_LENGTH, SYSTEM_FIELD_MAX_LENGTH
 from common.schemas import PingIn, PingOut, ReportIn
 
@@ -23,12 +24,6 @@ router = APIRouter(prefix="/fleet", tags=["fleet"], responses=error_responses(40
 def _body_schema(model: type[BaseModel]) -> dict:
     # The hot routes parse their own body (strict JSON, one pass); this keeps them documented.
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": model.model_json_schema()}}}}
-
-
-class ReportAccepted(BaseModel):
-    ok: Literal[True] = True
-    machine_id: str
-    timestamp: float
 
 
 async def _accept(request: Request, handler) -> Response:
@@ -58,31 +53,16 @@ async def ping(request: Request) -> Response:
     return await _accept(request, accept_ping)
 
 
-class FleetOut(BaseModel):
-    count: int
-    expired: list[str]
-    data: list[dict]
-
-
 # Text parameters reach SQL as bound values; a NUL is refused here (PostgreSQL text cannot hold it).
 NO_NUL = r"^[^\x00]*$"
 MachineIdQuery = Annotated[str, Query(min_length=1, max_length=MACHINE_ID_MAX_LENGTH, pattern=NO_NUL)]
 MAX_OFFSET = 2**31 - 1  # beyond any fleet, and within every database's integer
 
 
-async def _list(request: Request, key, services, os, status, q, limit, offset) -> dict:
-    refusal = await services.limiter.hit(FLEET_LIST_LIMIT, "fleet", key.key_id)
-    if refusal:
-        raise too_many(refusal, "fleet listings with this key")
-    flt = FleetFilter(os=os, status=status, q=(q or "").strip() or None)  # as the web UI's search box
-    page = await run_in_threadpool(services.fleet.list_fleet, org_id=key.org_id, flt=flt, limit=limit, offset=offset)
-    return {"count": page.count, "expired": page.expired, "data": page.data}
-
-
-def _fleet_route(path: str, summary: str):
-    @router.get(path, summary=summary, response_model=FleetOut, responses=error_responses(429))
+def _fleet_route(path: str, summary: str) -> None:
+    # The return annotations are the routes' response models: FastAPI documents and checks them.
+    @router.get(path, summary=summary, responses=error_responses(429))
     async def list_fleet(
-        request: Request,
         key: ReadKey,
         services: ServicesDep,
         os: Annotated[
@@ -99,10 +79,14 @@ def _fleet_route(path: str, summary: str):
         ] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
         offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
-    ) -> dict:
-        return await _list(request, key, services, os, status, q, limit, offset)
-
-    return list_fleet
+    ) -> FleetOut:
+        refusal = await services.limiter.hit(FLEET_LIST_LIMIT, "fleet", key.key_id)
+        if refusal:
+            raise too_many(refusal, "fleet listings with this key")
+        flt = FleetFilter(os=os, status=status, q=(q or "").strip() or None)  # as the web UI's search box
+        return await run_in_threadpool(
+            services.fleet.list_fleet, org_id=key.org_id, flt=flt, limit=limit, offset=offset
+        )
 
 
 _fleet_route("", "The key's organisation's fleet (expires silent machines first)")
@@ -110,7 +94,7 @@ _fleet_route("/public", "The same as GET /api/fleet (kept for the prototype's cl
 
 
 @router.get("/machine", summary="One machine of the key's organisation", responses=error_responses(404))
-async def get_machine(key: ReadKey, services: ServicesDep, machine_id: MachineIdQuery) -> dict:
+async def get_machine(key: ReadKey, services: ServicesDep, machine_id: MachineIdQuery) -> MachineOut:
     return await run_in_threadpool(services.fleet.machine, org_id=key.org_id, machine_id=machine_id)
 
 
@@ -120,14 +104,13 @@ async def machine_history(
     services: ServicesDep,
     machine_id: MachineIdQuery,
     hours: Annotated[float, Query(gt=0, le=HISTORY_MAX_HOURS, allow_inf_nan=False)] = 24,
-) -> dict:
-    samples = await run_in_threadpool(services.fleet.history, org_id=key.org_id, machine_id=machine_id, hours=hours)
-    return {"machine_id": machine_id, "samples": samples}
+) -> HistoryOut:
+    return await run_in_threadpool(services.fleet.history, org_id=key.org_id, machine_id=machine_id, hours=hours)
 
 
 @router.delete(
     "/machine", summary="Delete a machine and its history (key scope 'admin')", responses=error_responses(404)
 )
-async def delete_machine(key: AdminKey, services: ServicesDep, machine_id: MachineIdQuery) -> dict:
+async def delete_machine(key: AdminKey, services: ServicesDep, machine_id: MachineIdQuery) -> DeletedOut:
     await run_in_threadpool(services.fleet.delete_machine, org_id=key.org_id, machine_id=machine_id)
-    return {"ok": True, "deleted": machine_id}
+    return DeletedOut(deleted=machine_id)

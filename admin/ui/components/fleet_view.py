@@ -12,6 +12,7 @@ from urllib.parse import quote
 
 from admin.services.fleet import SORT_KEYS as SERVICE_SORT_KEYS
 from admin.services.fleet import FleetFilter
+from admin.services.public import MachineOut
 from admin.ui.components.format import exact_time, percent, relative_time
 
 ALL = "all"
@@ -136,21 +137,20 @@ def os_text(system: dict, os_name: str | None) -> str:
     return f"{name} {version}".strip() if isinstance(version, str) else str(name)
 
 
-def to_row(machine: dict, *, now: float, tz: tzinfo) -> dict:
+def to_row(machine: MachineOut, *, now: float, tz: tzinfo) -> dict:
     """One table row. Values are plain strings and numbers: the table shows them as text."""
-    system = machine.get("system") if isinstance(machine.get("system"), dict) else {}
     return {
-        "machine_id": machine["machine_id"],
-        "href": machine_href(machine["machine_id"]),
-        "hostname": machine.get("hostname") or "",
-        "status": machine["status"],
-        "health_score": machine.get("health_score"),
-        "health_text": "–" if machine.get("health_score") is None else f"{machine['health_score']:.0f}",
-        "health_status": machine.get("health_status") or "unknown",
-        "cpu_percent": percent(machine["report"].get("cpu_percent")),
-        "ram_percent": percent(machine["report"].get("ram_percent")),
-        "disk_percent": percent(machine["report"].get("disk_percent")),
-        "os": os_text(system, machine.get("os")),
-        "last_seen": relative_time(machine["last_seen"], now),
-        "last_seen_exact": exact_time(machine["last_seen"], tz),
+        "machine_id": machine.machine_id,
+        "href": machine_href(machine.machine_id),
+        "hostname": machine.hostname or "",
+        "status": machine.status,
+        "health_score": machine.health_score,
+        "health_text": "–" if machine.health_score is None else f"{machine.health_score:.0f}",
+        "health_status": machine.health_status or "unknown",
+        "cpu_percent": percent(machine.report.get("cpu_percent")),
+        "ram_percent": percent(machine.report.get("ram_percent")),
+        "disk_percent": percent(machine.report.get("disk_percent")),
+        "os": os_text(machine.system, machine.os),
+        "last_seen": relative_time(machine.last_seen, now),
+        "last_seen_exact": exact_time(machine.last_seen, tz),
     }

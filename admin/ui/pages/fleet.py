@@ -15,7 +15,7 @@ from nicegui import app, ui
 from starlette.concurrency import run_in_threadpool
 
 from admin.services.context import AppServices
-from admin.services.fleet import FleetPage
+from admin.services.public import FleetOut
 from admin.ui import auth
 from admin.ui.components.fleet_table import fleet_table
 from admin.ui.components.fleet_view import ALL, HEALTH_OPTIONS, STATUS_OPTIONS, STORAGE_KEY, FleetView, to_row
@@ -30,7 +30,7 @@ OS_NAMES_MAX_AGE_SECONDS = 30.0
 @dataclass(frozen=True)
 class Snapshot:
     view: FleetView  # the view actually shown (its page clamped to the last one)
-    page: FleetPage
+    page: FleetOut
     counts: dict
     os_names: list | None  # None: not asked for this time (see OS_NAMES_MAX_AGE_SECONDS)
     at: float
@@ -40,7 +40,7 @@ def load_snapshot(services: AppServices, org_id: int, view: FleetView, *, with_o
     """Everything one refresh shows: the page of machines, the counts, the OS names."""
     fleet = services.fleet
 
-    def page_of(v: FleetView) -> FleetPage:
+    def page_of(v: FleetView) -> FleetOut:
         return fleet.list_fleet(
             org_id=org_id,
             flt=v.fleet_filter(),

@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from admin.services.context import AppServices
 from admin.services.errors import NotFound
+from admin.services.public import MachineOut
 from admin.ui import auth, theme
 from admin.ui.components import history_chart
 from admin.ui.components.format import duration, exact_time, gib, percent, relative_time, text, zone
@@ -62,18 +63,18 @@ class MachineScreen:
         self.tz = zone(app.storage.user.get("tz"))
         self.span = "day"
 
-    def _fetch(self) -> dict | None:
+    def _fetch(self) -> MachineOut | None:
         try:
             return self.services.fleet.machine(org_id=self.user.org_id, machine_id=self.machine_id)
         except NotFound:
             return None
 
-    async def fetch(self) -> dict | None:
+    async def fetch(self) -> MachineOut | None:
         return await run_in_threadpool(self._fetch)
 
     # -- details (redrawn on every refresh) ----------------------------------------------------
     @ui.refreshable_method
-    def details(self, machine: dict | None) -> None:
+    def details(self, machine: MachineOut | None) -> None:
         if machine is None:
             theme.notice(
                 "This machine is not in your organisation's fleet (removed, expired or never seen).",
@@ -83,22 +84,22 @@ class MachineScreen:
             ui.link("Back to the fleet", "/")
             return
         now = time.time()
-        report = machine["report"]
+        report = machine.report
         with ui.row().classes("w-full items-center gap-2"):
-            ui.label(machine["machine_id"]).classes("text-2xl font-bold break-all").mark("machine-id")
-            ui.badge(machine["status"], color=theme.connection_colour(machine["status"])).props("outline").mark(
+            ui.label(machine.machine_id).classes("text-2xl font-bold break-all").mark("machine-id")
+            ui.badge(machine.status, color=theme.connection_colour(machine.status)).props("outline").mark(
                 "machine-status"
             )
-        last_seen = ui.label(f"Last seen {relative_time(machine['last_seen'], now)}").classes("text-sm text-grey-7")
-        last_seen.tooltip(exact_time(machine["last_seen"], self.tz))
+        last_seen = ui.label(f"Last seen {relative_time(machine.last_seen, now)}").classes("text-sm text-grey-7")
+        last_seen.tooltip(exact_time(machine.last_seen, self.tz))
         with ui.element("div").classes("grid grid-cols-1 md:grid-cols-2 gap-4 w-full"):
             self._health(report)
             self._report(machine, report)
 
     @ui.refreshable_method
-    def system(self, machine: dict | None) -> None:
+    def system(self, machine: MachineOut | None) -> None:
         if machine is not None:
-            self._system(machine, machine["system"])
+            self._system(machine, machine.system)
 
     def _health(self, report: dict) -> None:
         with theme.section("Health").mark("health-card"):
@@ -118,7 +119,7 @@ class MachineScreen:
             else:
                 ui.label("Every metric is within its comfortable range.").classes("text-grey-7")
 
-    def _report(self, machine: dict, report: dict) -> None:
+    def _report(self, machine: MachineOut, report: dict) -> None:
         with theme.section("Latest report").mark("report-card"):
             if not report:
                 ui.label("No report yet.").classes("text-grey-7")
@@ -132,18 +133,18 @@ class MachineScreen:
             _pair("Disk space", gib(report.get("disk_used_gib"), report.get("disk_total_gib")))
             uptime = report.get("uptime_seconds")
             _pair("Uptime", duration(uptime) if isinstance(uptime, (int, float)) else report.get("uptime_hms"))
-            _pair("Received", exact_time(machine["ts"], self.tz))
+            _pair("Received", exact_time(machine.ts, self.tz))
             _pair("Agent's clock", report.get("timestamp"))
             for key, value in sorted(report.items()):
                 if key not in SHOWN_REPORT_FIELDS and not isinstance(value, (dict, list)):
                     _pair(key, value)
 
-    def _system(self, machine: dict, system: dict) -> None:
+    def _system(self, machine: MachineOut, system: dict) -> None:
         with theme.section("System").mark("system-card"):
             for key, label in SYSTEM_FIELDS:
-                value = machine.get(key) if key in ("hostname", "os", "hardware_id") else None
+                value = getattr(machine, key) if key in ("hostname", "os", "hardware_id") else None
                 _pair(label, system.get(key) if system.get(key) is not None else value, f"system-{key}")
-            _pair("Last heartbeat", exact_time(machine["last_ping"], self.tz) if machine["last_ping"] else None)
+            _pair("Last heartbeat", exact_time(machine.last_ping, self.tz) if machine.last_ping else None)
 
     # -- history ---------------------------------------------------------------------------------
     def history_card(self) -> None:

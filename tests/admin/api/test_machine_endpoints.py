@@ -112,3 +112,38 @@ def test_openapi_documents_the_bearer_key_and_the_error_body(server, contract):
     # What is documented is what is answered: a real 401 has that shape.
     body = contract.error(httpx.get(server.url + "/api/fleet"), 401)
     assert set(body) == {"error"}
+
+
+def _resolve(schema: dict, node: dict) -> dict:
+    ref = node.get("$ref")
+    return schema["components"]["schemas"][ref.rsplit("/", 1)[1]] if ref else node
+
+
+def _ok_shape(schema: dict, method: str, path: str) -> dict:
+    content = schema["paths"][path][method]["responses"]["200"]["content"]["application/json"]["schema"]
+    return _resolve(schema, content)
+
+
+def test_openapi_documents_the_real_shapes_of_what_is_answered(server, org):
+    """Every fleet route documents its answer's fields, and a real answer has exactly those."""
+    schema = server.openapi()
+    org.report("shape-1")
+    machine = org.get("/api/fleet/machine", params={"machine_id": "shape-1"}).json()
+    answers = {
+        ("get", "/api/fleet"): org.fleet(),
+        ("get", "/api/fleet/public"): org.get("/api/fleet/public").json(),
+        ("get", "/api/fleet/machine"): machine,
+        ("get", HISTORY): org.get(HISTORY, params={"machine_id": "shape-1"}).json(),
+        ("post", "/api/fleet/report"): org.report("shape-1").json(),
+        ("post", "/api/fleet/ping"): org.ping("shape-1").json(),
+    }
+    for (method, path), answer in answers.items():
+        shape = _ok_shape(schema, method, path)
+        assert set(answer) <= set(shape["properties"]), (method, path)  # optional fields may be absent
+        assert set(shape.get("required", [])) <= set(answer), (method, path)
+    listing = _ok_shape(schema, "get", "/api/fleet")
+    machine_shape = _resolve(schema, listing["properties"]["data"]["items"])
+    assert set(machine_shape["properties"]) == set(machine) >= {"id", "machine_id", "org_id", "status", "report"}
+    assert machine_shape["properties"]["status"]["enum"] == ["online", "offline"]
+    samples = _resolve(schema, _ok_shape(schema, "get", HISTORY)["properties"]["samples"]["items"])
+    assert set(samples["properties"]) == {"ts", "cpu_percent", "ram_percent", "disk_percent", "score"}

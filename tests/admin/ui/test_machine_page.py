@@ -154,7 +154,7 @@ async def test_an_admin_demoted_meanwhile_is_refused_and_nothing_is_removed(
     admin.find(marker="delete-machine").click()
     admin.find(marker="confirm-delete").click()
     await admin.should_see("Only an admin can remove machines.", retries=50)
-    assert services.fleet.machine(org_id=admin_account.org_id, machine_id="pc-1")["machine_id"] == "pc-1"
+    assert services.fleet.machine(org_id=admin_account.org_id, machine_id="pc-1").machine_id == "pc-1"
 
 
 async def test_messages_and_commands_follow_the_feature_flags(admin: User, services, admin_account) -> None:

@@ -1,0 +1,71 @@
+"""What the API returns (and the web UI shows): the public shapes, in one module.
+
+The services build and return these; the API routes declare them as `response_model`, so the
+OpenAPI schema documents the real shapes. A machine's `report` and `system` are kept exactly as the
+agent sent them (unknown fields included: newer agents may send more), so they stay open objects.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+Connection = Literal["online", "offline"]
+HealthStatus = Literal["ok", "warning", "critical"]
+
+
+class MachineOut(BaseModel):
+    """The contract's Machine: one entry of a fleet listing, or one machine."""
+
+    id: str = Field(description="the same string as machine_id")
+    machine_id: str
+    org_id: int
+    hardware_id: str | None
+    hostname: str | None
+    os: str | None = Field(description="as Python's platform.system() names it: Linux, Windows, Darwin")
+    status: Connection = Field(description="offline when not heard from for more than OFFLINE_AFTER_SECONDS")
+    last_seen: float = Field(description="server Unix time of the last contact (report or heartbeat)")
+    last_ping: float | None = Field(description="server Unix time of the last heartbeat")
+    ts: float | None = Field(description="server Unix time of the last report")
+    health_score: float | None = Field(description="0-100, scored by the server; null until a report arrives")
+    health_status: HealthStatus | None
+    report: dict[str, Any] = Field(description="the last report as the agent sent it; {} until one arrives")
+    system: dict[str, Any] = Field(description="the machine's OS metadata from its last report")
+
+
+class FleetOut(BaseModel):
+    count: int = Field(description="machines matching the filters (all pages)")
+    expired: list[str] = Field(description="machines removed for silence since the previous listing, named once")
+    data: list[MachineOut]
+
+
+class HistorySample(BaseModel):
+    ts: float = Field(description="when it was measured (Unix time)")
+    cpu_percent: float | None
+    ram_percent: float | None
+    disk_percent: float | None
+    score: float | None = Field(description="the health score of that report")
+
+
+class HistoryOut(BaseModel):
+    machine_id: str
+    samples: list[HistorySample] = Field(description="oldest first")
+
+
+class DeletedOut(BaseModel):
+    ok: Literal[True] = True
+    deleted: str = Field(description="the machine id")
+
+
+class ReportAccepted(BaseModel):
+    ok: Literal[True] = True
+    machine_id: str
+    timestamp: float = Field(description="server Unix time at receipt")
+
+
+class ErrorOut(BaseModel):
+    """The body of every error the API answers."""
+
+    error: str
+    detail: list[dict[str, Any]] | None = None  # invalid input (422): where and what, per problem
