@@ -3,7 +3,8 @@
 `@signed_in_page(services, "/path", "Title")` registers the page: a visitor who is not signed in
 (or whose session went stale, or who was removed) is sent to the sign-in page and back after; a
 signed-in user gets the page's frame (header, navigation) around the body. With `admin_only=True`
-a non-admin sees a notice instead of the body, and the body never runs. The body is called as
+a non-admin sees a notice instead of the body, and the body never runs; with `available=`, a
+page of a feature that is off answers 404 to everyone. The body is called as
 `body(user=..., **its query parameters)` (and `request=` when it asks for it); it may return
 nothing: the guard owns the response.
 
@@ -18,7 +19,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import Request
-from fastapi.responses import RedirectResponse
+from fastapi.responses import PlainTextResponse, Response
 from nicegui import ui
 
 from admin.services.context import AppServices
@@ -32,7 +33,12 @@ GUARDED: dict[str, bool] = {}
 
 
 def signed_in_page(
-    services: AppServices, path: str, title: str, *, admin_only: bool = False
+    services: AppServices,
+    path: str,
+    title: str,
+    *,
+    admin_only: bool = False,
+    available: Callable[[], bool] | None = None,
 ) -> Callable[[PageBody], PageBody]:
     def register(body: PageBody) -> PageBody:
         wanted = inspect.signature(body).parameters
@@ -41,7 +47,9 @@ def signed_in_page(
         query = [p for name, p in wanted.items() if name not in ("user", "request")]
         passes_request = "request" in wanted
 
-        async def page(request: Request, **params: Any) -> RedirectResponse | None:
+        async def page(request: Request, **params: Any) -> Response | None:
+            if available is not None and not available():  # a feature that is off: no such page
+                return PlainTextResponse("Not found", status_code=404)
             user = await auth.current_user(services)
             if user is None:
                 return auth.to_login(request)

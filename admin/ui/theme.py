@@ -30,6 +30,14 @@ def connection_colour(status: str | None) -> str:
     return CONNECTION_COLOURS.get(status or "", UNKNOWN_COLOUR)
 
 
+# Pages of features that may be off add themselves to the navigation with when to show them.
+NAV_LINKS: dict[str, tuple[str, str, str, Callable[[], bool]]] = {}
+
+
+def add_nav_link(label: str, path: str, marker: str, shown: Callable[[], bool]) -> None:
+    NAV_LINKS[path] = (label, path, marker, shown)
+
+
 def apply_colors() -> None:
     ui.colors(primary=PRIMARY)
 
@@ -58,6 +66,9 @@ def frame(user: auth.SignedInUser, title: str) -> Iterator[ui.column]:
     with ui.header(elevated=True).classes("items-center gap-1 px-2 sm:px-4 py-1 bg-primary"):
         ui.link(BRAND, "/").classes("text-lg font-bold text-white no-underline mr-2").mark("brand")
         ui.link("Fleet", "/").classes("text-white no-underline px-2").mark("nav-fleet")
+        for label, path, marker, shown in NAV_LINKS.values():
+            if shown():
+                ui.link(label, path).classes("text-white no-underline px-2").mark(marker)
         if user.is_admin:
             ui.link("Settings", "/settings").classes("text-white no-underline px-2").mark("nav-settings")
         ui.space()

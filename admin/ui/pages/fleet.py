@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from admin.services.context import AppServices
 from admin.services.public import FleetOut
 from admin.ui import auth
+from admin.ui.components.fleet_send import FleetSend
 from admin.ui.components.fleet_table import fleet_table
 from admin.ui.components.fleet_view import ALL, HEALTH_OPTIONS, STATUS_OPTIONS, STORAGE_KEY, FleetView, to_row
 from admin.ui.components.format import clock_time, duration, zone
@@ -143,6 +144,8 @@ class FleetScreen:
             "request", lambda e: self.show(self.view.with_pagination(e.args.get("pagination"))), ["pagination"]
         )
         self.table.mark("fleet-table")
+        if self.user.is_admin and self.services.messaging.enabled_types():
+            FleetSend(self.services, self.user, self.table, lambda: self.view).build()
         # Why the table is empty, in the table's own no-data slot: it replaces Quasar's generic
         # "No data available" instead of being shown beside it.
         with self.table.add_slot("no-data"):

@@ -17,6 +17,7 @@ from admin.services.public import MachineOut
 from admin.ui import auth, theme
 from admin.ui.components import history_chart
 from admin.ui.components.format import duration, exact_time, gib, percent, relative_time, text, zone
+from admin.ui.components.machine_deliveries import DeliveryPanel, delivery_panels
 from admin.ui.guard import signed_in_page
 from common.health import compute_health
 
@@ -45,6 +46,7 @@ SHOWN_REPORT_FIELDS = {
     "health",
     "system",
 }
+DELIVERY_REFRESH_SECONDS = 2.0
 
 
 def _pair(name: str, value: object, marker: str | None = None) -> None:
@@ -62,6 +64,7 @@ class MachineScreen:
         self.machine_id = machine_id
         self.tz = zone(app.storage.user.get("tz"))
         self.span = "day"
+        self.panels: list[DeliveryPanel] = []
 
     def _fetch(self) -> MachineOut | None:
         try:
@@ -194,12 +197,13 @@ class MachineScreen:
         await self.show_history(self.span)
 
     # -- feature-flagged and admin sections ------------------------------------------------------
-    def coming_soon(self) -> None:
-        features = self.services.settings.public_config()["FEATURES"]
-        for flag, title in (("messaging", "Messages"), ("commands", "Commands")):
-            if features[flag]:
-                with theme.section(title).mark(f"feature-{flag}"):
-                    ui.label(f"{title} to this machine: coming soon.").classes("text-grey-7")
+    async def delivery_panels(self) -> None:
+        self.panels = delivery_panels(self.services, self.user, self.machine_id, self.tz)
+        await self.refresh_panels()
+
+    async def refresh_panels(self) -> None:
+        for panel in self.panels:
+            await panel.refresh()
 
     def danger_zone(self) -> None:
         with theme.section("Remove machine").mark("delete-card"):
@@ -248,7 +252,9 @@ def register(services: AppServices) -> None:
         with ui.element("div").classes("grid grid-cols-1 md:grid-cols-2 gap-4 w-full"):
             screen.system(machine)
             with ui.column().classes("w-full gap-4"):
-                screen.coming_soon()
+                await screen.delivery_panels()
                 if user.is_admin:
                     screen.danger_zone()
         ui.timer(services.settings.refresh_interval_ms / 1000, screen.refresh, immediate=False)
+        if screen.panels:  # deliveries change within seconds of a send: shown as they do
+            ui.timer(DELIVERY_REFRESH_SECONDS, screen.refresh_panels, immediate=False)

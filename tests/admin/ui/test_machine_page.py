@@ -165,11 +165,11 @@ async def test_messages_and_commands_follow_the_feature_flags(admin: User, servi
     services.settings.feature_messaging = True  # the object /api/config serves from
     await admin.open(page_of("pc-1"))
     await admin.should_see(marker="feature-messaging")
-    await admin.should_see("Messages to this machine: coming soon.")
+    await admin.should_see("Messages to this machine")
     await admin.should_not_see(marker="feature-commands")
     services.settings.feature_commands = True
     await admin.open(page_of("pc-1"))
-    await admin.should_see("Commands to this machine: coming soon.")
+    await admin.should_see("Commands to this machine")
 
 
 async def test_the_page_follows_the_machine(admin: User, services, admin_account) -> None:
