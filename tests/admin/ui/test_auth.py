@@ -29,6 +29,8 @@ async def test_every_page_but_sign_in_is_declared_through_the_one_guard(user: Us
     pages = set(Client.page_routes.values())
     assert pages - {auth.LOGIN_PATH} == set(GUARDED), "a page registered without admin.ui.guard.signed_in_page"
     assert {path.partition("?")[0] for path in PROTECTED_PAGES} <= set(GUARDED)
+    # Pages of a feature that is off do not exist (404): every feature on, so every page is there.
+    services.settings.feature_messaging = services.settings.feature_commands = True
     for path in GUARDED:  # signed out: each sends the visitor to sign in
         await user.open(path)
         await user.should_see(marker="sign-in")
