@@ -34,7 +34,9 @@ import time
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
+from io import BufferedReader
 from pathlib import Path
+from typing import Any
 
 import platformdirs
 
@@ -204,13 +206,13 @@ def cap_output(data: bytes, dropped: int) -> str:
 class _Tail:
     """Reads a stream to its end, keeping only the last OUTPUT_LIMIT_BYTES (memory stays bounded)."""
 
-    def __init__(self, stream) -> None:
+    def __init__(self, stream: BufferedReader) -> None:
         self.data = bytearray()
         self.dropped = 0
         self._thread = threading.Thread(target=self._read, args=(stream,), name="dashfleet-script-output", daemon=True)
         self._thread.start()
 
-    def _read(self, stream) -> None:
+    def _read(self, stream: BufferedReader) -> None:
         with stream:
             for chunk in iter(lambda: stream.read1(1 << 16), b""):
                 self.data += chunk
@@ -257,7 +259,7 @@ def run(
 
 
 def _run(script: Script, argv: list[str], timeout: float, on_start: Callable[[int], None]) -> RunResult:
-    options: dict = {}
+    options: dict[str, Any] = {}
     if sys.platform == "win32":
         options["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP | subprocess.CREATE_NO_WINDOW
     else:
@@ -277,6 +279,7 @@ def _run(script: Script, argv: list[str], timeout: float, on_start: Callable[[in
         return RunResult("failed", None, f"the script {script.path} could not be started: {exc}")
     log.info("run_script %s: started %s (pid %d, timeout %g s)", script.name, argv, proc.pid, timeout)
     on_start(proc.pid)
+    assert isinstance(proc.stdout, BufferedReader)
     tail = _Tail(proc.stdout)
     timed_out = False
     try:

@@ -114,6 +114,10 @@ class Inbox:
     # --- the loop ---
 
     def _loop(self) -> None:
+        try:
+            self._show_unseen()
+        except Exception:
+            log.exception("unexpected error showing the messages kept from before")
         while not self.service.stopping:
             try:
                 delay = self._cycle()
@@ -233,7 +237,8 @@ class Inbox:
     # --- messages ---
 
     def _list_messages(self) -> None:
-        records = [r for r in self.store.all() if r.type == "message" and r.closed is None]
+        now = self._server_now()
+        records = [r for r in self.store.all() if r.type == "message" and r.closed is None and r.expires > now]
         messages = sorted((Message.of(r) for r in records), key=lambda m: (-m.created, m.delivery_id))
         self.service.set_messages(messages[:MAX_LISTED_MESSAGES])
 
@@ -384,9 +389,9 @@ class Inbox:
     # --- after a restart ---
 
     def _restore(self) -> None:
-        """What the records on disk say at start: messages listed again (and shown again when they
-        never were), a command that was running when the agent ended is failed (never run again),
-        one that never started is taken up again."""
+        """What the records on disk say at start: messages listed again (and shown again, by
+        _show_unseen, when they never were), a command that was running when the agent ended is
+        failed (never run again), one that never started is taken up again."""
         for record in self.store.all():
             if record.type != "command" or record.closed is not None:
                 continue
@@ -403,11 +408,13 @@ class Inbox:
             elif not record.started and record.result is None:
                 self._queue_command(record)
         self._list_messages()
+
+    def _show_unseen(self) -> None:
+        """On the inbox's thread at start (it may wait for the tray): the messages not shown yet."""
         for message in self.service.messages:
-            if not message.displayed:
-                record = self.store.get(message.delivery_id)
-                if record is not None:
-                    self._show(record)
+            record = self.store.get(message.delivery_id)
+            if not message.displayed and record is not None:
+                self._show(record)
 
 
 def _rank(state: str | None) -> int:

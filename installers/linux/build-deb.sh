@@ -18,6 +18,7 @@ install -d "$ROOT/DEBIAN" "$ROOT/opt" "$ROOT/usr/bin" "$ROOT/etc/xdg/autostart" 
 cp -a "$BUNDLE" "$ROOT/opt/dashfleet-agent"
 install -m 0755 "$HERE/session-autostart" "$ROOT/opt/dashfleet-agent/session-autostart"
 install -m 0644 installers/shared/agent-config.sh "$ROOT/opt/dashfleet-agent/agent-config.sh"
+install -m 0644 installers/shared/allowlist.toml "$ROOT/opt/dashfleet-agent/allowlist.toml.template"
 cat >"$ROOT/opt/dashfleet-agent/README.txt" <<TXT
 DashFleet agent $VERSION. Configuration: /etc/xdg/dashfleet/agent.toml (see docs/install-agent.md).
 Headless: systemctl status dashfleet-agent; journalctl -u dashfleet-agent.

@@ -21,6 +21,7 @@ install -m 0755 "$HERE/uninstall.sh" "$ROOT/Applications/DashFleetAgent.app/Cont
 install -m 0644 "$HERE/com.dashfleet.agent.plist" "$ROOT/Library/LaunchAgents/$IDENTIFIER.plist"
 install -m 0755 "$HERE/scripts/preinstall" "$HERE/scripts/postinstall" "$SCRIPTS/"
 install -m 0644 installers/shared/agent-config.sh "$SCRIPTS/agent-config.sh"
+install -m 0644 installers/shared/allowlist.toml "$SCRIPTS/allowlist.toml"
 
 # Installed where it is meant to be, not "relocated" to another copy of the app Installer finds.
 pkgbuild --analyze --root "$ROOT" "$WORK/components.plist"

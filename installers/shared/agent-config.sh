@@ -9,6 +9,13 @@
 # AGENT_CONFIG_PROBLEM, and the existing file stays as it was. Keys other than server and token
 # that an administrator added (machine_id, interval, ca_bundle, ...) are kept.
 
+# The allow-list of the scripts run_script may run (docs/agent.md, "The allow-list of scripts"):
+#
+#   install_allowlist TEMPLATE FOLDER GROUP
+#
+# makes FOLDER (root:GROUP, 0755) and, unless one exists (IT's: kept as it is), FOLDER/allowlist.toml
+# from TEMPLATE, root:GROUP 0644: readable by the agent of every user, writable by root only.
+
 AGENT_CONFIG_HEADER="# Written by the DashFleet agent installer (server, token). Other keys you add here are kept."
 AGENT_CONFIG_PROBLEM=
 
@@ -38,4 +45,13 @@ write_agent_config() {
     mkdir -p "$dir" && chmod 0755 "$dir" || return 1  # a readable folder; the file decides who reads
     # Copied beside the target first, so the final rename is atomic.
     cp "$new" "$config.new" && rm -f "$new" && chmod "$file_mode" "$config.new" && mv -f "$config.new" "$config"
+}
+
+install_allowlist() {
+    # shellcheck disable=SC3043  # as above
+    local template="$1" folder="$2" group="$3"
+    mkdir -p "$folder" && chown "root:$group" "$folder" && chmod 0755 "$folder" || return 1
+    [ -e "$folder/allowlist.toml" ] && return 0
+    cp "$template" "$folder/allowlist.toml.new" && chown "root:$group" "$folder/allowlist.toml.new" &&
+        chmod 0644 "$folder/allowlist.toml.new" && mv -f "$folder/allowlist.toml.new" "$folder/allowlist.toml"
 }

@@ -47,6 +47,8 @@ SetupLogging=yes
 
 [Files]
 Source: "{#BundleDir}\*"; DestDir: "{app}"; Flags: ignoreversion recursesubdirs createallsubdirs
+; run_script's allow-list (docs/agent.md): empty until IT adds scripts; an existing one is IT's and kept.
+Source: "{#RepoRoot}\installers\shared\allowlist.toml"; DestDir: "{commonappdata}\{#ConfigDirName}"; Flags: onlyifdoesntexist uninsneveruninstall
 
 [Icons]
 ; Every user's sign-in starts the tray agent (the all-users Startup folder).
@@ -54,6 +56,9 @@ Name: "{commonstartup}\{#AppName}"; Filename: "{app}\{#TrayExe}"; WorkingDir: "{
 Name: "{autoprograms}\{#AppName}"; Filename: "{app}\{#TrayExe}"; WorkingDir: "{app}"
 
 [Run]
+; ProgramData lets every user create files in new folders: the config folder (agent.toml and the
+; allow-list) is made Administrators' and SYSTEM's alone, readable by users, inheritance cut.
+Filename: "{sys}\icacls.exe"; Parameters: """{commonappdata}\{#ConfigDirName}"" /inheritance:r /grant:r *S-1-5-32-544:(OI)(CI)F *S-1-5-18:(OI)(CI)F *S-1-5-32-545:(OI)(CI)RX"; Flags: runhidden waituntilterminated; StatusMsg: "Securing the configuration folder..."
 Filename: "{app}\{#TrayExe}"; Description: "Start the DashFleet agent now"; Flags: nowait postinstall skipifsilent runasoriginaluser
 
 [UninstallRun]

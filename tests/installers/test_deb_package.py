@@ -243,6 +243,11 @@ def test_install_report_upgrade_remove_purge(clean_machine, server_factory):
     assert read_config() == {"server": server.url, "token": org.api_key}
     assert file_mode(CONFIG) == 0o600, "headless: the key must be readable by root only"
     assert WANTS_LINK.is_symlink(), "headless: the service is not enabled"
+    # run_script's allow-list: there, empty, root's and writable by root only (the agent checks this).
+    allowlist = CONFIG.parent / "allowlist.toml"
+    assert file_mode(allowlist) == 0o644 and allowlist.stat().st_uid == 0
+    assert file_mode(CONFIG.parent) == 0o755 and CONFIG.parent.stat().st_uid == 0
+    assert all(line.startswith("#") for line in allowlist.read_text().splitlines() if line.strip())
     package_paths = [Path(p) for p in run("dpkg", "-L", PACKAGE).stdout.split()]
     if shutil.which("systemd-analyze"):
         verify = run("systemd-analyze", "verify", str(UNIT))
@@ -286,7 +291,7 @@ def test_install_report_upgrade_remove_purge(clean_machine, server_factory):
     assert left == [], f"left behind by dpkg -r: {left[:10]}"
     assert not WANTS_LINK.is_symlink() and not WANTS_LINK.exists()
     assert not SERVICE_STATE.exists()
-    assert sorted(p.name for p in CONFIG.parent.iterdir()) == [CONFIG.name]
+    assert sorted(p.name for p in CONFIG.parent.iterdir()) == [CONFIG.name, "allowlist.toml"]
     assert CONFIG.read_bytes() == before
 
     # 4. Reinstall from preseeded debconf answers, for desktops, with a new agent-only key; the old
