@@ -83,13 +83,16 @@ class Inbox:
         self._thread.start()
 
     def wake(self) -> None:
-        """Poll at once (the heartbeat said something waits, or a feature may have changed)."""
+        """Poll at once: the heartbeat said something waits. With both features off as last read,
+        that means the server turned one on: read them again first."""
+        if not (self.features["messaging"] or self.features["commands"]):
+            self._config_due = 0.0
         self._wake.set()
 
     def refresh_config(self) -> dict[str, bool]:
         """Reads the flags again now (refresh_config); returns them."""
         self._read_config()
-        self.wake()
+        self._wake.set()
         return dict(self.features)
 
     def close(self, timeout: float = 5.0) -> None:

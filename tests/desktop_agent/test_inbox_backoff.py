@@ -109,10 +109,11 @@ def test_features_off_means_no_inbox_request(make_inbox):
     _service, inbox = make_inbox(scripted)
     inbox.start()
     time.sleep(2.0)
-    inbox.wake()  # even a wake-up (a heartbeat's hint) does not make it ask
+    assert len(scripted.paths("/api/config")) == 1
+    inbox.wake()  # a heartbeat's hint: the features are read again, still off, so still no inbox
     time.sleep(1.0)
     assert scripted.paths("/api/agent/inbox") == []
-    assert len(scripted.paths("/api/config")) == 1
+    assert len(scripted.paths("/api/config")) == 2
 
 
 def test_a_heartbeat_hint_cuts_the_backoff_short(make_inbox):
