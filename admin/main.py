@@ -42,6 +42,16 @@ async def _maintenance_loop(services: AppServices) -> None:
         await asyncio.sleep(services.settings.maintenance_interval_seconds)
 
 
+async def _alert_sweep_loop(services: AppServices) -> None:
+    """Offline machines, pending alerts that came due, silences that ended (docs/alerts.md)."""
+    while True:
+        await asyncio.sleep(services.settings.alert_sweep_seconds)
+        try:
+            services.alert_engine.install_sweep(await run_in_threadpool(services.alert_engine.sweep))
+        except Exception:
+            log.exception("alert sweep failed")
+
+
 def create_app(settings: Settings | None = None, *, with_ui: bool = True) -> FastAPI:
     settings = settings or get_settings()
     services = AppServices.build(settings)
@@ -51,6 +61,9 @@ def create_app(settings: Settings | None = None, *, with_ui: bool = True) -> Fas
         services.writer.start()
         await services.wakeups.start()
         maintenance = asyncio.create_task(_maintenance_loop(services))
+        await run_in_threadpool(services.alert_engine.refresh)
+        sweep = asyncio.create_task(_alert_sweep_loop(services))
+        notifier = asyncio.create_task(services.notifier.run())
         # What start-up built (NiceGUI, SQLAlchemy, FastAPI) lives as long as the process: moved
         # out of the collector's sight, full collections under load drop from 100+ ms to ~10 ms.
         gc.collect()
@@ -58,9 +71,11 @@ def create_app(settings: Settings | None = None, *, with_ui: bool = True) -> Fas
         try:
             yield
         finally:
-            maintenance.cancel()
+            for task in (maintenance, sweep, notifier):
+                task.cancel()
             await services.wakeups.stop()
             await services.writer.stop()
+            services.notifier.close()
             services.engine.dispose()
 
     app = FastAPI(
@@ -80,8 +95,7 @@ def create_app(settings: Settings | None = None, *, with_ui: bool = True) -> Fas
     app.include_router(api_router)
     app.include_router(downloads.router)
     app.include_router(install_links.router)
-    for tag in ("fleet", "messages and commands", "agent inbox"):
-        document_bearer_auth(app, tag=tag)
+    document_bearer_auth(app, "fleet", "messages and commands", "agent inbox", "alerts", "agent")
     if with_ui:
         from admin.ui import mount_ui
 

@@ -9,8 +9,8 @@ from fastapi import FastAPI
 BEARER = "apiKey"
 
 
-def document_bearer_auth(app: FastAPI, tag: str) -> None:
-    """Mark every operation tagged `tag` as needing the Bearer key."""
+def document_bearer_auth(app: FastAPI, *tags: str) -> None:
+    """Mark every operation tagged with one of `tags` as needing the Bearer key."""
     build = app.openapi
 
     def openapi() -> dict:
@@ -25,7 +25,7 @@ def document_bearer_auth(app: FastAPI, tag: str) -> None:
             }
             for operations in schema["paths"].values():
                 for operation in operations.values():
-                    if tag in operation.get("tags", []):
+                    if set(tags) & set(operation.get("tags", [])):
                         operation["security"] = [{BEARER: []}]
         return app.openapi_schema
 

@@ -35,6 +35,19 @@ class Settings(BaseSettings):
 
     history_retention_days: float = Field(30, gt=0, description="history samples older than this are deleted")
     maintenance_interval_seconds: float = Field(60, gt=0, description="period of the expiry/retention job")
+    # Alerts (docs/alerts.md): the offline/pending sweep's period, the notifier's polling period (it
+    # is also woken at once by this process's events), the first retry's delay (doubling up to an
+    # hour), how long notices for people (e-mail, Apprise) gather before going out as one.
+    alert_sweep_seconds: float = Field(5, gt=0, description="period of the offline and pending-alert sweep")
+    notifier_interval_seconds: float = Field(2, gt=0, description="how often the outbox is checked")
+    alert_retry_seconds: float = Field(10, gt=0, description="first retry of a failed notice; doubles")
+    alert_group_seconds: float = Field(10, ge=0, description="notices for people gather this long")
+    smtp_host: str = Field("", description="SMTP server for e-mail channels; empty: e-mail is off")
+    smtp_port: int = Field(25, gt=0, lt=65536)
+    smtp_from: str = "dashfleet@localhost"
+    smtp_username: str = ""
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = False
     # Where agents and browsers reach this server, shown in the agent install instructions.
     public_url: str = ""
     # The agent packages GET /downloads/ serves (wheel, .deb, Windows and macOS installers); empty

@@ -1,10 +1,17 @@
 """SQLModel tables. Times are server Unix seconds (UTC); JSON documents are stored as text."""
 
+from admin.models.alerts import AlertChannel, AlertDelivery, AlertEvent, AlertRule, AlertSilence, AlertState
 from admin.models.install_links import InstallLink
 from admin.models.messaging import Command, Delivery, Message
 from admin.models.tables import ApiKey, ExpiredMachine, Machine, Organization, Sample, User
 
 __all__ = [
+    "AlertChannel",
+    "AlertDelivery",
+    "AlertEvent",
+    "AlertRule",
+    "AlertSilence",
+    "AlertState",
     "ApiKey",
     "Command",
     "Delivery",

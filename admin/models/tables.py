@@ -73,6 +73,10 @@ class Machine(SQLModel, table=True):
     disk_percent: float | None = None
     health_score: float | None = None
     health_status: str | None = Field(default=None, max_length=20)
+    # A clean stop the agent announced (POST /api/agent/goodbye): away, not offline, while
+    # goodbye_at >= last_seen (nothing heard since) and before expected_back, if it gave one.
+    goodbye_at: float | None = None
+    expected_back: float | None = None
 
 
 # The fleet is listed by machine id in byte order, SQLite's own. PostgreSQL compares text by locale

@@ -10,10 +10,13 @@ from admin.core.config import Settings
 from admin.core.db import make_engine
 from admin.core.limits import RateLimiter
 from admin.services.accounts import AccountService
+from admin.services.alert_engine import AlertEngine
+from admin.services.alerts import AlertService
 from admin.services.downloads import Downloads
 from admin.services.fleet import FleetService
 from admin.services.install_links import InstallLinkService
 from admin.services.messaging import MessagingService
+from admin.services.notifier import Notifier
 from admin.services.wakeups import Wakeups, libpq_url
 from admin.services.writer import GroupWriter
 
@@ -30,6 +33,9 @@ class AppServices:
     messaging: MessagingService
     downloads: Downloads
     install_links: InstallLinkService
+    alert_engine: AlertEngine
+    alerts: AlertService
+    notifier: Notifier
 
     @classmethod
     def build(cls, settings: Settings) -> AppServices:
@@ -38,11 +44,16 @@ class AppServices:
         redis_url = settings.rate_limit_storage if settings.rate_limit_storage.startswith("redis") else None
         wakeups = Wakeups(postgres_url=libpq_url(settings.sqlalchemy_url), redis_url=redis_url)
         accounts = AccountService(engine)
+        alert_engine = AlertEngine(engine, settings)
+        notifier = Notifier(engine, settings)
+        alert_engine.on_event = notifier.wake
+        fleet = FleetService(engine, settings, writer)
+        fleet.alerts = alert_engine
         return cls(
             settings=settings,
             engine=engine,
             accounts=accounts,
-            fleet=FleetService(engine, settings, writer),
+            fleet=fleet,
             limiter=RateLimiter(
                 settings.rate_limit_storage,
                 ping_per_minute=settings.ping_limit_per_minute,
@@ -53,4 +64,7 @@ class AppServices:
             messaging=MessagingService(engine, settings, wakeups),
             downloads=Downloads(settings.downloads_path),
             install_links=InstallLinkService(engine, settings, accounts),
+            alert_engine=alert_engine,
+            alerts=AlertService(engine, settings, alert_engine),
+            notifier=notifier,
         )

@@ -17,8 +17,9 @@ from sqlalchemy import Engine
 from admin.core.config import Settings
 from admin.repositories import machines as repo
 from admin.repositories import messaging as messaging_repo
+from admin.services.alert_engine import AlertEngine
 from admin.services.errors import NotFound
-from admin.services.public import FleetOut, HistoryOut, HistorySample, MachineOut
+from admin.services.public import AwayOut, FleetOut, HistoryOut, HistorySample, MachineOut
 from admin.services.writer import GroupWriter
 from common.health import compute_health
 
@@ -85,6 +86,7 @@ class FleetService:
         self.engine = engine
         self.settings = settings
         self.writer = writer
+        self.alerts: AlertEngine | None = None  # set by AppServices: alert rules checked on arrival
 
     # -- writes (hot path) ---------------------------------------------------------------
     async def record_report(self, *, org_id: int, machine_id: str, report: dict, now: float) -> None:
@@ -120,7 +122,12 @@ class FleetService:
             "disk_percent": report["disk_percent"],
             "health_score": health.score,
         }
-        await self.writer.write_report(row, sample)
+        changes = self.alerts.on_report(org_id, machine_id, report, now) if self.alerts else None
+        if changes is None:
+            await self.writer.write_report(row, sample)
+            return
+        await self.writer.write_report(row, sample, self.alerts.writer_for(changes))
+        self.alerts.remember(changes)
 
     def _sample_time(self, report: dict, now: float) -> float:
         """When the sample was measured: the agent's own timestamp for a report that waited in its
@@ -139,13 +146,26 @@ class FleetService:
 
     async def record_ping(self, *, org_id: int, machine_id: str, hardware_id: str | None, now: float) -> None:
         """Mark the machine alive; a machine first heard of by heartbeat is created empty."""
+        changes = self.alerts.on_ping(org_id, machine_id, now) if self.alerts else None
         await self.writer.write_ping(
-            machine_row(org_id=org_id, machine_id=machine_id, now=now, hardware_id=hardware_id, last_ping=now)
+            machine_row(org_id=org_id, machine_id=machine_id, now=now, hardware_id=hardware_id, last_ping=now),
+            self.alerts.writer_for(changes) if changes else None,
         )
+        if changes:
+            self.alerts.remember(changes)
 
     # -- reads ---------------------------------------------------------------------------
     def status_of(self, last_seen: float, now: float) -> Literal["online", "offline"]:
         return "offline" if now - last_seen > self.settings.offline_after_seconds else "online"
+
+    @staticmethod
+    def away_of(row: Any, now: float) -> AwayOut | None:
+        """An announced absence (the agent said goodbye): nothing heard since, return not overdue."""
+        if row.goodbye_at is None or row.goodbye_at < row.last_seen:
+            return None
+        if row.expected_back is not None and now >= row.expected_back:
+            return None
+        return AwayOut(since=row.goodbye_at, expected_back=row.expected_back)
 
     def to_public(self, row: Any, now: float) -> MachineOut:
         """The contract's Machine from its stored row: what the API returns and the UI shows."""
@@ -162,6 +182,7 @@ class FleetService:
             ts=row.ts,
             health_score=row.health_score,
             health_status=row.health_status,
+            away=self.away_of(row, now),
             report=json.loads(row.report),
             system=json.loads(row.system),
         )

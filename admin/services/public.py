@@ -15,6 +15,13 @@ Connection = Literal["online", "offline"]
 HealthStatus = Literal["ok", "warning", "critical"]
 
 
+class AwayOut(BaseModel):
+    """A clean stop the agent announced (POST /api/agent/goodbye): expected offline, no alert."""
+
+    since: float = Field(description="server Unix time of the goodbye")
+    expected_back: float | None = Field(description="when it said it would be back; null: not said")
+
+
 class MachineOut(BaseModel):
     """The contract's Machine: one entry of a fleet listing, or one machine."""
 
@@ -30,6 +37,7 @@ class MachineOut(BaseModel):
     ts: float | None = Field(description="server Unix time of the last report")
     health_score: float | None = Field(description="0-100, scored by the server; null until a report arrives")
     health_status: HealthStatus | None
+    away: AwayOut | None = Field(None, description="set while the machine is away by its own word (not offline)")
     report: dict[str, Any] = Field(description="the last report as the agent sent it; {} until one arrives")
     system: dict[str, Any] = Field(description="the machine's OS metadata from its last report")
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from admin.repositories.machines import upsert_statements
@@ -28,6 +29,7 @@ class _Write:
     machine: dict  # the machine row to upsert
     sample: dict | None  # a history sample (reports only)
     future: asyncio.Future
+    also: Callable[[Connection], None] | None = None  # more rows of this write (alert changes)
     error: BaseException | None = None
 
     @property
@@ -59,15 +61,15 @@ class GroupWriter:
             await self._flush(self._swap())
         self._executor.shutdown(wait=True)
 
-    async def write_report(self, row: dict, sample: dict) -> None:
-        await self._submit(row, sample)
+    async def write_report(self, row: dict, sample: dict, also: Callable[[Connection], None] | None = None) -> None:
+        await self._submit(row, sample, also)
 
-    async def write_ping(self, row: dict) -> None:
-        await self._submit(row, None)
+    async def write_ping(self, row: dict, also: Callable[[Connection], None] | None = None) -> None:
+        await self._submit(row, None, also)
 
-    def _submit(self, machine: dict, sample: dict | None) -> asyncio.Future:
+    def _submit(self, machine: dict, sample: dict | None, also: Callable[[Connection], None] | None) -> asyncio.Future:
         future = asyncio.get_running_loop().create_future()
-        self._pending.append(_Write(machine, sample, future))
+        self._pending.append(_Write(machine, sample, future, also))
         self._wakeup.set()
         return future
 
@@ -126,6 +128,9 @@ class GroupWriter:
                         conn.execute(self._sample_stmt, samples)
                     if pings:
                         conn.execute(self._ping_stmt, pings)
+                    for item in ordered:  # alert state changes, in the same transaction as their cause
+                        if item.also is not None:
+                            item.also(conn)
                 return
             except OperationalError as exc:
                 if attempt == DEADLOCK_RETRIES or getattr(exc.orig, "sqlstate", None) not in RETRYABLE_SQLSTATES:

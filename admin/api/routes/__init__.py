@@ -1,13 +1,15 @@
 from fastapi import APIRouter, Request, Response
 
 from admin.api.errors import ApiError
-from admin.api.routes import fleet, inbox, messaging, status
+from admin.api.routes import alerts, fleet, inbox, messaging, status
 
 api_router = APIRouter(prefix="/api")
 api_router.include_router(status.router)
 api_router.include_router(fleet.router)
 api_router.include_router(messaging.router)
 api_router.include_router(inbox.router)
+api_router.include_router(alerts.router)
+api_router.include_router(alerts.agent_router)
 
 
 ANY_METHOD = ["GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE"]

@@ -1,0 +1,470 @@
+"""Alert evaluation: thresholds as reports arrive, offline and silences in a background sweep.
+
+The state of each rule on each machine is a row (models/alerts.py); this process keeps a copy of
+every row that is not plain `ok`, with the rules and silences, in dictionaries keyed by
+organisation and machine. A report or heartbeat that changes nothing costs a dictionary lookup
+and a few comparisons. A change is written in the report's own transaction (the group writer) with
+its event and outbox rows, as a compare-and-set on the row, so two server processes never apply
+one change twice. The sweep (every ALERT_SWEEP_SECONDS) re-reads the rows, so changes made by
+other processes reach this one's copy within a sweep, and decides what only the server's clock
+can: offline machines, pending alerts that came due, unknown while offline, silences that ended.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, Engine
+
+from admin.core.config import Settings
+from admin.repositories import alerts as repo
+from admin.services.channels import PEOPLE_KINDS
+
+log = logging.getLogger(__name__)
+
+METRICS = {"cpu": "cpu_percent", "ram": "ram_percent", "disk": "disk_percent"}
+WEEK = 7 * 86400
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    id: int
+    org_id: int
+    name: str
+    kind: str
+    threshold: float
+    clear: float  # resolves below this
+    for_seconds: int
+    severity: str
+    channels: tuple[int, ...]
+    machines: frozenset[str] | None  # None: the whole organisation
+
+    def applies_to(self, machine_id: str) -> bool:
+        return self.machines is None or machine_id in self.machines
+
+
+@dataclass(frozen=True, slots=True)
+class State:
+    state: str  # pending, firing, silenced, unknown; ok only while a resolution is still untold
+    since: float
+    due_at: float | None
+    value: float | None
+    notified: bool  # the channels were told it fires (and not yet that it resolved)
+
+    def as_row(self) -> dict[str, Any]:
+        return {
+            "state": self.state,
+            "since": self.since,
+            "due_at": self.due_at,
+            "value": self.value,
+            "notified": self.notified,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Silence:
+    machines: frozenset[str] | None
+    starts: float
+    ends: float
+    weekly: bool
+
+    def covers(self, machine_id: str, now: float) -> bool:
+        if self.machines is not None and machine_id not in self.machines:
+            return False
+        if now < self.starts:
+            return False
+        if not self.weekly:
+            return now < self.ends
+        return (now - self.starts) % WEEK < self.ends - self.starts
+
+
+@dataclass(slots=True)
+class OrgAlerts:
+    metric_rules: list[Rule] = field(default_factory=list)
+    offline_rules: list[Rule] = field(default_factory=list)
+    rules: dict[int, Rule] = field(default_factory=dict)
+    channel_kinds: dict[int, str] = field(default_factory=dict)
+    silences: list[Silence] = field(default_factory=list)
+    states: dict[str, dict[int, State]] = field(default_factory=dict)
+
+    def silenced(self, machine_id: str, now: float) -> bool:
+        return any(s.covers(machine_id, now) for s in self.silences)
+
+
+@dataclass(slots=True)
+class Change:
+    org_id: int
+    rule: Rule
+    machine_id: str
+    old: State | None
+    new: State | None  # None: ok with nothing left to tell (the row is deleted)
+    event: str | None  # firing, resolved or None
+    value: float | None
+    at: float
+    applied: bool = False
+
+
+def decide(
+    rule: Rule, machine_id: str, old: State | None, target: str, *, silenced: bool, now: float, value: float | None
+) -> Change | None:
+    """The change that takes `old` towards `target` (ok, firing or unknown); None if it is there.
+    A silence keeps a change from being told (state `silenced`, or a resolution held back)."""
+    notified = old.notified if old else False
+    event: str | None = None
+    new: State | None
+    if target == "ok":
+        if not notified:
+            new = None
+        elif silenced:  # resolved inside a silence: told when it ends, unless it fires again
+            new = State("ok", old.since if old and old.state == "ok" else now, None, value, True)
+        else:
+            new, event = None, "resolved"
+    else:
+        state = "silenced" if target == "firing" and silenced else target
+        if target == "firing" and not silenced and not notified:
+            event, notified = "firing", True
+        since = old.since if old and old.state == state else now
+        kept = value if target == "firing" else (old.value if old else None)
+        new = State(state, since, None, kept, notified)
+    if old is None and new is None:
+        return None
+    if old is not None and new is not None and (old.state, old.notified, old.due_at) == (new.state, new.notified, None):
+        return None
+    return Change(rule.org_id, rule, machine_id, old, new, event, value, now)
+
+
+def _pending(rule: Rule, machine_id: str, old: State | None, now: float, value: float) -> Change:
+    notified = old.notified if old else False
+    new = State("pending", now, now + rule.for_seconds, value, notified)
+    return Change(rule.org_id, rule, machine_id, old, new, None, value, now)
+
+
+def _json_ids(text: str | None) -> frozenset[str] | None:
+    return None if text is None else frozenset(json.loads(text))
+
+
+class AlertEngine:
+    def __init__(self, engine: Engine, settings: Settings) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.started = time.time()  # no offline alert before a whole offline window of uptime
+        self.orgs: dict[int, OrgAlerts] = {}
+        self._versions: dict[int, int] = {}  # bumped by every local change, so a sweep never undoes one
+        self.on_event: Callable[[], None] = lambda: None  # wakes the notifier
+
+    # -- the cached copy ---------------------------------------------------------------------------
+    def load(self, conn: Connection, now: float) -> dict[int, OrgAlerts]:
+        orgs: dict[int, OrgAlerts] = {}
+        for r in repo.all_rules(conn):
+            org = orgs.setdefault(r.org_id, OrgAlerts())
+            threshold = r.threshold if r.threshold is not None else 0.0
+            rule = Rule(
+                id=r.id,
+                org_id=r.org_id,
+                name=r.name,
+                kind=r.kind,
+                threshold=threshold,
+                clear=r.clear_below if r.clear_below is not None else threshold,
+                for_seconds=r.for_seconds,
+                severity=r.severity,
+                channels=tuple(json.loads(r.channels)),
+                machines=_json_ids(r.machine_ids),
+            )
+            org.rules[rule.id] = rule
+            (org.offline_rules if rule.kind == "offline" else org.metric_rules).append(rule)
+        for c in repo.all_channel_kinds(conn):
+            if c.org_id in orgs:
+                orgs[c.org_id].channel_kinds[c.id] = c.kind
+        for s in repo.all_silences(conn, now=now):
+            if s.org_id in orgs:
+                orgs[s.org_id].silences.append(Silence(_json_ids(s.machine_ids), s.starts, s.ends, s.weekly))
+        for s in repo.active_states(conn):
+            if s.org_id in orgs:
+                state = State(s.state, s.since, s.due_at, s.value, s.notified)
+                orgs[s.org_id].states.setdefault(s.machine_id, {})[s.rule_id] = state
+        return orgs
+
+    def refresh(self) -> None:
+        """Re-read everything now (start-up, and after this process changed a rule, channel or silence)."""
+        with self.engine.connect() as conn:
+            self.orgs = self.load(conn, time.time())
+
+    def _install(self, snapshot: dict[int, OrgAlerts], versions: dict[int, int]) -> None:
+        """Take a sweep's snapshot, keeping this process's copy of organisations that changed
+        locally while it was read (their rows are newer than the snapshot)."""
+        for org_id, org in self.orgs.items():
+            if self._versions.get(org_id, 0) != versions.get(org_id, 0) and org_id in snapshot:
+                snapshot[org_id].states = org.states
+        self.orgs = snapshot
+
+    def _remember(self, change: Change) -> None:
+        org = self.orgs.get(change.org_id)
+        if org is None:
+            return
+        self._versions[change.org_id] = self._versions.get(change.org_id, 0) + 1
+        states = org.states.setdefault(change.machine_id, {})
+        if change.new is None:
+            states.pop(change.rule.id, None)
+            if not states:
+                del org.states[change.machine_id]
+        else:
+            states[change.rule.id] = change.new
+
+    # -- the hot path ----------------------------------------------------------------------------------
+    def on_report(self, org_id: int, machine_id: str, report: dict[str, Any], now: float) -> list[Change] | None:
+        """The changes a report makes (None: none, the usual answer)."""
+        org = self.orgs.get(org_id)
+        if org is None:
+            return None
+        states = org.states.get(machine_id)
+        changes: list[Change] | None = None
+        for rule in org.metric_rules:
+            if rule.machines is not None and machine_id not in rule.machines:
+                continue
+            value = _metric(report, rule.kind)
+            old = states.get(rule.id) if states else None
+            if old is None and value <= rule.threshold:
+                continue  # the usual case: nothing to do
+            change = self._metric_change(org, rule, machine_id, old, now, value)
+            if change is not None:
+                changes = changes or []
+                changes.append(change)
+        if states:
+            changes = self._back_online(org, machine_id, states, now, changes)
+        return changes
+
+    def on_ping(self, org_id: int, machine_id: str, now: float) -> list[Change] | None:
+        org = self.orgs.get(org_id)
+        if org is None:
+            return None
+        states = org.states.get(machine_id)
+        return self._back_online(org, machine_id, states, now, None) if states else None
+
+    def _to(
+        self,
+        org: OrgAlerts,
+        rule: Rule,
+        machine_id: str,
+        old: State | None,
+        target: str,
+        now: float,
+        value: float | None,
+    ) -> Change | None:
+        # The silences are looked at only when something is to be told.
+        needs = target == "firing" or (old is not None and old.notified)
+        silenced = org.silenced(machine_id, now) if needs else False
+        return decide(rule, machine_id, old, target, silenced=silenced, now=now, value=value)
+
+    def _metric_change(
+        self, org: OrgAlerts, rule: Rule, machine_id: str, old: State | None, now: float, value: float
+    ) -> Change | None:
+        if old is None or old.state == "ok":  # ok, or ok with a resolution still untold
+            if value > rule.threshold:
+                if rule.for_seconds:
+                    return _pending(rule, machine_id, old, now, value)
+                return self._to(org, rule, machine_id, old, "firing", now, value)
+            if old is not None and value < rule.clear:
+                return self._to(org, rule, machine_id, old, "ok", now, value)
+            return None
+        if old.state == "pending":
+            if value <= rule.threshold:
+                return self._to(org, rule, machine_id, old, "ok", now, value)
+            if old.due_at is not None and now >= old.due_at:
+                return self._to(org, rule, machine_id, old, "firing", now, value)
+            return None
+        if old.state in ("firing", "silenced"):
+            return self._to(org, rule, machine_id, old, "ok", now, value) if value < rule.clear else None
+        # unknown: the machine is back; it still fires, or it does not
+        if value > rule.threshold or (value >= rule.clear and old.notified):
+            return self._to(org, rule, machine_id, old, "firing", now, value)
+        return self._to(org, rule, machine_id, old, "ok", now, value)
+
+    def _back_online(
+        self, org: OrgAlerts, machine_id: str, states: dict[int, State], now: float, changes: list[Change] | None
+    ) -> list[Change] | None:
+        for rule in org.offline_rules:
+            old = states.get(rule.id)
+            if old is not None and old.state != "ok":
+                change = self._to(org, rule, machine_id, old, "ok", now, None)
+                if change is not None:
+                    changes = changes or []
+                    changes.append(change)
+        return changes
+
+    def writer_for(self, changes: list[Change]) -> Callable[[Connection], None]:
+        """What the group writer runs in the report's transaction."""
+
+        def write(conn: Connection) -> None:
+            for change in changes:
+                change.applied = self.write_change(conn, change)
+
+        return write
+
+    def remember(self, changes: Sequence[Change]) -> None:
+        """After the commit: this process's copy follows what was written."""
+        told = False
+        for change in changes:
+            if change.applied:
+                self._remember(change)
+                told = told or change.event is not None
+        if told:
+            self.on_event()
+
+    # -- writing one change -----------------------------------------------------------------------------
+    def write_change(self, conn: Connection, change: Change) -> bool:
+        key = {"org_id": change.org_id, "rule_id": change.rule.id, "machine_id": change.machine_id}
+        old = change.old.as_row() if change.old else None
+        new = change.new.as_row() if change.new else None
+        if not repo.claim_state(conn, old, new, key):
+            return False  # another process got there first; the next sweep brings its row here
+        if change.event is None:
+            return True
+        org = self.orgs.get(change.org_id)
+        kinds = org.channel_kinds if org else repo.channel_kinds(conn, org_id=change.org_id)
+        event_id = str(uuid.uuid4())
+        deliveries = []
+        for channel_id in change.rule.channels:
+            kind = kinds.get(channel_id)
+            if kind is None:
+                continue  # deleted meanwhile
+            due = change.at
+            if kind in PEOPLE_KINDS:  # join the group waiting for this channel, or start one
+                due = repo.pending_group_due(conn, channel_id=channel_id, after=change.at) or (
+                    change.at + self.settings.alert_group_seconds
+                )
+            deliveries.append(
+                {
+                    "org_id": change.org_id,
+                    "event_id": event_id,
+                    "channel_id": channel_id,
+                    "state": "pending",
+                    "due_at": due,
+                }
+            )
+        repo.insert_event(
+            conn,
+            {
+                "id": event_id,
+                "org_id": change.org_id,
+                "rule_id": change.rule.id,
+                "rule": change.rule.name,
+                "kind": change.rule.kind,
+                "severity": change.rule.severity,
+                "machine_id": change.machine_id,
+                "event": change.event,
+                "value": change.value,
+                "at": change.at,
+            },
+            deliveries,
+        )
+        return True
+
+    # -- the sweep ----------------------------------------------------------------------------------------
+    def sweep(self) -> tuple[dict[int, OrgAlerts], dict[int, int], list[Change]]:
+        """Runs in a worker thread: reads a snapshot, decides and writes what the clock decides.
+        `install_sweep` then takes the result on the event loop."""
+        now = time.time()
+        versions = dict(self._versions)
+        with self.engine.connect() as conn:
+            snapshot = self.load(conn, now)
+            keys = [(o, m) for o, org in snapshot.items() for m in org.states]
+            last_seen = repo.last_seen_of(conn, keys) if keys else {}
+        changes = self._clock_changes(snapshot, last_seen, now)
+        offline_after = self.settings.offline_after_seconds
+        for org_id, org in snapshot.items():
+            for rule in org.offline_rules:
+                cutoff = now - offline_after - rule.for_seconds
+                if self.started >= cutoff:
+                    continue  # start-up grace: every machine gets a whole window to be heard from
+                with self.engine.connect() as conn:
+                    found = repo.offline_candidates(
+                        conn,
+                        org_id=org_id,
+                        rule_id=rule.id,
+                        cutoff=cutoff,
+                        now=now,
+                        for_seconds=rule.for_seconds,
+                        machine_ids=sorted(rule.machines) if rule.machines is not None else None,
+                    )
+                for machine_id, _seen in found:
+                    old = org.states.get(machine_id, {}).get(rule.id)
+                    silenced = org.silenced(machine_id, now)
+                    change = decide(rule, machine_id, old, "firing", silenced=silenced, now=now, value=None)
+                    if change is not None:
+                        changes.append(change)
+        for change in changes:
+            try:
+                with self.engine.begin() as conn:
+                    change.applied = self.write_change(conn, change)
+            except Exception:
+                log.exception("alert sweep could not write a change")
+        for change in changes:  # the snapshot follows what was written
+            if change.applied:
+                states = snapshot[change.org_id].states.setdefault(change.machine_id, {})
+                if change.new is None:
+                    states.pop(change.rule.id, None)
+                else:
+                    states[change.rule.id] = change.new
+        return snapshot, versions, changes
+
+    def install_sweep(self, result: tuple[dict[int, OrgAlerts], dict[int, int], list[Change]]) -> None:
+        snapshot, versions, changes = result
+        self._install(snapshot, versions)
+        if any(c.applied and c.event for c in changes):
+            self.on_event()
+
+    def _clock_changes(
+        self, snapshot: dict[int, OrgAlerts], last_seen: dict[tuple[int, str], float], now: float
+    ) -> list[Change]:
+        offline_after = self.settings.offline_after_seconds
+        changes: list[Change] = []
+        for org_id, org in snapshot.items():
+            for machine_id, states in org.states.items():
+                seen = last_seen.get((org_id, machine_id))
+                silenced = org.silenced(machine_id, now)
+                for rule_id, old in states.items():
+                    rule = org.rules.get(rule_id)
+                    if rule is None:
+                        continue
+                    target: str | None = None
+                    if seen is None:
+                        target = "ok"  # the machine was deleted or expired: nothing fires for it
+                    elif rule.kind == "offline":
+                        if old.state != "ok" and now - seen <= offline_after:
+                            target = "ok"  # heard from (by another process, or before a restart)
+                    elif now - seen > offline_after:
+                        if old.state == "pending":
+                            target = "ok"
+                        elif old.state in ("firing", "silenced"):
+                            target = "unknown"
+                    elif old.state == "pending" and old.due_at is not None and now >= old.due_at:
+                        target = "firing"
+                    if target is None and not silenced:  # a silence ended: tell what still differs
+                        if old.state == "silenced":
+                            target = "firing"
+                        elif old.state == "ok" and old.notified:
+                            target = "ok"
+                    if target is None:
+                        continue
+                    change = decide(rule, machine_id, old, target, silenced=silenced, now=now, value=old.value)
+                    if change is not None:
+                        changes.append(change)
+        return changes
+
+
+def _metric(report: dict[str, Any], kind: str) -> float:
+    value = float(report[METRICS[kind]])
+    if kind == "disk":  # the fullest disk, when the agent lists them all
+        disks = report.get("disks")
+        if isinstance(disks, list):
+            for disk in disks:
+                percent = disk.get("percent") if isinstance(disk, dict) else None
+                if isinstance(percent, (int, float)) and 0 <= percent <= 100 and percent > value:
+                    value = float(percent)
+    return value
