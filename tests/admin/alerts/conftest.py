@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from tests.admin.alerts.receivers import SmtpReceiver, WebhookReceiver
-from tests.conftest import Org, ServerProcess
+from tests.helpers.api import Org
+from tests.helpers.servers import ServerProcess
 
 # Short periods, so an alert that becomes due is posted well within the contract's 15 s.
 FAST = {

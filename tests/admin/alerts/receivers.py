@@ -86,7 +86,7 @@ class SmtpReceiver:
                 receiver.mails.append(message)
                 return "250 OK"
 
-        from tests.conftest import free_port
+        from tests.helpers.servers import free_port
 
         self.port = free_port()
         self.controller = Controller(Handler(), hostname="127.0.0.1", port=self.port)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 
 from tests.admin.alerts.receivers import verify
-from tests.conftest import sample_report
+from tests.helpers.api import sample_report
 
 
 def test_cpu_rule_fires_and_resolves_with_hysteresis(alert_org, webhook):
