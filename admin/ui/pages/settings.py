@@ -19,6 +19,7 @@ from admin.ui import auth, theme
 from admin.ui.components.copy_text import copy_text
 from admin.ui.components.format import duration, exact_time, zone
 from admin.ui.guard import signed_in_page
+from admin.ui.pages.install import PATH as INSTALL_PATH
 from common.constants import ALL_SCOPES, API_VERSION, SCOPE_AGENT
 from common.version import __version__
 
@@ -26,8 +27,8 @@ SCOPE_HELP = {"agent": "send reports and heartbeats", "read": "list the fleet", 
 
 
 def install_commands(server_url: str, api_key: str = "api_...") -> list[str]:
+    """An agent already installed (by hand or an installer), pointed at this server: check, run."""
     return [
-        'pip install "dashfleet[agent]"',
         f"dashfleet-agent --server {server_url} --token {api_key} --once",
         f"dashfleet-agent --server {server_url} --token {api_key}",
     ]
@@ -128,7 +129,7 @@ class SettingsScreen:
             ui.label(f"Scopes: {', '.join(key.scopes)}").classes("text-sm")
             if SCOPE_AGENT in key.scopes:
                 ui.label("Run the agent with it:").classes("text-sm")
-                copy_text(install_commands(self.server_url, key.api_key)[2])
+                copy_text(install_commands(self.server_url, key.api_key)[1])
             # The secret leaves the page with the dialog (persistent: only Done closes it).
             ui.button("Done", on_click=dialog.delete).classes("self-end").mark("key-done")
         dialog.open()
@@ -220,20 +221,23 @@ class SettingsScreen:
     # -- agent install, configuration --------------------------------------------------------------
     def install_section(self) -> None:
         with theme.section("Install the agent").mark("install-section"):
-            ui.label(
-                "On each machine, with Python 3.11 or newer (or use a packaged installer, see "
-                "docs/install-agent.md). Replace api_... with a key of scope agent."
-            ).classes("text-sm")
+            with ui.row().classes("w-full items-center gap-2"):
+                ui.label(
+                    "An install link gives one command per OS that installs this server's own agent on a "
+                    "workstation and enrols it."
+                ).classes("text-sm grow")
+                ui.button("Install links", icon="add_link", on_click=lambda: ui.navigate.to(INSTALL_PATH)).props(
+                    "outline"
+                ).mark("to-install-page")
             ui.label("Server URL").classes("text-sm text-grey-7")
             copy_text(self.server_url, marker="server-url")
+            ui.label(
+                "An agent installed another way (docs/install-agent.md), with a key of scope agent: check the "
+                "connection with one report, then run it (add --no-tray on servers):"
+            ).classes("text-sm text-grey-7")
             commands = install_commands(self.server_url)
-            ui.label("Install, then check the connection with one report:").classes("text-sm text-grey-7")
-            copy_text(commands[0])
-            copy_text(commands[1], marker="install-command")
-            ui.label("Run it (a tray icon shows the machine's health; add --no-tray on servers):").classes(
-                "text-sm text-grey-7"
-            )
-            copy_text(commands[2])
+            copy_text(commands[0], marker="install-command")
+            copy_text(commands[1])
 
     def about_section(self) -> None:
         config = self.services.settings.public_config()

@@ -140,7 +140,7 @@ async def test_other_organisations_keys_and_users_are_not_shown(on_settings: Use
 
 async def test_install_instructions_use_the_servers_url(on_settings: User, services) -> None:
     assert label_text(on_settings, "server-url") == "http://test"  # the address the browser used
-    assert label_text(on_settings, "install-command") == install_commands("http://test")[1]
+    assert label_text(on_settings, "install-command") == install_commands("http://test")[0]
     services.settings.public_url = "https://fleet.example.com/"
     await on_settings.open("/settings")
     assert label_text(on_settings, "server-url") == "https://fleet.example.com"
