@@ -44,6 +44,7 @@ async def test_a_new_link_shows_one_command_per_os_once(on_install: User, servic
     assert f"'{PUBLIC_URL}/install/{code}.ps1'" in label_text(user, "command-windows")
     assert "50 uses" in label_text(user, "new-link-summary")
     await user.should_see("appears on the fleet page within a minute")
+    await user.should_see(marker=f"uses-left-{link.id}", retries=50)
     assert label_text(user, f"uses-left-{link.id}") == "50 of 50 uses left"
 
     await user.open(PATH)  # the command is not shown again: the server keeps only a hash of the code
