@@ -127,14 +127,11 @@ def cmd_install_link_create(args: argparse.Namespace, settings: Settings) -> Non
 
 
 def cmd_install_link_list(args: argparse.Namespace, settings: Settings) -> None:
-    from admin.services.install_links import link_state
-
     org = _accounts(settings).org_named(args.org)
-    now = time.time()
     links = [
         {
-            "link_id": link.id,
-            "state": link_state(link, now),
+            "link_id": link.link_id,
+            "state": link.state,
             "created": link.created_at,
             "created_by": link.created_by,
             "expires": link.expires_at,
@@ -152,7 +149,7 @@ def cmd_install_link_revoke(args: argparse.Namespace, settings: Settings) -> Non
     org = _accounts(settings).org_named(args.org)
     link = _install_links(settings).revoke(org_id=org.id, link_id=args.link_id, actor="cli")
     time.sleep(KEY_CACHE_SECONDS)  # as `key revoke`: every running server refuses its enrol key now
-    _print_json({"link_id": link.id, "revoked": True, "revoked_at": link.revoked_at})
+    _print_json({"link_id": link.link_id, "revoked": True, "revoked_at": link.revoked_at})
 
 
 def _read_password(settings: Settings) -> str:

@@ -70,6 +70,40 @@ class CreatedLink:
 
 
 @dataclass(frozen=True)
+class LinkInfo:
+    """What the CLI and the web UI show of a link (never its code or its key)."""
+
+    link_id: int
+    state: str  # live | expired | used up | revoked
+    created_by: str
+    created_at: float
+    expires_at: float
+    uses_allowed: int
+    uses_count: int
+    last_used_at: float | None
+    revoked_at: float | None
+
+    @property
+    def uses_left(self) -> int:
+        return max(0, self.uses_allowed - self.uses_count)
+
+    @classmethod
+    def of(cls, link: InstallLink, now: float) -> LinkInfo:
+        assert link.id is not None
+        return cls(
+            link.id,
+            link_state(link, now),
+            link.created_by,
+            link.created_at,
+            link.expires_at,
+            link.uses_allowed,
+            link.uses_count,
+            link.last_used_at,
+            link.revoked_at,
+        )
+
+
+@dataclass(frozen=True)
 class LinkUse:
     """A script to serve: the link's organisation and the enrol key to put in it."""
 
@@ -212,11 +246,13 @@ class InstallLinkService:
         url = base + INSTALL_PATH + code
         return CreatedLink(link_id, url, expires_at, uses, commands_for(url))
 
-    def list(self, *, org_id: int) -> list[InstallLink]:
+    def list(self, *, org_id: int) -> list[LinkInfo]:
+        """The organisation's links, newest first."""
+        now = time.time()
         with Session(self.engine) as session:
-            return list(repo.links_of(session, org_id=org_id))
+            return [LinkInfo.of(link, now) for link in repo.links_of(session, org_id=org_id)]
 
-    def revoke(self, *, org_id: int, link_id: int, actor: str) -> InstallLink:
+    def revoke(self, *, org_id: int, link_id: int, actor: str) -> LinkInfo:
         with Session(self.engine) as session:
             link = repo.link_by_id(session, org_id=org_id, link_id=link_id)
             if link is None:
@@ -227,9 +263,11 @@ class InstallLinkService:
                 session.commit()
                 session.refresh(link)
                 audit.info("install link revoked: org %s link %s by %s", org_id, link_id, actor)
+            info = LinkInfo.of(link, time.time())
+            key_id = link.enroll_key_id
         # Scripts already served carry the enrol key: it goes with the link.
-        self.accounts.revoke_key(org_id=org_id, key_id=link.enroll_key_id)
-        return link
+        self.accounts.revoke_key(org_id=org_id, key_id=key_id)
+        return info
 
     def use(self, code: str, *, client: str) -> tuple[LinkUse | None, str]:
         """Take one use of the link with this code: (the use, "live"), or (None, why not):

@@ -7,17 +7,15 @@ cannot make or revoke a link from a page loaded before.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 from fastapi import Request
 from nicegui import app, ui
 from starlette.concurrency import run_in_threadpool
 
-from admin.models import InstallLink
 from admin.services.context import AppServices
 from admin.services.errors import ServiceError
-from admin.services.install_links import DEFAULT_USES, MAX_USES, CreatedLink, link_state
+from admin.services.install_links import DEFAULT_USES, MAX_USES, CreatedLink, LinkInfo
 from admin.ui import auth, theme
 from admin.ui.components.copy_text import copy_text
 from admin.ui.components.format import exact_time, zone
@@ -137,37 +135,36 @@ class InstallScreen:
             ).classes("text-sm text-grey-7")
             self.links_list(await self._links())
 
-    async def _links(self) -> list[InstallLink]:
+    async def _links(self) -> list[LinkInfo]:
         return await run_in_threadpool(self.services.install_links.list, org_id=self.user.org_id)
 
     async def show_links(self) -> None:
         self.links_list.refresh(await self._links())
 
     @ui.refreshable_method
-    def links_list(self, links: list[InstallLink]) -> None:
-        now = time.time()
-        live = [link for link in links if link_state(link, now) == "live"]
+    def links_list(self, links: list[LinkInfo]) -> None:
+        live = [link for link in links if link.state == "live"]
         if not live:
             ui.label("No live install links.").classes("text-grey-7").mark("no-links")
         for link in live:
             ui.separator()
-            with ui.row().classes("w-full items-center gap-x-3 gap-y-0").mark(f"link-{link.id}"):
-                ui.label(f"#{link.id}").classes("font-mono text-grey-7")
+            with ui.row().classes("w-full items-center gap-x-3 gap-y-0").mark(f"link-{link.link_id}"):
+                ui.label(f"#{link.link_id}").classes("font-mono text-grey-7")
                 ui.label(f"expires {exact_time(link.expires_at, self.tz)}").classes("text-sm")
-                ui.label(f"{link.uses_allowed - link.uses_count} of {link.uses_allowed} uses left").classes(
-                    "text-sm"
-                ).mark(f"uses-left-{link.id}")
+                ui.label(f"{link.uses_left} of {link.uses_allowed} uses left").classes("text-sm").mark(
+                    f"uses-left-{link.link_id}"
+                )
                 ui.label(f"by {link.created_by}").classes("text-xs text-grey-7 break-all")
                 ui.space()
                 ui.button(
                     "Revoke",
                     color="negative",
                     on_click=lambda chosen=link: theme.confirm(
-                        f"Revoke install link #{chosen.id}? Its commands stop working at once.",
+                        f"Revoke install link #{chosen.link_id}? Its commands stop working at once.",
                         "Revoke",
-                        lambda: self.revoke(chosen.id),
+                        lambda: self.revoke(chosen.link_id),
                     ),
-                ).props("outline dense").mark(f"revoke-link-{link.id}")
+                ).props("outline dense").mark(f"revoke-link-{link.link_id}")
         gone = len(links) - len(live)
         if gone:
             ui.label(f"{gone} expired, used-up or revoked link{'s' if gone != 1 else ''} not shown.").classes(

@@ -44,11 +44,11 @@ async def test_a_new_link_shows_one_command_per_os_once(on_install: User, servic
     assert f"'{PUBLIC_URL}/install/{code}.ps1'" in label_text(user, "command-windows")
     assert "50 uses" in label_text(user, "new-link-summary")
     await user.should_see("appears on the fleet page within a minute")
-    await user.should_see(marker=f"uses-left-{link.id}", retries=50)
-    assert label_text(user, f"uses-left-{link.id}") == "50 of 50 uses left"
+    await user.should_see(marker=f"uses-left-{link.link_id}", retries=50)
+    assert label_text(user, f"uses-left-{link.link_id}") == "50 of 50 uses left"
 
     await user.open(PATH)  # the command is not shown again: the server keeps only a hash of the code
-    await user.should_see(marker=f"link-{link.id}")
+    await user.should_see(marker=f"link-{link.link_id}")
     await user.should_not_see(code)
 
 
@@ -114,7 +114,7 @@ async def test_an_admin_demoted_meanwhile_cannot_make_or_revoke(on_install: User
     on_install.find(marker=f"revoke-link-{link.link_id}").click()
     on_install.find(marker="confirm").click()
     await on_install.should_see("Only an admin can make or revoke install links.", retries=50)
-    assert [entry.id for entry in links_of(services, admin_account)] == [link.link_id]
+    assert [entry.link_id for entry in links_of(services, admin_account)] == [link.link_id]
     assert services.install_links.list(org_id=admin_account.org_id)[0].revoked_at is None
 
 
