@@ -8,7 +8,7 @@ mean of per-metric sub-scores that fall linearly from 100 at the comfortable lev
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 HealthStatus = Literal["ok", "warning", "critical"]
 
@@ -38,7 +38,7 @@ class Health:
     status: HealthStatus
     reasons: tuple[str, ...]
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {"score": self.score, "status": self.status, "reasons": list(self.reasons)}
 
 

@@ -76,7 +76,7 @@ class _OpenModel(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     @model_validator(mode="after")
-    def _extras_are_finite(self):
+    def _extras_are_finite(self) -> _OpenModel:
         if self.model_extra and _has_non_finite(self.model_extra):
             raise ValueError("numbers must be finite (no NaN or infinity)")
         return self

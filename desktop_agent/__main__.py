@@ -14,12 +14,18 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import platformdirs
 
 from common.version import __version__
 from desktop_agent.config import APP_NAME, AgentConfig, ConfigError, config_search_path, resolve
+
+if TYPE_CHECKING:  # imported where used, so --help and --print-config start fast and small
+    from desktop_agent.queue import ReportQueue
+    from desktop_agent.service import AgentService
 
 log = logging.getLogger("desktop_agent")
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
@@ -105,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_FAILED
 
 
-def _run(config: AgentConfig, *, once: bool, reload=None) -> int:
+def _run(config: AgentConfig, *, once: bool, reload: Callable[[], AgentConfig] | None = None) -> int:
     from desktop_agent.logs import log_dir
     from desktop_agent.queue import QueueBusy, ReportQueue, import_sqlite_queue
     from desktop_agent.reporter import Reporter
@@ -185,7 +191,7 @@ def _restart() -> None:
     os.execv(argv[0], argv)  # noqa: S606 - our own program, its own arguments
 
 
-def _run_tray(service, log_folder: Path, queue) -> None:
+def _run_tray(service: AgentService, log_folder: Path, queue: ReportQueue) -> None:
     from desktop_agent.tray import Tray, TrayUnavailable
 
     tray_closed = threading.Event()
@@ -204,7 +210,7 @@ def _run_tray(service, log_folder: Path, queue) -> None:
 QUIT_GRACE_SECONDS = 10.0
 
 
-def _quit_watchdog(service, queue, tray_closed: threading.Event) -> None:
+def _quit_watchdog(service: AgentService, queue: ReportQueue, tray_closed: threading.Event) -> None:
     service.wait()
     if tray_closed.wait(QUIT_GRACE_SECONDS):
         return  # the normal way out: main() cleans up

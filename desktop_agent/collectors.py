@@ -128,7 +128,9 @@ def _linux_machine_id() -> str | None:
 
 
 def _windows_machine_guid() -> str | None:
-    import winreg  # only on Windows
+    if sys.platform != "win32":  # winreg exists only there (and mypy checks each platform's branch)
+        return None
+    import winreg
 
     key = winreg.OpenKey(
         winreg.HKEY_LOCAL_MACHINE,

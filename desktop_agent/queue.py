@@ -31,6 +31,7 @@ from collections import deque
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +69,9 @@ class Queued:
     text: str  # the report as JSON, sent as it is (no decode and re-encode per send)
 
     @property
-    def body(self) -> dict:
-        return json.loads(self.text)
+    def body(self) -> dict[str, Any]:
+        body: dict[str, Any] = json.loads(self.text)  # written by put() from a dict
+        return body
 
 
 def _lock_exclusively(fd: int) -> bool:
@@ -130,7 +132,7 @@ class ReportQueue:
     def _path(self, report_id: int, prefix: str = "") -> str:
         return f"{self._prefix}{prefix}{report_id:020d}.json"
 
-    def put(self, body: dict) -> int:
+    def put(self, body: dict[str, Any]) -> int:
         """Stores a report; when full, drops the oldest. Returns how many were dropped now."""
         text = json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
         with self._lock:

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, NoReturn, cast
 
 import httpx
 
@@ -74,7 +74,7 @@ class Backoff:
         self.failures += 1
         if retry_after is not None:
             return min(max(retry_after, 0.0), MAX_RETRY_AFTER_SECONDS)
-        ceiling = min(self.cap, self.base * 2 ** (self.failures - 1))
+        ceiling = min(self.cap, self.base * 2.0 ** (self.failures - 1))
         return ceiling * self._rng.uniform(0.5, 1.0)
 
     def reset(self) -> None:
@@ -127,16 +127,16 @@ class NoTLS:
     verification.
     """
 
-    def __getattr__(self, name: str):
+    def __getattr__(self, name: str) -> NoReturn:
         raise RuntimeError(f"TLS was attempted ({name}) although the server is http://; no TLS is set up for it")
 
 
-def _tls_context(server: str, ca_bundle: str | None) -> ssl.SSLContext | NoTLS | bool:
+def _tls_context(server: str, ca_bundle: str | None) -> ssl.SSLContext | bool:
     """TLS is always verified, against certifi's CAs (httpx's default, the same on every OS). A CA
     bundle is trusted besides them (a private CA for an internal server), never instead. A plain
     http:// server gets NoTLS: no TLS at all."""
     if server.lower().startswith("http://"):
-        return NoTLS()
+        return cast(ssl.SSLContext, NoTLS())  # stands in for one, and refuses to be used
     if not ca_bundle:
         return True
     import certifi  # httpx's own dependency
@@ -144,6 +144,11 @@ def _tls_context(server: str, ca_bundle: str | None) -> ssl.SSLContext | NoTLS |
     context = ssl.create_default_context(cafile=certifi.where())
     context.load_verify_locations(cafile=ca_bundle)  # ssl.SSLError if it holds no certificate
     return context
+
+
+def _sleep_through(seconds: float) -> bool:
+    time.sleep(seconds)
+    return False  # never cut short
 
 
 class Reporter:
@@ -165,9 +170,9 @@ class Reporter:
         self.server = server
         self.max_attempts = max_attempts
         self.max_inline_wait = max_inline_wait
-        self._backoff = lambda: Backoff(backoff_base, backoff_cap, rng)
+        self._backoff: Callable[[], Backoff] = lambda: Backoff(backoff_base, backoff_cap, rng)
         # sleep(seconds) -> True when the agent is quitting and the wait was cut short.
-        self._sleep = sleep or (lambda seconds: bool(time.sleep(seconds)))
+        self._sleep = sleep or _sleep_through
         self._client = httpx.Client(
             base_url=server,
             headers={"Authorization": f"Bearer {token}", "User-Agent": f"dashfleet-agent/{__version__}"},
@@ -180,7 +185,7 @@ class Reporter:
     def close(self) -> None:
         self._client.close()
 
-    def send_report(self, machine_id: str, report: dict | str) -> Outcome:
+    def send_report(self, machine_id: str, report: dict[str, Any] | str) -> Outcome:
         """POST /api/fleet/report; `report` may be a dict or already JSON text (from the queue)."""
         if isinstance(report, str):
             body = f'{{"machine_id":{json.dumps(machine_id)},"report":{report}}}'.encode()
@@ -213,7 +218,7 @@ class Reporter:
         )
         return Outcome(False, response.status_code, _error_text(response), body=body, retry_after=retry_after)
 
-    def post(self, path: str, body: dict | bytes) -> Outcome:
+    def post(self, path: str, body: dict[str, Any] | bytes) -> Outcome:
         """One request, retried on transient failures; returns the last outcome."""
         backoff = self._backoff()
         for attempt in range(1, self.max_attempts + 1):
@@ -230,7 +235,7 @@ class Reporter:
                 return outcome
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _post_once(self, path: str, body: dict | bytes) -> Outcome:
+    def _post_once(self, path: str, body: dict[str, Any] | bytes) -> Outcome:
         try:
             if isinstance(body, bytes):
                 response = self._client.post(path, content=body, headers=_JSON)

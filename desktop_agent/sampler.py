@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from common.health import Health, compute_health
 from desktop_agent import collectors
@@ -21,14 +22,14 @@ REQUIRED = ("cpu_percent", "ram_percent", "disk_percent")
 
 @dataclass(frozen=True)
 class Sample:
-    report: dict
+    report: dict[str, Any]
     health: Health
 
     @property
     def unavailable(self) -> tuple[str, ...]:
         return tuple(self.report.get("unavailable", ()))
 
-    def as_payload(self) -> dict:
+    def as_payload(self) -> dict[str, Any]:
         """The report as it goes on the wire (a copy: the queue and the server get their own)."""
         return dict(self.report)
 
@@ -62,7 +63,7 @@ def take_sample(state_dir: str | None = None) -> Sample:
     health_info = health.as_dict()
     health_info["reasons"] += [f"{key} unavailable" for key in unavailable]
 
-    report: dict = {
+    report: dict[str, Any] = {
         **percents,
         "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
         "health": health_info,

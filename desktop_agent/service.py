@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from desktop_agent import collectors
 from desktop_agent.config import AgentConfig
@@ -124,7 +124,7 @@ class AgentService:
     def subscribe(self, listener: Callable[[AgentState], None]) -> None:
         self._listeners.append(listener)
 
-    def _update(self, **changes) -> None:
+    def _update(self, **changes: Any) -> None:
         with self._lock:
             self._state = replace(self._state, **changes)
             state = self._state
@@ -282,7 +282,7 @@ class AgentService:
             sample, f"QUEUED {queued} ({outcome.error})", connected=False, queued=queued, last_error=outcome.error
         )
 
-    def _finish(self, sample: Sample, outcome: str, **changes) -> str:
+    def _finish(self, sample: Sample, outcome: str, **changes: Any) -> str:
         line = status_line(datetime.now(), outcome, sample)
         self._update(sample=sample, status_line=line, **changes)
         log.info("%s", line)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import secrets
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -68,7 +69,7 @@ class Settings(BaseSettings):
 
     @field_validator("password", mode="before")
     @classmethod
-    def _empty_password_is_unset(cls, value):
+    def _empty_password_is_unset(cls, value: object) -> object:
         # DASHFLEET_PASSWORD= (empty) means "not given, ask": as for the agent's empty variables.
         return None if value == "" else value
 
@@ -87,7 +88,7 @@ class Settings(BaseSettings):
 
     @field_validator("downloads_dir", mode="before")
     @classmethod
-    def _empty_downloads_dir_is_default(cls, value):
+    def _empty_downloads_dir_is_default(cls, value: object) -> object:
         return None if value == "" else value
 
     @property
@@ -110,7 +111,7 @@ class Settings(BaseSettings):
                 pass
         return path.read_text(encoding="ascii").strip()
 
-    def public_config(self) -> dict:
+    def public_config(self) -> dict[str, Any]:
         """What GET /api/config serves and what the web UI reads: one shape, one source."""
         from common.constants import API_VERSION
 

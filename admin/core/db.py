@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Column, Connection, Engine, MetaData, create_engine, event, inspect, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from admin.core.config import Settings
 
+if TYPE_CHECKING:  # Alembic is imported only when a migration is to run (start-up time)
+    from alembic.config import Config
+
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
 
-def _lower(value):
+def _lower(value: object) -> object:
     return value.lower() if isinstance(value, str) else value
 
 
@@ -24,7 +29,7 @@ def make_engine(settings: Settings) -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
         @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(dbapi_conn, _record):
+        def _sqlite_pragmas(dbapi_conn: Any, _record: object) -> None:
             cur = dbapi_conn.cursor()
             # WAL lets readers run beside the writer; NORMAL keeps every commit across a crash
             # of the process (WAL's guarantee) and syncs at checkpoints.
@@ -45,7 +50,7 @@ def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
-def comparable_schema(metadata: MetaData, dialect: str):
+def comparable_schema(metadata: MetaData, dialect: str) -> Callable[..., bool]:
     """Alembic's `include_object` for comparing `metadata` with a `dialect` database: Alembic
     honours neither SQLAlchemy's per-dialect DDL (`ddl_if`) nor compares expression indexes (such
     as the machine table's "C"-collated one on PostgreSQL), so both are left out of the comparison."""
@@ -56,7 +61,7 @@ def comparable_schema(metadata: MetaData, dialect: str):
         if any(not isinstance(e, Column) for e in index.expressions)
     }
 
-    def include(obj, name, type_, reflected, compare_to) -> bool:
+    def include(obj: object, name: str | None, type_: str, reflected: bool, compare_to: object) -> bool:
         if type_ == "index" and name in expression_indexes:
             return False
         # What ddl_if() recorded; SQLAlchemy has no public accessor for it.
@@ -66,7 +71,7 @@ def comparable_schema(metadata: MetaData, dialect: str):
     return include
 
 
-def alembic_config(settings: Settings):
+def alembic_config(settings: Settings) -> Config:
     from alembic.config import Config
 
     cfg = Config()
@@ -121,7 +126,7 @@ def _upgrade(settings: Settings) -> None:
 
 
 @contextmanager
-def _file_lock(path: Path):
+def _file_lock(path: Path) -> Iterator[None]:
     """Processes sharing one SQLite file migrate one at a time (POSIX; elsewhere no lock)."""
     try:
         import fcntl

@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import cast
 
 from cachetools import TTLCache
 from sqlalchemy import Engine
@@ -73,7 +74,7 @@ def _check_scopes(scopes: Iterable[str]) -> list[str]:
 class AccountService:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self._key_cache: TTLCache = TTLCache(maxsize=100_000, ttl=KEY_CACHE_SECONDS)
+        self._key_cache: TTLCache[str, Principal | None] = TTLCache(maxsize=100_000, ttl=KEY_CACHE_SECONDS)
         self._cache_lock = threading.Lock()
 
     # -- organisations -------------------------------------------------------------------
@@ -87,6 +88,7 @@ class AccountService:
             session.add(org)
             try:
                 session.flush()
+                assert org.id is not None  # given by the database at the flush
                 key = self._add_key(session, org.id, [SCOPE_AGENT, SCOPE_READ])
                 session.commit()
             except IntegrityError:
@@ -114,6 +116,7 @@ class AccountService:
         row = ApiKey(org_id=org_id, key_hash=security.hash_api_key(secret), prefix=secret[:12], scopes=" ".join(scopes))
         session.add(row)
         session.flush()
+        assert row.id is not None  # given by the database at the flush
         return CreatedKey(key_id=row.id, api_key=secret, scopes=scopes)
 
     def create_key(self, *, org_id: int, scopes: Iterable[str]) -> CreatedKey:
@@ -149,12 +152,12 @@ class AccountService:
         with self._cache_lock:
             hit = self._key_cache.get(key_hash, False)
         if hit is not False:
-            return hit
+            return cast(Principal | None, hit)
         with Session(self.engine) as session:
             row = repo.key_by_hash(session, key_hash)
             principal = (
                 Principal(org_id=row.org_id, key_id=row.id, scopes=frozenset(row.scopes.split()))
-                if row is not None and row.revoked_at is None
+                if row is not None and row.id is not None and row.revoked_at is None
                 else None
             )
         with self._cache_lock:
@@ -166,7 +169,7 @@ class AccountService:
         if not security.looks_like_api_key(secret):
             return None
         with self._cache_lock:
-            return self._key_cache.get(security.hash_api_key(secret), False)
+            return cast(Principal | bool | None, self._key_cache.get(security.hash_api_key(secret), False))
 
     # -- users ---------------------------------------------------------------------------
     def create_user(self, *, org_id: int, email: str, password: str, role: str = "viewer") -> User:

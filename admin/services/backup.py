@@ -21,7 +21,7 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -91,7 +91,9 @@ def _backup_sqlite(engine: Engine, target: Path) -> dict[str, Any]:
         copy = sqlite3.connect(target)
         try:
             # One read transaction: a consistent snapshot, and in WAL mode the server writes on.
-            raw.driver_connection.backup(copy)
+            source = raw.driver_connection
+            assert isinstance(source, sqlite3.Connection)  # pysqlite, the engine's driver here
+            source.backup(copy)
             # A self-contained file: the copy must not depend on a -wal file beside it.
             copy.execute("PRAGMA journal_mode=DELETE")
         finally:
@@ -149,7 +151,7 @@ def _backup_jsonl(engine: Engine, target: Path) -> dict[str, Any]:
     return {"format": "jsonl", "schema_revision": revision, "tables": counts}
 
 
-def _plain(table: str, columns: list[str], row) -> list:
+def _plain(table: str, columns: list[str], row: Sequence[object]) -> list[object]:
     for name, value in zip(columns, row):
         if not isinstance(value, JSON_TYPES):
             # A column type this format does not carry yet: say so rather than write a lossy file.
@@ -282,7 +284,8 @@ def restore(engine: Engine, path: Path) -> dict[str, Any]:
                 raise BackupError(f"{path} has no data for the tables {', '.join(missing)}")
             _reset_sequences(conn, tables.values())
     except SQLAlchemyError as exc:
-        detail = str(exc.orig if getattr(exc, "orig", None) else exc).splitlines()[0]
+        orig = getattr(exc, "orig", None)  # a DBAPIError's driver error, when there is one
+        detail = str(orig or exc).splitlines()[0]
         raise BackupError(f"the database refused the backup's rows, nothing was changed: {detail}") from None
     return {"file": str(path), "format": kind, "schema_revision": header.get("schema_revision"), "tables": counts}
 
@@ -292,10 +295,11 @@ def _load(
 ) -> None:
     table: Table | None = None
     columns: list[str] = []
-    batch: list[dict] = []
+    batch: list[dict[str, Any]] = []
 
     def flush() -> None:
         if batch:
+            assert table is not None  # rows are only batched once their table was named
             conn.execute(table.insert(), batch)
             batch.clear()
 
@@ -323,7 +327,7 @@ def _load(
             return
 
 
-def _reset_sequences(conn: Connection, tables) -> None:
+def _reset_sequences(conn: Connection, tables: Iterable[Table]) -> None:
     """PostgreSQL hands out ids from sequences the restored ids bypassed: move them past the max."""
     if conn.dialect.name != "postgresql":
         return  # SQLite's rowids follow the largest id by themselves

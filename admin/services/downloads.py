@@ -9,6 +9,7 @@ are served, so a stray file in the folder is never handed to a workstation.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import threading
 from dataclasses import asdict, dataclass
@@ -85,7 +86,7 @@ class Downloads:
         path = self.folder / name
         return path if path.is_file() else None
 
-    def _sha256(self, path: Path, stat) -> str:
+    def _sha256(self, path: Path, stat: os.stat_result) -> str:
         key = (path.name, stat.st_size, stat.st_mtime_ns)
         with self._lock:
             known = self._hashes.get(key)

@@ -89,7 +89,7 @@ class FleetService:
         self.alerts: AlertEngine | None = None  # set by AppServices: alert rules checked on arrival
 
     # -- writes (hot path) ---------------------------------------------------------------
-    async def record_report(self, *, org_id: int, machine_id: str, report: dict, now: float) -> None:
+    async def record_report(self, *, org_id: int, machine_id: str, report: dict[str, Any], now: float) -> None:
         """Store the latest report and a history sample. `report` was validated by common.schemas
         and is kept exactly as sent (unknown fields included)."""
         system = report.get("system") or {}
@@ -129,7 +129,7 @@ class FleetService:
         await self.writer.write_report(row, sample, self.alerts.writer_for(changes))
         self.alerts.remember(changes)
 
-    def _sample_time(self, report: dict, now: float) -> float:
+    def _sample_time(self, report: dict[str, Any], now: float) -> float:
         """When the sample was measured: the agent's own timestamp for a report that waited in its
         queue through an outage (so the chart shows it where it happened), else the receipt time.
         Only history uses it; liveness and expiry stay on the server's clock. A timestamp without
@@ -277,7 +277,7 @@ class FleetService:
             ],
         )
 
-    def history_buckets(self, *, org_id: int, machine_id: str, hours: float, width: float) -> list[dict]:
+    def history_buckets(self, *, org_id: int, machine_id: str, hours: float, width: float) -> list[dict[str, Any]]:
         """History averaged per `width` seconds, for charts (the web UI): `ts` is the bucket's start,
         `samples` how many reports it averages."""
         self._require_machine(org_id=org_id, machine_id=machine_id)

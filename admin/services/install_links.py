@@ -227,6 +227,7 @@ class InstallLinkService:
             )
             session.add(key)
             session.flush()
+            assert key.id is not None  # given by the database at the flush
             link = InstallLink(
                 org_id=org_id,
                 code_hash=hash_code(code),
@@ -238,6 +239,7 @@ class InstallLinkService:
             )
             session.add(link)
             session.commit()
+            assert link.id is not None
             link_id, key_id, expires_at = link.id, key.id, link.expires_at
         audit.info(
             "install link created: org %s link %s by %s (enrol key %s, %d uses, expires in %d s)",
@@ -279,6 +281,7 @@ class InstallLinkService:
             link = repo.link_by_code_hash(session, hash_code(code))
             if link is None:
                 return None, "unknown"
+            assert link.id is not None  # a stored row
             taken = repo.take_use(session, link_id=link.id, now=now)
             session.commit()
             session.refresh(link)

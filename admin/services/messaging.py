@@ -290,7 +290,13 @@ class MessagingService:
                 **fields,
             }
             repo.insert_item(conn, item_type, item)
-            args = {"org_id": org_id, "item_type": item_type, "item_id": item_id, "expires": expires, "now": now}
+            args: dict[str, Any] = {
+                "org_id": org_id,
+                "item_type": item_type,
+                "item_id": item_id,
+                "expires": expires,
+                "now": now,
+            }
             if machine_ids is None:
                 count = repo.insert_deliveries_to_all(conn, **args)
                 repo.set_targets(conn, item_type=item_type, item_id=item_id, targets=count)
@@ -372,7 +378,9 @@ class MessagingService:
             counts = repo.state_counts(conn, item_type=item_type, item_ids=[r.id for r in rows])
         return {"count": count, "data": [self._item_public(r, item_type, counts[r.id]) for r in rows]}
 
-    def machine_deliveries(self, *, org_id: int, machine_id: str, item_type: str, limit: int = 20) -> list[dict]:
+    def machine_deliveries(
+        self, *, org_id: int, machine_id: str, item_type: str, limit: int = 20
+    ) -> list[dict[str, Any]]:
         """A machine's latest deliveries of one kind with their item (the machine page's panels)."""
         self.require(item_type)
         with self.engine.begin() as conn:
@@ -455,7 +463,7 @@ class MessagingService:
                 raise InvalidInput(f"an agent posts one of {', '.join(AGENT_STATES[item_type])} for a {item_type}")
             self._check_result(item_type, state)
             if state.state == row.state:
-                return row.state  # a retried request: nothing to do
+                return str(row.state)  # a retried request: nothing to do
             overdue = row.expires <= now and (
                 row.state == "queued" or (item_type == COMMAND and row.state == "delivered")
             )

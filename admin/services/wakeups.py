@@ -133,6 +133,7 @@ class Wakeups:
         if self.shared == "postgres":
             import psycopg
 
+            assert self._postgres_url is not None  # shared == "postgres" says so
             if self._publisher is None or self._publisher.closed:
                 self._publisher = await psycopg.AsyncConnection.connect(self._postgres_url, autocommit=True)
             try:
@@ -143,6 +144,7 @@ class Wakeups:
         else:
             import redis.asyncio as redis
 
+            assert self._redis_url is not None  # shared == "redis" says so
             if self._publisher is None:
                 self._publisher = redis.Redis.from_url(self._redis_url)
             await self._publisher.publish(CHANNEL, payload)
@@ -167,6 +169,7 @@ class Wakeups:
     async def _listen_postgres(self) -> None:
         import psycopg
 
+        assert self._postgres_url is not None
         async with await psycopg.AsyncConnection.connect(self._postgres_url, autocommit=True) as conn:
             await conn.execute(f"LISTEN {CHANNEL}")
             async for notice in conn.notifies():
@@ -175,6 +178,7 @@ class Wakeups:
     async def _listen_redis(self) -> None:
         import redis.asyncio as redis
 
+        assert self._redis_url is not None
         client = redis.Redis.from_url(self._redis_url)
         try:
             async with client.pubsub() as pubsub:

@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -26,14 +27,14 @@ RETRYABLE_SQLSTATES = {"40P01", "40001"}  # PostgreSQL: deadlock detected, seria
 
 @dataclass
 class _Write:
-    machine: dict  # the machine row to upsert
-    sample: dict | None  # a history sample (reports only)
-    future: asyncio.Future
+    machine: dict[str, Any]  # the machine row to upsert
+    sample: dict[str, Any] | None  # a history sample (reports only)
+    future: asyncio.Future[None]
     also: Callable[[Connection], None] | None = None  # more rows of this write (alert changes)
     error: BaseException | None = None
 
     @property
-    def order(self) -> tuple:
+    def order(self) -> tuple[int, str]:
         return self.machine["org_id"], self.machine["machine_id"]
 
 
@@ -45,7 +46,7 @@ class GroupWriter:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dashfleet-writer")
         self._pending: list[_Write] = []
         self._wakeup = asyncio.Event()
-        self._task: asyncio.Task | None = None
+        self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="dashfleet-group-writer")
@@ -61,13 +62,17 @@ class GroupWriter:
             await self._flush(self._swap())
         self._executor.shutdown(wait=True)
 
-    async def write_report(self, row: dict, sample: dict, also: Callable[[Connection], None] | None = None) -> None:
+    async def write_report(
+        self, row: dict[str, Any], sample: dict[str, Any], also: Callable[[Connection], None] | None = None
+    ) -> None:
         await self._submit(row, sample, also)
 
-    async def write_ping(self, row: dict, also: Callable[[Connection], None] | None = None) -> None:
+    async def write_ping(self, row: dict[str, Any], also: Callable[[Connection], None] | None = None) -> None:
         await self._submit(row, None, also)
 
-    def _submit(self, machine: dict, sample: dict | None, also: Callable[[Connection], None] | None) -> asyncio.Future:
+    def _submit(
+        self, machine: dict[str, Any], sample: dict[str, Any] | None, also: Callable[[Connection], None] | None
+    ) -> asyncio.Future[None]:
         future = asyncio.get_running_loop().create_future()
         self._pending.append(_Write(machine, sample, future, also))
         self._wakeup.set()
@@ -135,4 +140,4 @@ class GroupWriter:
             except OperationalError as exc:
                 if attempt == DEADLOCK_RETRIES or getattr(exc.orig, "sqlstate", None) not in RETRYABLE_SQLSTATES:
                     raise
-                log.warning("write batch hit %s; retrying", exc.orig.sqlstate)
+                log.warning("write batch hit %s; retrying", getattr(exc.orig, "sqlstate", None))
