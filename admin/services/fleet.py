@@ -122,12 +122,13 @@ class FleetService:
             "disk_percent": report["disk_percent"],
             "health_score": health.score,
         }
-        changes = self.alerts.on_report(org_id, machine_id, report, now) if self.alerts else None
-        if changes is None:
+        alerts = self.alerts
+        changes = alerts.on_report(org_id, machine_id, report, now) if alerts else None
+        if alerts is None or changes is None:
             await self.writer.write_report(row, sample)
             return
-        await self.writer.write_report(row, sample, self.alerts.writer_for(changes))
-        self.alerts.remember(changes)
+        await self.writer.write_report(row, sample, alerts.writer_for(changes))
+        alerts.remember(changes)
 
     def _sample_time(self, report: dict[str, Any], now: float) -> float:
         """When the sample was measured: the agent's own timestamp for a report that waited in its
@@ -146,13 +147,14 @@ class FleetService:
 
     async def record_ping(self, *, org_id: int, machine_id: str, hardware_id: str | None, now: float) -> None:
         """Mark the machine alive; a machine first heard of by heartbeat is created empty."""
-        changes = self.alerts.on_ping(org_id, machine_id, now) if self.alerts else None
+        alerts = self.alerts
+        changes = alerts.on_ping(org_id, machine_id, now) if alerts else None
         await self.writer.write_ping(
             machine_row(org_id=org_id, machine_id=machine_id, now=now, hardware_id=hardware_id, last_ping=now),
-            self.alerts.writer_for(changes) if changes else None,
+            alerts.writer_for(changes) if alerts and changes else None,
         )
-        if changes:
-            self.alerts.remember(changes)
+        if alerts and changes:
+            alerts.remember(changes)
 
     # -- reads ---------------------------------------------------------------------------
     def status_of(self, last_seen: float, now: float) -> Literal["online", "offline"]:
