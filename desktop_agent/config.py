@@ -45,6 +45,11 @@ class AgentConfig:
     heartbeat_interval: float = DEFAULT_HEARTBEAT_INTERVAL_SECONDS
     ca_bundle: str | None = None
     tray: bool = True
+    # The tray (issue 15): an end users' dashboard for "Open dashboard" (none: no such entry), the
+    # language of the tray's texts ("auto": the OS's), and the local health warnings.
+    dashboard_url: str | None = None
+    language: str = "auto"
+    local_warnings: bool = True
 
     def masked(self) -> dict[str, Any]:
         """The settings as a dict that is safe to print or log (the token is not)."""
@@ -192,6 +197,27 @@ def _check_ca_bundle(value: Any, source: str) -> str | None:
     return str(path)
 
 
+def _check_dashboard_url(value: Any, source: str) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise ConfigError(f"{source}: expected an http(s):// URL")
+    url = value.strip()
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"{source}: {url!r} is not a web address (expected http(s)://...)")
+    return url
+
+
+LANGUAGES = ("auto", "en", "fr")
+
+
+def _check_language(value: Any, source: str) -> str:
+    if not isinstance(value, str) or value.strip().lower() not in LANGUAGES:
+        raise ConfigError(f"{source}: expected one of {', '.join(LANGUAGES)}, got {value!r}")
+    return value.strip().lower()
+
+
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
@@ -212,6 +238,9 @@ CHECKS: dict[str, Callable[[Any, str], Any]] = {
     "heartbeat_interval": _check_interval,
     "ca_bundle": _check_ca_bundle,
     "tray": _check_bool,
+    "dashboard_url": _check_dashboard_url,
+    "language": _check_language,
+    "local_warnings": _check_bool,
 }
 assert set(CHECKS) == set(KEYS), "every setting needs a check"
 
@@ -224,6 +253,7 @@ _FILE_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
     "interval": ((int, float), "a number of seconds"),
     "heartbeat_interval": ((int, float), "a number of seconds"),
     "tray": ((bool,), "true or false"),
+    "local_warnings": ((bool,), "true or false"),
 }
 
 

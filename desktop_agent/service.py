@@ -54,6 +54,7 @@ class AgentState:
     paused: bool = False
     clock_offset: float | None = None  # server time minus ours, from the last heartbeat
     messages: tuple[Message, ...] = ()  # from the server's admins, newest first (desktop_agent/inbox.py)
+    last_report_at: datetime | None = None  # when the server last accepted a report (the tray shows it)
 
 
 def status_line(when: datetime, outcome: str, sample: Sample) -> str:
@@ -274,7 +275,14 @@ class AgentService:
             text = f"QUEUED {queued} ({self._state.last_error or 'waiting'}; next try in {wait:.0f} s)"
             return self._finish(sample, text, connected=self._state.connected, queued=queued)
         if outcome.ok:
-            return self._finish(sample, f"OK HTTP {outcome.status}", connected=True, queued=queued, last_error=None)
+            return self._finish(
+                sample,
+                f"OK HTTP {outcome.status}",
+                connected=True,
+                queued=queued,
+                last_error=None,
+                last_report_at=datetime.now(),
+            )
         if outcome.refused:
             # The server answered, so it is reachable; the bad report is gone (logged in drain).
             return self._finish(sample, f"REFUSED ({outcome.error}; dropped)", connected=True, queued=queued)

@@ -1,8 +1,17 @@
-"""The system-tray skin over AgentService: draws its state, forwards clicks. Nothing else.
+"""The system-tray skin over AgentService: draws its state, lists its health, forwards clicks.
 
-pystray is imported only here and only when a tray is wanted: without a display its import
-raises (Xlib's DisplayNameError), and any failure to start a tray means "run headless", said in
-one log line, never a traceback.
+What it shows comes from desktop_agent.tray_text (the words, in the person's language) and
+desktop_agent.icons (the badges); the menu is one list of entries (entries()) that every backend
+renders. On Linux the tray is a StatusNotifierItem with a dbusmenu menu (desktop_agent.sni, over
+jeepney) when the session bus has a StatusNotifierWatcher (KDE, GNOME with the AppIndicator
+extension, Xfce, Cinnamon, ...); otherwise, and on Windows and macOS, pystray. pystray is imported
+only here and only when a tray is wanted: without a display its import raises (Xlib's
+DisplayNameError), and any failure to start a tray means "run headless", said in one log line,
+never a traceback.
+
+The default action (a left click) shows the health summary as a notification (desktop_agent.notify);
+"Open dashboard" is there only when the config names a dashboard for end users (`dashboard_url`).
+Tray mode also starts the local health warnings (desktop_agent.health_warnings).
 """
 
 from __future__ import annotations
@@ -12,14 +21,26 @@ import os
 import subprocess
 import sys
 import threading
+from functools import lru_cache
 from pathlib import Path
 
+from desktop_agent import notify
+from desktop_agent.i18n import Texts
 from desktop_agent.icons import draw_icon, icon_key
 from desktop_agent.service import AgentService, AgentState
+from desktop_agent.tray_menu import Entry, shape
+from desktop_agent.tray_text import health_lines, summary, tooltip
 
 log = logging.getLogger(__name__)
-# Windows cuts tray tooltips at 127 characters.
-MAX_TOOLTIP = 127
+# Sizes given to StatusNotifierItem hosts, which pick the nearest to their panel's.
+SNI_SIZES = (16, 22, 24, 32, 48, 64)
+# dbusmenu ids: the commands at fixed ids, the health lines from LINE_IDS on, the messages from
+# MESSAGE_IDS on (MESSAGE_ID_STEP ids for each: its submenu, its lines, Show, Acknowledge).
+LINE_IDS = 100
+MESSAGE_IDS = 1000
+MESSAGE_ID_STEP = 10
+MESSAGE_LINES = 5
+SEVERITY_MARKS = {"info": "", "warning": "[!] ", "critical": "[!!] "}
 
 
 class TrayUnavailable(RuntimeError):
@@ -38,26 +59,13 @@ class _OneLineErrors(logging.Filter):
         return True
 
 
-def tooltip(state: AgentState) -> str:
-    if state.sample is None:
-        health = "DashFleet: starting"
-    else:
-        r = state.sample.report
-        health = (
-            f"DashFleet: {state.sample.health.status.upper()}, score {state.sample.health.score}/100\n"
-            f"CPU {r['cpu_percent']:.0f}% RAM {r['ram_percent']:.0f}% Disk {r['disk_percent']:.0f}%"
-        )
-    if state.paused:
-        server = "Paused"
-    elif state.connected:
-        server = "Server: connected"
-    elif state.connected is None:
-        server = "Server: not contacted yet"
-    else:
-        server = "Server: unreachable"
-    if state.queued:
-        server += f" ({state.queued} queued)"
-    return f"{health}\n{server}"[:MAX_TOOLTIP]
+@lru_cache(maxsize=64)
+def _pixmap(key: str, size: int) -> tuple[int, int, bytes]:
+    """A badge as StatusNotifierItem wants it: ARGB32, network byte order."""
+    from PIL import Image
+
+    red, green, blue, alpha = draw_icon(key, size=size).split()
+    return size, size, Image.merge("RGBA", (alpha, red, green, blue)).tobytes()
 
 
 def open_path(path: Path) -> None:
@@ -122,34 +130,118 @@ def _skip_xlib_extensions() -> None:
     Xlib.ext.__extensions__ = []  # the list Xlib.display.Display() walks at each connection
 
 
-def _bind(action, delivery_id: str):
-    return lambda: action(delivery_id)  # pystray calls an action with no arguments when it takes none
-
-
-def message_items(service: AgentService, pystray) -> list:
-    """The "Messages (n)" submenu: each message (newest first) with its first lines, Show (as a
-    notification: `displayed`) and Acknowledge (`acknowledged`)."""
-    marks = {"info": "", "warning": "[!] ", "critical": "[!!] "}
-    items = []
-    for m in service.messages:
-        lines = [line[:80] for line in m.body.splitlines() if line.strip()][:5]
-        entries = [pystray.MenuItem(line, None, enabled=False) for line in lines]
-        entries.append(pystray.MenuItem("Show", _bind(service.show_message, m.delivery_id)))
-        label = "Acknowledged" if m.acknowledged else "Acknowledge"
-        entries.append(pystray.MenuItem(label, _bind(service.acknowledge, m.delivery_id), enabled=not m.acknowledged))
-        items.append(pystray.MenuItem(marks.get(m.severity, "") + m.title[:60], pystray.Menu(*entries)))
-    return items
-
-
 class Tray:
     def __init__(self, service: AgentService, log_folder: Path):
         self.service = service
         self.log_folder = log_folder
+        language = service.config.language
+        self.texts = Texts(None if language == "auto" else language)
         self._icon = None
-        self._drawn: tuple[str, bool] | None = None
-        self._messages_drawn: tuple = ()
+        self._drawn: str | None = None
+        self._menu_shown: list[tuple[int, str, bool, int]] = []
         self._changed = threading.Event()
         self._xorg = False
+
+    # --- what every backend shows ---
+
+    def entries(self) -> list[Entry]:
+        """The menu, top to bottom: the health lines (a click on one shows the summary), then the
+        commands. Ids are stable per command, so a host's open menu keeps its place."""
+        t, state = self.texts, self.service.state
+        lines = health_lines(state, t)
+        entries = [Entry(LINE_IDS + i, line, self.show_summary) for i, line in enumerate(lines)]
+        entries.append(Entry(1))
+        if state.messages:
+            entries.append(self._messages_entry(state))
+        entries.append(Entry(2, t("menu.summary"), self.show_summary))
+        if self.service.config.dashboard_url:
+            entries.append(Entry(3, t("menu.open_dashboard"), self._open_dashboard))
+        entries.append(Entry(4, t("menu.send_now"), self.service.send_now))
+        entries.append(Entry(5, t("menu.resume" if state.paused else "menu.pause"), self.service.toggle_pause))
+        entries.append(Entry(6, t("menu.open_logs"), lambda: open_path(self.log_folder)))
+        entries.append(Entry(7))
+        entries.append(Entry(8, t("menu.quit"), self.service.stop))
+        return entries
+
+    def _messages_entry(self, state: AgentState) -> Entry:
+        """ "Messages (n)": each message from IT (newest first, n unacknowledged) as a submenu of
+        its first lines, Show (again, as a notification) and Acknowledge."""
+        t, service = self.texts, self.service
+        submenus = []
+        for i, m in enumerate(state.messages):
+            base = MESSAGE_IDS + i * MESSAGE_ID_STEP
+            lines = [line[:80] for line in m.body.splitlines() if line.strip()][:MESSAGE_LINES]
+            children = [Entry(base + 1 + k, line, enabled=False) for k, line in enumerate(lines)]
+            children.append(Entry(base + 7, t("menu.message_show"), _with(service.show_message, m.delivery_id)))
+            label = t("menu.message_acknowledged" if m.acknowledged else "menu.message_acknowledge")
+            ack = _with(service.acknowledge, m.delivery_id)
+            children.append(Entry(base + 8, label, ack, enabled=not m.acknowledged))
+            title = SEVERITY_MARKS.get(m.severity, "") + m.title[:60]
+            submenus.append(Entry(base, title, children=tuple(children)))
+        unread = sum(not m.acknowledged for m in state.messages)
+        return Entry(9, t("menu.messages", count=unread), children=tuple(submenus))
+
+    def tooltip(self) -> str:
+        state = self.service.state
+        return tooltip(state, icon_key(state), self.texts)
+
+    def show_summary(self) -> None:
+        """The default action: the health summary as a notification (the log without a service)."""
+        title, body = summary(self.service.state, self.texts)
+        if not notify.send(title, body):
+            log.info("%s: %s", title, body.replace("\n", "; "))
+
+    def _open_dashboard(self) -> None:
+        url = self.service.config.dashboard_url
+        if not url:
+            return
+        import webbrowser  # here: most agents never open it, and it costs RSS in every one
+
+        # The browser may take a while to start; never block the tray's event loop on it.
+        threading.Thread(target=webbrowser.open, args=(url,), daemon=True).start()
+
+    # --- running ---
+
+    def run(self) -> None:
+        """Shows the icon and blocks until the service stops; raises TrayUnavailable."""
+        if self.service.config.local_warnings:
+            from desktop_agent.health_warnings import HealthWarnings
+
+            self.service.subscribe(HealthWarnings(self.texts).observe)
+        self.service.subscribe(lambda _state: self._changed.set())
+        if sys.platform.startswith("linux"):
+            from desktop_agent.sni import SniUnavailable  # jeepney: Linux only, tray mode only
+
+            try:
+                self._run_sni()  # lists messages (a menu): _run_sni says so once it is up
+                return
+            except SniUnavailable as exc:
+                log.info("%s; trying an X11 tray icon", exc)
+        self._run_pystray()
+
+    def _run_sni(self) -> None:
+        from desktop_agent.sni import StatusNotifierItem
+
+        item = StatusNotifierItem(
+            item_id="dashfleet-agent",
+            title="DashFleet",
+            pixmaps=lambda: [_pixmap(icon_key(self.service.state), size) for size in SNI_SIZES],
+            tooltip=lambda: ("DashFleet", self.tooltip()),
+            entries=self.entries,
+            activate=self.show_summary,
+        )
+        log.info("tray icon shown as a StatusNotifierItem (%s), with its menu", item.bus_name)
+        self.service.messages_ui_ready(True)
+
+        def follow() -> None:  # redraws on each change, off the bus thread (a badge takes ms)
+            while not self.service.stopping:
+                self._changed.wait(timeout=1.0)
+                self._changed.clear()
+                item.refresh()
+            item.close()
+
+        threading.Thread(target=follow, name="dashfleet-tray", daemon=True).start()
+        item.run(lambda: self.service.stopping)
 
     def _build(self):
         _skip_xlib_extensions()
@@ -158,27 +250,23 @@ class Tray:
         except Exception as exc:  # noqa: BLE001 - any failure here means "no tray"
             raise TrayUnavailable(f"no system tray ({type(exc).__name__}: {exc})") from None
         logging.getLogger("pystray").addFilter(_OneLineErrors())
-        service = self.service
-        item = pystray.MenuItem
-        menu = pystray.Menu(
-            item("Open dashboard", self._open_dashboard, default=True),
-            item("Send now", lambda: service.send_now()),
-            item(lambda _: "Resume" if service.state.paused else "Pause", lambda: service.toggle_pause()),
-            item("Open log folder", lambda: open_path(self.log_folder)),
-            item(
-                lambda _: f"Messages ({sum(not m.acknowledged for m in service.messages)})",
-                pystray.Menu(lambda: message_items(service, pystray)),
-                visible=lambda _: bool(service.messages),
-            ),
-            pystray.Menu.SEPARATOR,
-            item("Quit", lambda: service.stop()),
-        )
-        state = service.state
-        self._drawn = (icon_key(state), state.paused)
+
+        def items(entries):
+            for entry in entries:
+                if entry.separator:
+                    yield pystray.Menu.SEPARATOR
+                elif entry.children:
+                    yield pystray.MenuItem(entry.label, pystray.Menu(*items(entry.children)))
+                else:
+                    action = _ignore_args(entry.action) if entry.action else None
+                    yield pystray.MenuItem(entry.label, action, enabled=entry.enabled, default=entry.id == 2)
+
+        state = self.service.state
+        self._drawn = icon_key(state)
+        self._menu_shown = shape(self.entries())
+        menu = pystray.Menu(lambda: items(self.entries()))
         try:
-            icon = pystray.Icon(
-                "dashfleet-agent", draw_icon(icon_key(state), paused=state.paused), tooltip(state), menu
-            )
+            icon = pystray.Icon("dashfleet-agent", draw_icon(self._drawn), self.tooltip(), menu)
         except Exception as exc:  # noqa: BLE001 - e.g. the X server refused the connection
             raise TrayUnavailable(f"cannot create a tray icon ({type(exc).__name__}: {exc})") from None
         backend = type(icon).__module__.rsplit("_", 1)[-1]
@@ -187,7 +275,7 @@ class Tray:
             _enable_xorg_clicks(icon)
         if not icon.HAS_MENU:
             log.warning(
-                "the tray backend %r has no menu: the icon shows the state, a click opens the dashboard; "
+                "the tray backend %r has no menu: the icon shows the state, a click shows the health summary; "
                 "quit with Ctrl+C or by ending the process",
                 backend,
             )
@@ -195,15 +283,13 @@ class Tray:
             log.info("tray icon shown with the %r backend", backend)
         return icon
 
-    def run(self) -> None:
-        """Shows the icon and blocks until the service stops; raises TrayUnavailable."""
+    def _run_pystray(self) -> None:
         self._icon = self._build()
         self.service.messages_ui_ready(bool(self._icon.HAS_MENU))
-        self.service.subscribe(lambda _state: self._changed.set())
         # pystray wants the main thread (macOS insists); only its setup thread touches the icon,
         # and as rarely as it can. On xorg, each change made from outside pystray's loop uses
         # python-xlib from two threads at once, which can deadlock (seen here: about one stop in
-        # three while the tooltip changed every second). So the icon changes only when its colour
+        # three while the tooltip changed every second). So the icon changes only when its badge
         # does, on xorg the tooltip (a window name no tray host shows) only with it, and Quit
         # closes the icon over a connection of its own (_close_xorg_icon). __main__ also has a
         # watchdog that ends the process if the tray still fails to close.
@@ -220,22 +306,25 @@ class Tray:
 
     def _redraw(self, state: AgentState) -> None:
         icon = self._icon
-        key = (icon_key(state), state.paused)
-        title = tooltip(state)
-        if state.messages != self._messages_drawn:  # "Messages (n)" follows the list
-            self._messages_drawn = state.messages
-            icon.update_menu()
+        key = icon_key(state)
+        title = self.tooltip()
         if key != self._drawn:
-            icon.icon = draw_icon(key[0], paused=key[1])
+            icon.icon = draw_icon(key)
             icon.title = title
-            icon.update_menu()  # Pause/Resume follows `paused`
             self._drawn = key
         elif not self._xorg and title != icon.title:
             icon.title = title
+        if not self._xorg:  # the menu's lines follow the state (xorg has no menu)
+            shown = shape(self.entries())
+            if shown != self._menu_shown:
+                icon.update_menu()
+                self._menu_shown = shown
 
-    def _open_dashboard(self) -> None:
-        url = self.service.config.server + "/"
-        import webbrowser  # here: most agents never open it, and it costs RSS in every one
 
-        # The browser may take a while to start; never block the tray's event loop on it.
-        threading.Thread(target=webbrowser.open, args=(url,), daemon=True).start()
+def _with(action, argument):
+    return lambda: action(argument)
+
+
+def _ignore_args(action):
+    """pystray passes (icon, item) to an action that takes them; ours take nothing."""
+    return lambda: action()

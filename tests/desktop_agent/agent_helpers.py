@@ -512,3 +512,129 @@ class Dunst:
         if self.proc.poll() is None:
             self.proc.terminate()
             self.proc.wait(timeout=10)
+
+
+class SniWatcher:
+    """A minimal org.kde.StatusNotifierWatcher, as a panel runs one (KDE's, the AppIndicator
+    extension's, Xfce's), written with jeepney on a SessionBus: it records which items register.
+    Debian 12 packages no stand-alone watcher. Also gives the test a connection to call the item's
+    methods with (call())."""
+
+    NAME = "org.kde.StatusNotifierWatcher"
+
+    def __init__(self, bus: SessionBus) -> None:
+        self.registered: list[tuple[str, str]] = []  # (the item's service, its connection's unique name)
+        self._conn = _jeepney_connection(bus.address)
+        self._client = _jeepney_connection(bus.address)
+        from jeepney import message_bus
+        from jeepney.io.threading import DBusRouter, Proxy
+
+        self._router = DBusRouter(self._conn)
+        reply = Proxy(message_bus, self._router, timeout=10).RequestName(self.NAME, 4)
+        assert reply == (1,), f"could not own {self.NAME}: {reply}"
+        self._router.close()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+        self._client_router = DBusRouter(self._client)
+
+    def _serve(self) -> None:
+        from jeepney import HeaderFields, MessageType
+        from jeepney.io.threading import ReceiveStopped
+        from jeepney.wrappers import new_error, new_method_return, new_signal
+
+        while not self._stop.is_set():
+            try:
+                msg = self._conn.receive(timeout=0.5)
+            except TimeoutError:
+                continue
+            except (ReceiveStopped, OSError):
+                return
+            if msg.header.message_type != MessageType.method_call:
+                continue
+            member = msg.header.fields.get(HeaderFields.member)
+            sender = msg.header.fields.get(HeaderFields.sender)
+            if member == "RegisterStatusNotifierItem":
+                service = msg.body[0]
+                self.registered.append((service, sender))
+                self._conn.send(new_method_return(msg))
+                from jeepney import DBusAddress
+
+                here = DBusAddress("/StatusNotifierWatcher", interface=self.NAME)
+                self._conn.send(new_signal(here, "StatusNotifierItemRegistered", "s", (service,)))
+            elif member == "Get" or member == "GetAll":
+                props = {
+                    "RegisteredStatusNotifierItems": ("as", [s for s, _ in self.registered]),
+                    "IsStatusNotifierHostRegistered": ("b", True),
+                    "ProtocolVersion": ("i", 0),
+                }
+                if member == "GetAll":
+                    self._conn.send(new_method_return(msg, "a{sv}", (props,)))
+                else:
+                    self._conn.send(new_method_return(msg, "v", (props[msg.body[1]],)))
+            elif member == "RegisterStatusNotifierHost":
+                self._conn.send(new_method_return(msg))
+            else:
+                self._conn.send(new_error(msg, "org.freedesktop.DBus.Error.UnknownMethod"))
+
+    def call(self, service: str, path: str, interface: str, member: str, signature: str | None = None, body=()):
+        """A method call on the item (as the panel makes them); returns the reply's body."""
+        from jeepney import DBusAddress, new_method_call
+        from jeepney.wrappers import unwrap_msg
+
+        address = DBusAddress(path, bus_name=service, interface=interface)
+        reply = self._client_router.send_and_get_reply(new_method_call(address, member, signature, body), timeout=10)
+        return unwrap_msg(reply)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._client_router.close()
+        self._conn.close()
+        self._client.close()
+        self._thread.join(timeout=5)
+
+
+def _jeepney_connection(address: str):
+    from jeepney.io.threading import open_dbus_connection
+
+    return open_dbus_connection(address)  # jeepney takes a bus address as well as "SESSION"
+
+
+class TrayDriver:
+    """tests/desktop_agent/tray_driver.py in a process of its own: the real tray over a service
+    whose state the test sets (see that file)."""
+
+    def __init__(self, env: dict[str, str], *args: str) -> None:
+        env = {**env, "PYTHONPATH": str(REPO_ROOT), "PYTHONUNBUFFERED": "1"}
+        script = Path(__file__).with_name("tray_driver.py")
+        self.proc = subprocess.Popen(
+            [sys.executable, str(script), *args],
+            cwd=REPO_ROOT,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            bufsize=1,
+        )
+        self.errors: list[str] = []
+        threading.Thread(target=AgentProcess._read, args=(self.proc.stderr, self.errors), daemon=True).start()
+
+    def set(self, command: str) -> None:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(command + "\n")
+        self.proc.stdin.flush()
+        answer = self.proc.stdout.readline().strip()
+        assert answer == f"SET {command}", f"the tray driver said {answer!r}:\n" + "\n".join(self.errors)
+
+    def quit(self) -> int:
+        if self.proc.poll() is None:
+            assert self.proc.stdin is not None
+            self.proc.stdin.write("quit\n")
+            self.proc.stdin.flush()
+        try:
+            return self.proc.wait(timeout=20)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()

@@ -51,3 +51,43 @@ def fleet_org(agent_server):
 def machine_id() -> str:
     # Quotes and '<' on purpose: the id must travel exactly as given.
     return f'agent-test <{uuid.uuid4().hex[:8]}> "pc"'
+
+
+@pytest.fixture(scope="module")
+def desktop():
+    """An X display with a system tray (Xvfb + trayer) for a test file."""
+    from agent_helpers import VirtualDesktop
+
+    missing = VirtualDesktop.missing_tools()
+    if missing:
+        pytest.skip(f"the tray tests need {' and '.join(missing)} (Debian: xvfb, trayer; `make test` installs them)")
+    desk = VirtualDesktop()
+    yield desk
+    desk.close()
+
+
+@pytest.fixture
+def session_bus():
+    """A private session D-Bus with no services on it until the test starts them."""
+    import shutil
+
+    from agent_helpers import SessionBus
+
+    if not shutil.which("dbus-daemon"):
+        pytest.skip("needs dbus-daemon (Debian: dbus; `make test` installs it)")
+    bus = SessionBus()
+    yield bus
+    bus.close()
+
+
+@pytest.fixture
+def dunst(session_bus, desktop):
+    """dunst, a real notification server, on the session bus and the test file's display."""
+    from agent_helpers import Dunst
+
+    missing = Dunst.missing_tools()
+    if missing:
+        pytest.skip(f"needs {' and '.join(missing)} (Debian: dunst, dbus; `make test` installs them)")
+    server = Dunst(session_bus, desktop.display)
+    yield server
+    server.close()

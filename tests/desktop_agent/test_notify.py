@@ -11,35 +11,9 @@ import sys
 import textwrap
 
 import pytest
-from agent_helpers import REPO_ROOT, Dunst, SessionBus, VirtualDesktop, wait_until
+from agent_helpers import REPO_ROOT, wait_until
 
 pytestmark = [pytest.mark.tray]
-
-
-@pytest.fixture(scope="module")
-def display():
-    missing = VirtualDesktop.missing_tools() + Dunst.missing_tools()
-    if missing:
-        pytest.skip(
-            f"the notification tests need {' and '.join(sorted(set(missing)))} (Debian: xvfb, trayer, dunst, dbus)"
-        )
-    desk = VirtualDesktop()
-    yield desk
-    desk.close()
-
-
-@pytest.fixture
-def bus():
-    session = SessionBus()
-    yield session
-    session.close()
-
-
-@pytest.fixture
-def dunst(bus, display):
-    server = Dunst(bus, display.display)
-    yield server
-    server.close()
 
 
 def run(code: str, env: dict[str, str], timeout: float = 60) -> dict:
@@ -132,7 +106,7 @@ def test_do_not_disturb_holds_back_all_but_critical(dunst):
     assert [n["summary"] for n in dunst.history()] == ["Critical"]
 
 
-def test_no_notification_service_on_the_bus_is_false(bus):
+def test_no_notification_service_on_the_bus_is_false(session_bus):
     """A session bus with nothing owning org.freedesktop.Notifications: False, quickly, no traceback."""
     result = run(
         """
@@ -142,7 +116,7 @@ def test_no_notification_service_on_the_bus_is_false(bus):
         started = time.monotonic()
         result = {"sent": notify.send("T", "B"), "again": notify.send("T", "B"), "fast": time.monotonic() - started < 20}
         """,
-        bus.env(),
+        session_bus.env(),
     )
     assert result == {"sent": False, "again": False, "fast": True}
 
