@@ -238,7 +238,8 @@ class Tray:
                 self._changed.wait(timeout=1.0)
                 self._changed.clear()
                 item.refresh()
-            item.close()
+            # The bus thread closes the connection itself (within a second of Quit), after it has
+            # answered the click that asked for it.
 
         threading.Thread(target=follow, name="dashfleet-tray", daemon=True).start()
         item.run(lambda: self.service.stopping)
