@@ -72,37 +72,38 @@ class HealthWarnings:
         threading.Thread(target=self._deliver, name="dashfleet-warning", daemon=True).start()
 
     def _deliver(self) -> None:
+        """Shows what is pending, then whatever became pending meanwhile (a rise to critical while
+        the warning was being shown); stops when nothing is, or when do-not-disturb holds it."""
         try:
-            with self._lock:
-                sample = self._pending
-            if sample is not None:
-                self._show(sample)
+            while True:
+                with self._lock:
+                    sample = self._pending
+                    if sample is None:
+                        return
+                if not self._show(sample):
+                    return
         except Exception:
             log.exception("the local health warning failed")
         finally:
             with self._lock:
                 self._busy = False
 
-    def _show(self, sample: Sample) -> None:
+    def _show(self, sample: Sample) -> bool:
+        """Shows one warning (or decides not to); False when it must wait (do-not-disturb)."""
         status = sample.health.status
         now = self._clock()
         last = self._last_shown.get(status)
         if last is not None and now - last < self._repeat_after:
             log.info("health %s again within %.0f min: not notified again", status, self._repeat_after / 60)
-            self._done(sample)
-            return
-        if status != "critical" and self._dnd():
+        elif status != "critical" and self._dnd():
             log.info("health %s, but do-not-disturb is on: the warning waits until it ends", status)
-            return  # stays pending; the next reading tries again
-        title, body = warning_text(sample, self.texts)
-        if not self._send(title, body, severity=status):
-            log.warning("%s: %s", title, body.replace("\n", "; "))
-        self._last_shown[status] = now
-        self._done(sample)
-
-    def _done(self, sample: Sample) -> None:
+            return False  # stays pending; the next reading tries again
+        else:
+            title, body = warning_text(sample, self.texts)
+            if not self._send(title, body, severity=status):
+                log.warning("%s: %s", title, body.replace("\n", "; "))
+            self._last_shown[status] = now
         with self._lock:
-            if self._pending is sample or (
-                self._pending is not None and self._pending.health.status == sample.health.status
-            ):
-                self._pending = None
+            if self._pending is not None and self._pending.health.status == status:
+                self._pending = None  # shown (or a newer reading of the same level, which it covered)
+        return True

@@ -88,7 +88,7 @@ def _mark(key: str) -> Distance:
     if key == "critical":
         return _union(_segment(0.32, 0.32, 0.68, 0.68, stroke), _segment(0.68, 0.32, 0.32, 0.68, stroke))
     if key == "paused":
-        return _union(_segment(0.39, 0.3, 0.39, 0.7, stroke), _segment(0.61, 0.3, 0.61, 0.7, stroke))
+        return _union(_segment(0.36, 0.3, 0.36, 0.7, stroke), _segment(0.64, 0.3, 0.64, 0.7, stroke))
     if key == "unreachable":
         return _segment(0.3, 0.7, 0.7, 0.3, stroke)
     raise ValueError(f"no icon for {key!r}")

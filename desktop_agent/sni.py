@@ -165,7 +165,7 @@ class StatusNotifierItem:
             if reply.header.fields.get(HeaderFields.reply_serial) == serial:
                 if reply.header.message_type == MessageType.error:
                     raise RuntimeError(f"{reply.header.fields.get(HeaderFields.error_name)}: {reply.body}")
-                return reply.body
+                return tuple(reply.body)
             self._handle(reply)  # a host may ask for our properties while we register
 
     # --- the loop ---
@@ -210,7 +210,7 @@ class StatusNotifierItem:
 
     def _snapshot(self) -> set[str]:
         icon, tip, layout = list(self._pixmaps()), self._tooltip(), list(self._entries())
-        changed = set()
+        changed: set[str] = set()
         with self._lock:
             if icon != self._icon:
                 self._icon, changed = icon, changed | {"icon"}
@@ -277,7 +277,8 @@ class StatusNotifierItem:
         elif path == MENU_PATH:
             handler = getattr(self, f"_menu_{member}", None)
             if handler is not None:
-                return handler(message, *args)  # type: ignore[no-any-return]
+                reply: Message = handler(message, *args)
+                return reply
         return new_error(message, "org.freedesktop.DBus.Error.UnknownMethod", "s", (f"no method {member}",))
 
     def _item_props(self) -> dict[str, tuple[str, Any]]:

@@ -6,7 +6,9 @@ developer's or an installer's /etc/xdg/dashfleet/agent.toml, and no two tests sh
 
 from __future__ import annotations
 
+import functools
 import json
+import math
 import os
 import re
 import signal
@@ -638,3 +640,60 @@ class TrayDriver:
             if self.proc.poll() is None:
                 self.proc.kill()
                 self.proc.wait()
+
+
+# --- the badges' marks, told apart by brightness alone (tests of the icons and of the real tray) ---
+
+GRID = 24  # the marks are compared on a GRID x GRID raster of the badge
+
+
+def mark_cells(image, background: tuple[int, int, int] | None = None) -> set[int]:
+    """The badge's mark as cells of a GRID x GRID raster, found by brightness alone (no hue): the
+    cells inside the badge (within 3/4 of its radius, so not the rim) whose brightness differs
+    from the badge's fill (the median) by more than 60. The badge is found as the pixels that are
+    neither black (around it, as trayer draws it) nor the background."""
+
+    def on_badge(pixel) -> bool:
+        if max(pixel[:3]) <= 20:
+            return False
+        return background is None or max(abs(a - b) for a, b in zip(pixel, background)) > 12
+
+    from PIL import Image
+
+    rgb = image.convert("RGB")
+    points = [(x, y) for y in range(rgb.height) for x in range(rgb.width) if on_badge(rgb.getpixel((x, y)))]
+    assert points, "no badge in the image"
+    xs, ys = zip(*points)
+    cells = list(
+        rgb.crop((min(xs), min(ys), max(xs) + 1, max(ys) + 1))
+        .convert("L")
+        .resize((GRID, GRID), Image.Resampling.BILINEAR)
+        .get_flattened_data()
+    )
+    middle = (GRID - 1) / 2
+    inside = [i for i in range(GRID * GRID) if math.hypot(i % GRID - middle, i // GRID - middle) < 0.75 * GRID / 2]
+    fill = sorted(cells[i] for i in inside)[len(inside) // 2]
+    return {i for i in inside if abs(cells[i] - fill) > 60}
+
+
+@functools.lru_cache(maxsize=1)
+def reference_marks() -> dict[str, frozenset[int]]:
+    """Each state's mark, from the agent's own 64 px badge on black (as trayer shows it)."""
+    from PIL import Image
+
+    from desktop_agent.icons import KEYS, draw_icon
+
+    marks = {}
+    for key in KEYS:
+        icon = draw_icon(key, size=64)
+        on_black = Image.new("RGB", icon.size)
+        on_black.paste(icon, mask=icon)
+        marks[key] = frozenset(mark_cells(on_black))
+    return marks
+
+
+def which_mark(image, background: tuple[int, int, int] | None = None) -> tuple[str, dict[str, float]]:
+    """The state whose mark matches the image's best (overlap over union of the cells), and the scores."""
+    seen = mark_cells(image, background)
+    scores = {key: len(seen & cells) / len(seen | cells) for key, cells in reference_marks().items()}
+    return max(scores, key=lambda key: scores[key]), scores

@@ -1,7 +1,8 @@
 """What the agent loads: never the server's dependencies (the import-linter contract checks the
 imports; this checks what a real run actually loads, indirect imports included), and not pydantic
 either (about 10 MiB of RSS; tests check the reports against the schema instead), nor Pillow's font
-support (FreeType, HarfBuzz: 1.6 MiB; PIL.ImageDraw loads it, so the icons are drawn without it)."""
+support (FreeType, HarfBuzz: 1.6 MiB; PIL.ImageDraw loads it, so the icons are drawn without it), nor
+the tray's notification and D-Bus libraries until a notification or the Linux tray needs them."""
 
 from __future__ import annotations
 
@@ -25,17 +26,21 @@ HEAVY = [
     "pydantic_core",
 ]
 FONTS = ["PIL.ImageDraw", "PIL.ImageFont", "PIL._imagingft"]
+# Loaded when first used, in tray mode only: desktop notifications (desktop-notifier and its D-Bus
+# library, several MiB) and the Linux tray's D-Bus (jeepney).
+TRAY_ONLY = ["desktop_notifier", "dbus_fast", "jeepney"]
 
 
 def test_a_real_run_loads_no_server_dependency(agent_dirs, agent_server, fleet_org, machine_id):
     code = textwrap.dedent(f"""
         import json, sys
         from desktop_agent.__main__ import main
-        import desktop_agent.tray, desktop_agent.icons  # the tray's modules too (pystray stays lazy)
-        desktop_agent.icons.draw_icon("ok", paused=True)
+        # The tray's modules too: pystray, notifications and D-Bus stay lazy.
+        import desktop_agent.tray, desktop_agent.icons, desktop_agent.health_warnings, desktop_agent.notify
+        desktop_agent.icons.draw_icon("paused")
         status = main(["--server", {agent_server.url!r}, "--token", {fleet_org.api_key!r},
                        "--machine-id", {machine_id!r}, "--once", "--no-tray"])
-        loaded = sorted({{name.split(".")[0] for name in sys.modules}} & set({HEAVY!r}))
+        loaded = sorted({{name.split(".")[0] for name in sys.modules}} & set({HEAVY + TRAY_ONLY!r}))
         loaded += sorted(set(sys.modules) & set({FONTS!r}))
         print(json.dumps({{"status": status, "loaded": loaded}}))
     """)

@@ -1,5 +1,5 @@
 """The service in this process against the real server: cycles, pause, refused reports, heartbeats,
-clock warnings, jittered timers, and what the tray is given to draw."""
+clock warnings, jittered timers. (What the tray draws from its state: test_icons.py, test_tray_text.py.)"""
 
 from __future__ import annotations
 
@@ -10,12 +10,11 @@ import pytest
 from agent_helpers import STATUS_LINE, history, machine
 
 from desktop_agent.config import AgentConfig
-from desktop_agent.icons import COLOURS, draw_icon, icon_key
+from desktop_agent.icons import icon_key
 from desktop_agent.queue import ReportQueue
 from desktop_agent.reporter import Reporter
 from desktop_agent.sampler import take_sample
-from desktop_agent.service import START_SPREAD_SECONDS, AgentService, AgentState
-from desktop_agent.tray import MAX_TOOLTIP, tooltip
+from desktop_agent.service import START_SPREAD_SECONDS, AgentService
 
 
 @pytest.fixture
@@ -125,49 +124,3 @@ def test_start_times_and_periods_are_jittered(make_service):
     periods = [service._period(60.0) for _ in range(200)]
     assert all(0 <= d <= START_SPREAD_SECONDS for d in firsts) and max(firsts) - min(firsts) > 5
     assert all(54 <= p <= 66 for p in periods) and max(periods) - min(periods) > 6
-
-
-# --- what the tray draws from the state ---
-
-
-def sampled_state(**changes) -> AgentState:
-    return AgentState(sample=take_sample(), **changes)
-
-
-def test_icon_colour_follows_health_and_grey_means_unreachable():
-    state = sampled_state(connected=True)
-    assert icon_key(state) == state.sample.health.status
-    assert icon_key(sampled_state(connected=False)) == "unreachable"
-    assert icon_key(AgentState(connected=True)) == "unreachable"  # nothing measured yet
-    for key, colour in COLOURS.items():
-        image = draw_icon(key)
-        assert image.getpixel((32, 32)) == colour + (255,)
-        assert image.getpixel((0, 0))[3] == 0  # transparent corners
-    assert draw_icon("ok", paused=True).getpixel((24, 32)) == (255, 255, 255, 255)
-
-
-def test_the_icon_looks_as_pillows_imagedraw_would_draw_it():
-    """The agent draws its badge without PIL.ImageDraw (which loads Pillow's font support); the
-    picture is the same disc, rim and bars, give or take the rounding of edge pixels."""
-    from PIL import Image, ImageDraw
-
-    for paused in (False, True):
-        reference = Image.new("RGBA", (64, 64), (0, 0, 0, 0))
-        draw = ImageDraw.Draw(reference)
-        draw.ellipse((4, 4, 59, 59), fill=COLOURS["critical"] + (255,), outline=(32, 32, 32, 255), width=2)
-        if paused:
-            top = (64 - 64 / 2.4) / 2
-            for left in (64 * 0.34, 64 * 0.54):
-                draw.rectangle((left, top, left + 8, top + 64 / 2.4), fill=(255,) * 4)
-        ours = draw_icon("critical", paused=paused)
-        differing = sum(ours.getpixel((x, y)) != reference.getpixel((x, y)) for x in range(64) for y in range(64))
-        assert differing < 0.025 * 64 * 64, f"{differing} pixels differ (paused={paused})"
-
-
-def test_tooltip_has_the_figures_and_the_server_state_within_windows_limit():
-    state = sampled_state(connected=False, queued=12)
-    text = tooltip(state)
-    r = state.sample.report
-    assert f"CPU {r['cpu_percent']:.0f}%" in text and "Server: unreachable (12 queued)" in text
-    assert len(text) <= MAX_TOOLTIP
-    assert tooltip(AgentState(paused=True)).endswith("Paused")

@@ -6,17 +6,15 @@ exclamation mark, cross, pause, slash), told apart on the screenshot by brightne
 
 from __future__ import annotations
 
-import math
 import subprocess
 import sys
 import textwrap
 import time
 
 import pytest
-from agent_helpers import TrayDriver, VirtualDesktop, machine, wait_until
-from PIL import Image
+from agent_helpers import TrayDriver, VirtualDesktop, machine, wait_until, which_mark
 
-from desktop_agent.icons import COLOURS, KEYS, draw_icon
+from desktop_agent.icons import COLOURS
 
 pytestmark = [pytest.mark.tray, pytest.mark.slow]
 # Pixels of one colour needed to call the icon that colour (the badge is ~20x20 px in trayer).
@@ -179,52 +177,7 @@ def test_the_tray_sets_up_no_x_extension(desktop, agent_dirs):
 
 # --- each state's badge on the screen shows its mark ---
 
-GRID = 24  # the marks are compared on a GRID x GRID raster of the badge
 TRAYER_BACKGROUND = (220, 218, 213)
-
-
-def mark_cells(image: Image.Image, background: tuple[int, int, int] | None = None) -> set[int]:
-    """The badge's mark as cells of a GRID x GRID raster, found by brightness alone (no hue): the
-    cells inside the badge (within 3/4 of its radius, so not the rim) whose brightness differs
-    from the badge's fill (the median) by more than 60. The badge is found as the pixels that are
-    neither black (around it, as trayer draws it) nor the background."""
-
-    def on_badge(pixel) -> bool:
-        if max(pixel[:3]) <= 20:
-            return False
-        return background is None or max(abs(a - b) for a, b in zip(pixel, background)) > 12
-
-    rgb = image.convert("RGB")
-    points = [(x, y) for y in range(rgb.height) for x in range(rgb.width) if on_badge(rgb.getpixel((x, y)))]
-    assert points, "no badge in the image"
-    xs, ys = zip(*points)
-    cells = list(
-        rgb.crop((min(xs), min(ys), max(xs) + 1, max(ys) + 1))
-        .convert("L")
-        .resize((GRID, GRID), Image.Resampling.BILINEAR)
-        .get_flattened_data()
-    )
-    middle = (GRID - 1) / 2
-    inside = [i for i in range(GRID * GRID) if math.hypot(i % GRID - middle, i // GRID - middle) < 0.75 * GRID / 2]
-    fill = sorted(cells[i] for i in inside)[len(inside) // 2]
-    return {i for i in inside if abs(cells[i] - fill) > 60}
-
-
-def reference_marks() -> dict[str, set[int]]:
-    marks = {}
-    for key in KEYS:
-        icon = draw_icon(key, size=64)
-        on_black = Image.new("RGB", icon.size)
-        on_black.paste(icon, mask=icon)
-        marks[key] = mark_cells(on_black)
-    return marks
-
-
-def which_mark(image: Image.Image) -> tuple[str, dict[str, float]]:
-    """The state whose mark matches the screenshot's best (overlap over union of the cells)."""
-    seen = mark_cells(image, TRAYER_BACKGROUND)
-    scores = {key: len(seen & cells) / len(seen | cells) for key, cells in reference_marks().items()}
-    return max(scores, key=lambda key: scores[key]), scores
 
 
 def test_each_state_shows_its_mark_on_the_screen(agent_dirs, tmp_path):
@@ -251,7 +204,7 @@ def test_each_state_shows_its_mark_on_the_screen(agent_dirs, tmp_path):
             shot = desktop.screenshot()
             tray = shot.crop((shot.width - 100, 0, shot.width, 32))
             tray.save(tmp_path / f"tray-{key}.png")
-            found, scores = which_mark(tray)
+            found, scores = which_mark(tray, TRAYER_BACKGROUND)
             runner_up = max(score for other, score in scores.items() if other != key)
             assert found == key, f"the {key} icon looks like {found}: {scores}"
             assert scores[key] >= 0.6 and scores[key] - runner_up >= 0.1, scores
