@@ -19,7 +19,9 @@ from admin.api.errors import install_error_handlers
 from admin.api.middleware import install_middleware
 from admin.api.openapi import document_bearer_auth
 from admin.api.routes import api_router, downloads, install_links
+from admin.api.routes import metrics as metrics_routes
 from admin.core.config import Settings, get_settings
+from admin.services import server_metrics
 from admin.services.context import AppServices
 from common.constants import API_VERSION
 
@@ -54,7 +56,11 @@ async def _alert_sweep_loop(services: AppServices) -> None:
 
 def create_app(settings: Settings | None = None, *, with_ui: bool = True) -> FastAPI:
     settings = settings or get_settings()
+    # Before anything imports prometheus_client (it picks its multi-process storage then).
+    metrics = server_metrics.configure(settings.resolved_metrics_dir) if settings.metrics_token else None
     services = AppServices.build(settings)
+    if metrics is not None:
+        server_metrics.instrument(metrics, services.engine, services.writer)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -77,6 +83,7 @@ def create_app(settings: Settings | None = None, *, with_ui: bool = True) -> Fas
             await services.writer.stop()
             services.notifier.close()
             services.engine.dispose()
+            server_metrics.mark_process_dead()
 
     app = FastAPI(
         title="DashFleet",
@@ -95,6 +102,7 @@ def create_app(settings: Settings | None = None, *, with_ui: bool = True) -> Fas
     app.include_router(api_router)
     app.include_router(downloads.router)
     app.include_router(install_links.router)
+    app.include_router(metrics_routes.server_router)  # GET /metrics, outside /api
     document_bearer_auth(app, "fleet", "messages and commands", "agent inbox", "alerts", "agent")
     if with_ui:
         from admin.ui import mount_ui

@@ -57,6 +57,13 @@ class Settings(BaseSettings):
     # Install links over http:// to a host that is not this machine: only when an operator says so
     # (an install script and its enrol key would cross the network in the clear).
     install_links_allow_http: bool = False
+    # GET /metrics (the server's own metrics) answers only a Bearer of this token; unset: 404.
+    metrics_token: SecretStr | None = None
+    # Where the server processes of one host keep their metric values (summed at each scrape).
+    metrics_dir: Path | None = Field(None, description="default: data_dir/metrics")
+    fleet_metrics_cache_seconds: float = Field(
+        5, ge=0, description="GET /api/fleet/metrics is rendered at most this often"
+    )
     # Read only by `dashfleet-admin user create`, so scripts need not type it at a prompt.
     password: SecretStr | None = None
 
@@ -67,7 +74,7 @@ class Settings(BaseSettings):
             raise ValueError("use memory:// or a redis:// URL")
         return value
 
-    @field_validator("password", mode="before")
+    @field_validator("password", "metrics_token", mode="before")
     @classmethod
     def _empty_password_is_unset(cls, value: object) -> object:
         # DASHFLEET_PASSWORD= (empty) means "not given, ask": as for the agent's empty variables.
@@ -81,6 +88,10 @@ class Settings(BaseSettings):
                 f"DASHFLEET_FLEET_TTL_SECONDS ({self.fleet_ttl_seconds})"
             )
         return self
+
+    @property
+    def resolved_metrics_dir(self) -> Path:
+        return self.metrics_dir or self.data_dir / "metrics"
 
     @property
     def sqlalchemy_url(self) -> str:

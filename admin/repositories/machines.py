@@ -222,3 +222,21 @@ def prune_samples(conn: Connection, *, before: float) -> int:
 def prune_tombstones(conn: Connection, *, before: float) -> int:
     """Tombstones nobody listed for a long time are of no use to anyone."""
     return conn.execute(delete(E).where(E.c.expired_at < before)).rowcount
+
+
+def metric_rows(conn: Connection, *, org_id: int) -> Sequence:
+    """What GET /api/fleet/metrics exposes of each machine of an organisation, in machine-id order."""
+    return conn.execute(
+        select(
+            M.c.machine_id,
+            M.c.hostname,
+            M.c.os,
+            M.c.last_seen,
+            M.c.cpu_percent,
+            M.c.ram_percent,
+            M.c.disk_percent,
+            M.c.health_score,
+        )
+        .where(M.c.org_id == org_id)
+        .order_by(_bytewise(conn, M.c.machine_id))
+    ).all()

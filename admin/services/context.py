@@ -14,6 +14,7 @@ from admin.services.alert_engine import AlertEngine
 from admin.services.alerts import AlertService
 from admin.services.downloads import Downloads
 from admin.services.fleet import FleetService
+from admin.services.fleet_metrics import FleetMetrics
 from admin.services.install_links import InstallLinkService
 from admin.services.messaging import MessagingService
 from admin.services.notifier import Notifier
@@ -27,6 +28,7 @@ class AppServices:
     engine: Engine
     accounts: AccountService
     fleet: FleetService
+    fleet_metrics: FleetMetrics
     limiter: RateLimiter
     writer: GroupWriter
     wakeups: Wakeups
@@ -54,6 +56,7 @@ class AppServices:
             engine=engine,
             accounts=accounts,
             fleet=fleet,
+            fleet_metrics=FleetMetrics(engine, settings),
             limiter=RateLimiter(
                 settings.rate_limit_storage,
                 ping_per_minute=settings.ping_limit_per_minute,

@@ -47,6 +47,8 @@ class GroupWriter:
         self._pending: list[_Write] = []
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        # Told (batch size, writes still waiting) as each batch starts: the server's metrics.
+        self.observer: Callable[[int, int], None] | None = None
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="dashfleet-group-writer")
@@ -87,7 +89,10 @@ class GroupWriter:
             await self._wakeup.wait()
             self._wakeup.clear()
             while self._pending:
-                await self._flush(self._swap())
+                batch = self._swap()
+                if self.observer is not None:
+                    self.observer(len(batch), len(self._pending))
+                await self._flush(batch)
 
     async def _flush(self, batch: list[_Write]) -> None:
         loop = asyncio.get_running_loop()

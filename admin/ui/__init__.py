@@ -9,14 +9,20 @@ router answers them with its JSON 404 first.
 from __future__ import annotations
 
 from fastapi import FastAPI
+from nicegui import app as nicegui_app
 from nicegui import ui
 
+from admin.services import server_metrics
 from admin.services.context import AppServices
 from admin.ui.pages import register_pages
 
 
 def mount_ui(app: FastAPI, services: AppServices) -> None:
     register_pages(services)
+    if (metrics := server_metrics.get()) is not None:
+        # A browser tab holds one websocket while it shows a page: the server's active sessions.
+        nicegui_app.on_connect(metrics.web_sessions.inc)
+        nicegui_app.on_disconnect(metrics.web_sessions.dec)
     ui.run_with(
         app,
         title="DashFleet",

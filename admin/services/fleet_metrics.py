@@ -1,0 +1,87 @@
+"""An organisation's machines in Prometheus's text format (GET /api/fleet/metrics).
+
+A Prometheus server scrapes this every 15-60 s per organisation, and one scrape of 10,000 machines
+is 60,000 samples: the text is rendered once and kept for `fleet_metrics_cache_seconds`, so several
+scrapers (HA pairs, Grafana Agent beside Prometheus) cost one query between them. A sensor with no
+value (never reported, or unreadable) has no sample, Prometheus's way of saying "unknown".
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from cachetools import TTLCache
+from sqlalchemy import Engine
+
+from admin.core.config import Settings
+from admin.repositories import machines as repo
+
+UP_HELP = "1 when the server heard from the machine within OFFLINE_AFTER_SECONDS"
+SEEN = "dashfleet_machine_last_seen_timestamp_seconds"
+# (metric name, help, row column); the row's first three columns are the labels, then last_seen.
+GAUGES = (
+    ("dashfleet_machine_cpu_percent", "CPU use in the last report, percent", "cpu_percent"),
+    ("dashfleet_machine_ram_percent", "RAM use in the last report, percent", "ram_percent"),
+    ("dashfleet_machine_disk_percent", "Fullest disk in the last report, percent", "disk_percent"),
+    ("dashfleet_machine_health_score", "Health score in the last report, 0-100", "health_score"),
+)
+
+
+def _escape(value: str) -> str:
+    # The text format's label escaping: backslash, double quote and line feed.
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _number(value: float) -> str:
+    return repr(float(value))  # Python's shortest round-trip form, as prometheus_client writes it
+
+
+def render_text(rows: list[Any], now: float, offline_after: float) -> bytes:
+    """The exposition text of these machine rows. Written here rather than through
+    prometheus_client's collectors: for 10,000 machines (60,000 samples) those took 4.5 s on this
+    machine, this takes about 1/80 of that (docs/benchmarks.md), because each machine's label set is
+    escaped once and shared by its six samples. tests/admin/api/test_metrics.py parses the output
+    with prometheus_client's own parser."""
+    label_sets = [
+        f'{{machine_id="{_escape(r.machine_id)}",hostname="{_escape(r.hostname or "")}",os="{_escape(r.os or "")}"}}'
+        for r in rows
+    ]
+    out: list[str] = []
+    cutoff = now - offline_after
+    out.append(f"# HELP dashfleet_machine_up {UP_HELP}\n# TYPE dashfleet_machine_up gauge\n")
+    out.extend(
+        f"dashfleet_machine_up{labels} {'1.0' if r.last_seen >= cutoff else '0.0'}\n"
+        for r, labels in zip(rows, label_sets, strict=True)
+    )
+    out.append(f"# HELP {SEEN} Server time of the last contact\n# TYPE {SEEN} gauge\n")
+    out.extend(f"{SEEN}{labels} {_number(r.last_seen)}\n" for r, labels in zip(rows, label_sets, strict=True))
+    for name, text, column in GAUGES:
+        out.append(f"# HELP {name} {text}\n# TYPE {name} gauge\n")
+        for r, labels in zip(rows, label_sets, strict=True):
+            value = getattr(r, column)
+            if value is not None:
+                out.append(f"{name}{labels} {_number(value)}\n")
+    return "".join(out).encode()
+
+
+class FleetMetrics:
+    def __init__(self, engine: Engine, settings: Settings) -> None:
+        self.engine = engine
+        self.settings = settings
+        self._cache: TTLCache[int, bytes] | None = (
+            TTLCache(maxsize=10_000, ttl=settings.fleet_metrics_cache_seconds)
+            if settings.fleet_metrics_cache_seconds > 0
+            else None
+        )
+
+    def render(self, *, org_id: int) -> bytes:
+        if self._cache is not None and (cached := self._cache.get(org_id)) is not None:
+            return cached
+        now = time.time()
+        with self.engine.connect() as conn:
+            rows = list(repo.metric_rows(conn, org_id=org_id))
+        text = render_text(rows, now, self.settings.offline_after_seconds)
+        if self._cache is not None:
+            self._cache[org_id] = text
+        return text
