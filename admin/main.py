@@ -61,6 +61,7 @@ def create_app(settings: Settings | None = None, *, with_ui: bool = True) -> Fas
     services = AppServices.build(settings)
     if metrics is not None:
         server_metrics.instrument(metrics, services.engine, services.writer)
+        metrics.add_backlog("deliveries", services.messaging.queued_count)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):

@@ -43,16 +43,27 @@ class RequestMetrics:
             return
         started = time.perf_counter()
         status = 500  # what the client gets if the app fails before answering
+        recorded = False
+
+        def record() -> None:
+            nonlocal recorded
+            recorded = True
+            route = route_label(scope)
+            self.metrics.requests.labels(route, scope["method"], str(status)).inc()
+            self.metrics.latency.labels(route).observe(time.perf_counter() - started)
 
         async def recording_send(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+            elif message["type"] == "http.response.body" and not message.get("more_body", False):
+                # Counted before the answer's last bytes leave: a client that has its answer and
+                # then scrapes sees its request counted.
+                record()
             await send(message)
 
         try:
             await self.app(scope, receive, recording_send)
         finally:
-            route = route_label(scope)
-            self.metrics.requests.labels(route, scope["method"], str(status)).inc()
-            self.metrics.latency.labels(route).observe(time.perf_counter() - started)
+            if not recorded:
+                record()

@@ -158,6 +158,11 @@ def machines_with_queued(conn: Connection, *, org_id: int, now: float, item_type
     return {r[0] for r in rows}
 
 
+def count_queued(conn: Connection) -> int:
+    """Deliveries of every organisation still waiting for their machine (the server's metrics)."""
+    return conn.execute(select(func.count()).select_from(D).where(D.c.state == "queued")).scalar_one()
+
+
 def get_delivery(conn: Connection, *, org_id: int, delivery_id: int) -> Row[Any] | None:
     return conn.execute(select(D).where(D.c.id == delivery_id, D.c.org_id == org_id)).first()
 

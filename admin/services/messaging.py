@@ -532,6 +532,11 @@ class MessagingService:
             return repo.machines_with_queued(conn, org_id=org_id, now=time.time(), item_types=types)
 
     # -- the server's own changes -------------------------------------------------------------------
+    def queued_count(self) -> int:
+        """All organisations' deliveries waiting for their machines: GET /metrics's backlog."""
+        with self.engine.connect() as conn:
+            return repo.count_queued(conn)
+
     def maintain(self) -> int:
         """Expire every overdue delivery (the background job); returns how many."""
         with self.engine.begin() as conn:

@@ -18,7 +18,11 @@ TOKEN = "metrics-token-for-the-tests-0123456789"
 def metrics_server(module_server_factory) -> ServerProcess:
     # Offline after 1 s and no cache: the tests read what they just caused.
     return module_server_factory(
-        metrics_token=TOKEN, offline_after_seconds=1, fleet_ttl_seconds=3600, fleet_metrics_cache_seconds=0
+        metrics_token=TOKEN,
+        offline_after_seconds=1,
+        fleet_ttl_seconds=3600,
+        fleet_metrics_cache_seconds=0,
+        feature_commands=True,
     )
 
 
@@ -91,6 +95,18 @@ def test_server_metrics_count_requests_writes_and_pool(metrics_server):
     assert figures[("dashfleet_write_batch_size_count", frozenset())] >= 3
     assert ("dashfleet_write_queue_depth", frozenset()) in figures
     assert ("dashfleet_db_connections_in_use", frozenset()) in figures
+    assert ("dashfleet_backlog", frozenset({"queue": "deliveries"}.items())) in figures
+
+
+def test_the_delivery_backlog_counts_queued_commands(metrics_server):
+    org = metrics_server.org()
+    admin_key = metrics_server.make_key(org.name, "admin")["api_key"]
+    assert org.report("away-1").status_code == 200
+    backlog = ("dashfleet_backlog", frozenset({"queue": "deliveries"}.items()))
+    before = scrape(metrics_server)[backlog]
+    sent = org.post("/api/commands", key=admin_key, json={"kind": "report_now", "machine_ids": ["away-1"]})
+    assert sent.status_code == 201, sent.text
+    assert scrape(metrics_server)[backlog] == before + 1
 
 
 def test_machine_ids_never_become_route_labels(metrics_server):
