@@ -72,7 +72,7 @@ class ServerMetrics:
         from prometheus_client.multiprocess import MultiProcessCollector
 
         registry = CollectorRegistry()
-        MultiProcessCollector(registry, path=str(self.directory))
+        MultiProcessCollector(registry, path=str(self.directory))  # type: ignore[no-untyped-call]
         backlogs = self.backlogs
 
         class Backlogs:
@@ -150,7 +150,7 @@ def mark_process_dead() -> None:
     if _metrics is not None:
         from prometheus_client import multiprocess
 
-        multiprocess.mark_process_dead(os.getpid(), str(_metrics.directory))
+        multiprocess.mark_process_dead(os.getpid(), str(_metrics.directory))  # type: ignore[no-untyped-call]
 
 
 def instrument(metrics: ServerMetrics, engine: Engine, writer: GroupWriter) -> None:
