@@ -3,6 +3,10 @@
 Each metric has a comfortable level (no penalty below it) and warning/critical thresholds, kept as
 data so the tray, the server and the docs explain a score the same way. The score is a weighted
 mean of per-metric sub-scores that fall linearly from 100 at the comfortable level to 0 at 100 %.
+
+A metric the agent could not read is None (unknown): it is left out of the mean (the others'
+weights are scaled up), named in the reasons, and never counts as a comfortable 0 %. With no metric
+known there is no score and no status.
 """
 
 from __future__ import annotations
@@ -34,9 +38,10 @@ SCORE_CRITICAL_BELOW = 25
 
 @dataclass(frozen=True)
 class Health:
-    score: int
-    status: HealthStatus
+    score: int | None  # None: no metric could be read
+    status: HealthStatus | None
     reasons: tuple[str, ...]
+    unknown: tuple[str, ...] = ()  # the metrics (keys of THRESHOLDS) that could not be read
 
     def as_dict(self) -> dict[str, Any]:
         return {"score": self.score, "status": self.status, "reasons": list(self.reasons)}
@@ -48,16 +53,20 @@ def _sub_score(value: float, threshold: Threshold) -> float:
     return max(0.0, 100.0 * (100.0 - value) / (100.0 - threshold.comfortable))
 
 
-def compute_health(cpu_percent: float, ram_percent: float, disk_percent: float) -> Health:
-    """Score 0..100 (higher is healthier), a status and the reasons behind it."""
+def compute_health(cpu_percent: float | None, ram_percent: float | None, disk_percent: float | None) -> Health:
+    """Score 0..100 (higher is healthier), a status and the reasons behind it; None is unknown."""
     values = {"cpu_percent": cpu_percent, "ram_percent": ram_percent, "disk_percent": disk_percent}
-    weighted = sum(_sub_score(values[k], t) * t.weight for k, t in THRESHOLDS.items())
-    score = int(round(weighted / sum(t.weight for t in THRESHOLDS.values())))
+    known = {k: (v, THRESHOLDS[k]) for k, v in values.items() if v is not None}
+    unknown = tuple(k for k, v in values.items() if v is None)
+    unknown_reasons = tuple(f"{THRESHOLDS[k].label} unknown (could not be read)" for k in unknown)
+    if not known:
+        return Health(score=None, status=None, reasons=unknown_reasons, unknown=unknown)
+    weighted = sum(_sub_score(v, t) * t.weight for v, t in known.values())
+    score = int(round(weighted / sum(t.weight for _, t in known.values())))
 
     status: HealthStatus = "ok"
-    reasons: list[str] = []
-    for key, t in THRESHOLDS.items():
-        value = values[key]
+    reasons: list[str] = list(unknown_reasons)
+    for value, t in known.values():
         if value >= t.critical:
             status = "critical"
             reasons.append(f"{t.label} {value:.0f}% (critical at {t.critical:.0f}%)")
@@ -70,4 +79,4 @@ def compute_health(cpu_percent: float, ram_percent: float, disk_percent: float) 
     elif score < SCORE_WARNING_BELOW and status == "ok":
         status = "warning"
         reasons.append(f"score {score} (warning below {SCORE_WARNING_BELOW})")
-    return Health(score=score, status=status, reasons=tuple(reasons))
+    return Health(score=score, status=status, reasons=tuple(reasons), unknown=unknown)

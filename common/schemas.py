@@ -96,15 +96,18 @@ class SystemInfo(_OpenModel):
 
 
 class HealthInfo(_OpenModel):
-    score: Annotated[StrictFloat, Field(ge=0, le=100, allow_inf_nan=False)]
-    status: Literal["ok", "warning", "critical"]
+    score: Annotated[StrictFloat, Field(ge=0, le=100, allow_inf_nan=False)] | None  # None: nothing readable
+    status: Literal["ok", "warning", "critical"] | None
     reasons: list[StrictStr] | None = None
 
 
 class Report(_OpenModel):
-    cpu_percent: Percent
-    ram_percent: Percent
-    disk_percent: Percent
+    # Required, and null when the agent could not read the sensor (unknown, never a 0 %). Agents
+    # of earlier versions send 0 and name the key in an extra `unavailable` list; the server reads
+    # that as null (admin/services/fleet.py, with_unknown_sensors).
+    cpu_percent: Percent | None
+    ram_percent: Percent | None
+    disk_percent: Percent | None
     timestamp: Annotated[StrictStr, AfterValidator(_check_iso8601)] | None = None
     ram_used_gib: NonNegative | None = None
     ram_total_gib: NonNegative | None = None

@@ -41,7 +41,7 @@ def guarded(name: str, read: Callable[[], T]) -> T | None:
         return read()
     except Exception as exc:  # noqa: BLE001 - any sensor failure degrades one field only
         if name not in _failed:
-            log.warning("cannot read %s: %s: %s (reported as unavailable)", name, type(exc).__name__, exc)
+            log.warning("cannot read %s: %s: %s (reported as unknown: null)", name, type(exc).__name__, exc)
             _failed.add(name)
         return None
 

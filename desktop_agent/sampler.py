@@ -27,16 +27,17 @@ class Sample:
 
     @property
     def unavailable(self) -> tuple[str, ...]:
-        return tuple(self.report.get("unavailable", ()))
+        """The sensors that could not be read (sent as null)."""
+        return tuple(key for key in REQUIRED if self.report.get(key) is None)
 
     def as_payload(self) -> dict[str, Any]:
         """The report as it goes on the wire (a copy: the queue and the server get their own)."""
         return dict(self.report)
 
 
-def _percent(value: float | None) -> float:
+def _percent(value: float | None) -> float | None:
     if value is None or not math.isfinite(value):
-        return 0.0
+        return None  # unknown: never a 0 % that would read as an idle, healthy sensor
     return round(min(100.0, max(0.0, value)), 1)
 
 
@@ -54,19 +55,15 @@ def take_sample(state_dir: str | None = None) -> Sample:
         "ram_percent": mem.percent if mem else None,
         "disk_percent": dsk.percent if dsk else None,
     }
-    # The three percentages are required by the wire format. A failed one is sent as 0 and named
-    # in `unavailable` (an extra field the server keeps), so the report still arrives and nobody
-    # mistakes the 0 for a reading.
-    unavailable = [key for key in REQUIRED if values[key] is None]
+    # The three percentages are required by the wire format; a sensor that could not be read is
+    # sent as null (unknown), so the report still arrives and nobody mistakes it for a reading.
     percents = {key: _percent(value) for key, value in values.items()}
     health = compute_health(**percents)
-    health_info = health.as_dict()
-    health_info["reasons"] += [f"{key} unavailable" for key in unavailable]
 
     report: dict[str, Any] = {
         **percents,
         "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
-        "health": health_info,
+        "health": health.as_dict(),
         "system": dict(collectors.system_info(state_dir)),
     }
     if mem:
@@ -75,6 +72,4 @@ def take_sample(state_dir: str | None = None) -> Sample:
         report.update(disk_used_gib=_gib(dsk.used_gib), disk_total_gib=_gib(dsk.total_gib))
     if uptime is not None:
         report.update(uptime_seconds=round(uptime), uptime_hms=collectors.format_hms(uptime))
-    if unavailable:
-        report["unavailable"] = unavailable
     return Sample(report=report, health=health)

@@ -67,7 +67,8 @@ def status_line(when: datetime, outcome: str, sample: Sample) -> str:
     os_name = report.get("system", {}).get("os") or "unknown"
     return (
         f"{when:%Y-%m-%d %H:%M:%S} {outcome} | CPU {pct('cpu_percent')} RAM {pct('ram_percent')} "
-        f"Disk {pct('disk_percent')} | Score {sample.health.score}/100 | OS {os_name}"
+        f"Disk {pct('disk_percent')} | Score {'n/a' if sample.health.score is None else sample.health.score}/100 "
+        f"| OS {os_name}"
     )
 
 

@@ -99,9 +99,10 @@ class Sample(SQLModel, table=True):
     org_id: int = Field(foreign_key="organization.id")
     machine_id: str = Field(max_length=MACHINE_ID_MAX_LENGTH)
     ts: float = Field(index=True)
-    cpu_percent: float
-    ram_percent: float
-    disk_percent: float
+    # null: the agent could not read that sensor (unknown, never 0)
+    cpu_percent: float | None = None
+    ram_percent: float | None = None
+    disk_percent: float | None = None
     health_score: float | None = None
 
 

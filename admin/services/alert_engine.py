@@ -228,6 +228,8 @@ class AlertEngine:
             if rule.machines is not None and machine_id not in rule.machines:
                 continue
             value = _metric(report, rule.kind)
+            if value is None:
+                continue  # a sensor the agent could not read (null) neither fires nor clears a rule
             old = states.get(rule.id) if states else None
             if old is None and value <= rule.threshold:
                 continue  # the usual case: nothing to do
@@ -458,13 +460,14 @@ class AlertEngine:
         return changes
 
 
-def _metric(report: dict[str, Any], kind: str) -> float:
-    value = float(report[METRICS[kind]])
+def _metric(report: dict[str, Any], kind: str) -> float | None:
+    raw = report[METRICS[kind]]
+    value = None if raw is None else float(raw)
     if kind == "disk":  # the fullest disk, when the agent lists them all
         disks = report.get("disks")
         if isinstance(disks, list):
             for disk in disks:
                 percent = disk.get("percent") if isinstance(disk, dict) else None
-                if isinstance(percent, (int, float)) and 0 <= percent <= 100 and percent > value:
+                if isinstance(percent, (int, float)) and 0 <= percent <= 100 and (value is None or percent > value):
                     value = float(percent)
     return value

@@ -41,6 +41,21 @@ def _text(value: object) -> str | None:
     return value if isinstance(value, str) else None
 
 
+SENSORS = ("cpu_percent", "ram_percent", "disk_percent")
+
+
+def with_unknown_sensors(report: dict[str, Any]) -> dict[str, Any]:
+    """The report with a sensor the agent could not read as null. Agents of earlier versions send
+    such a sensor as 0 and name it in an extra `unavailable` list (they must still be able to
+    report); theirs is read the same way as today's null, so their 0 is never shown or scored as a
+    reading. Every other field stays as sent."""
+    unavailable = report.get("unavailable")
+    if not isinstance(unavailable, list) or not unavailable:
+        return report
+    unknown = [key for key in SENSORS if key in unavailable]
+    return {**report, **dict.fromkeys(unknown)} if unknown else report
+
+
 def machine_row(
     *,
     org_id: int,
@@ -91,7 +106,8 @@ class FleetService:
     # -- writes (hot path) ---------------------------------------------------------------
     async def record_report(self, *, org_id: int, machine_id: str, report: dict[str, Any], now: float) -> None:
         """Store the latest report and a history sample. `report` was validated by common.schemas
-        and is kept exactly as sent (unknown fields included)."""
+        and is kept as sent (unknown fields included; an earlier agent's unreadable sensor as null)."""
+        report = with_unknown_sensors(report)
         system = report.get("system") or {}
         # The server scores every report itself (common.health), so the fleet is sorted and
         # counted by one formula whatever agent version sent it; the agent's own view stays in

@@ -57,3 +57,24 @@ def test_low_score_alone_is_a_reason():
 
 def test_as_dict_is_the_wire_shape():
     assert compute_health(45.2, 62.1, 34.5).as_dict() == {"score": 78, "status": "ok", "reasons": []}
+
+
+def test_an_unknown_metric_is_left_out_of_the_score_and_named():
+    # An unreadable disk (None) is not a comfortable 0 %: the score is CPU's and RAM's alone.
+    health = compute_health(90.0, 20.0, None)
+    weights = THRESHOLDS["cpu_percent"].weight + THRESHOLDS["ram_percent"].weight
+    cpu_sub = 100 * (100 - 90.0) / (100 - THRESHOLDS["cpu_percent"].comfortable)
+    assert health.score == round(
+        (cpu_sub * THRESHOLDS["cpu_percent"].weight + 100 * THRESHOLDS["ram_percent"].weight) / weights
+    )
+    assert health.score != compute_health(90.0, 20.0, 0.0).score
+    assert health.status == "warning"  # CPU 90 % still warns
+    assert health.unknown == ("disk_percent",)
+    assert "Disk unknown (could not be read)" in health.reasons
+
+
+def test_with_no_metric_known_there_is_no_score():
+    health = compute_health(None, None, None)
+    assert (health.score, health.status) == (None, None)
+    assert health.unknown == tuple(THRESHOLDS)
+    assert health.as_dict()["score"] is None

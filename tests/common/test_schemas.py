@@ -43,6 +43,12 @@ def test_bad_report_fields_are_refused(fields):
         ReportIn.model_validate(report(**fields))
 
 
+@pytest.mark.parametrize("key", ["cpu_percent", "ram_percent", "disk_percent"])
+def test_a_sensor_the_agent_could_not_read_is_null(key):
+    body = report(**{key: None}, health={"score": None, "status": None, "reasons": []})
+    assert getattr(ReportIn.model_validate(body).report, key) is None
+
+
 def test_missing_required_percentage_is_refused():
     body = report()
     del body["report"]["ram_percent"]

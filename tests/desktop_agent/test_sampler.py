@@ -38,13 +38,18 @@ def test_health_is_the_shared_score_of_the_reported_figures():
     assert sample.as_payload()["health"] == expected.as_dict()
 
 
-def test_a_failed_required_reading_is_named_and_the_report_still_goes(monkeypatch):
+def test_a_failed_required_reading_is_sent_as_null_and_the_report_still_goes(monkeypatch):
     def refuse(path):
         raise PermissionError(13, "Permission denied", path)
 
     monkeypatch.setattr(psutil, "disk_usage", refuse)
-    payload = take_sample().as_payload()
-    assert payload["unavailable"] == ["disk_percent"]
-    assert payload["disk_percent"] == 0 and "disk_used_gib" not in payload
-    assert "disk_percent unavailable" in payload["health"]["reasons"]
+    sample = take_sample()
+    payload = sample.as_payload()
+    assert payload["disk_percent"] is None and "disk_used_gib" not in payload
+    assert "unavailable" not in payload  # the old way (0 and a list), no longer sent
+    assert sample.unavailable == ("disk_percent",)
+    assert "Disk unknown (could not be read)" in payload["health"]["reasons"]
+    # The score is the others' alone: an unreadable disk is not a comfortable 0 %.
+    assert sample.health == compute_health(payload["cpu_percent"], payload["ram_percent"], None)
+    assert sample.health.score == compute_health(payload["cpu_percent"], payload["ram_percent"], None).score
     ReportIn.model_validate({"machine_id": "pc-1", "report": payload})

@@ -13,7 +13,7 @@ from urllib.parse import quote
 from admin.services.fleet import SORT_KEYS as SERVICE_SORT_KEYS
 from admin.services.fleet import FleetFilter
 from admin.services.public import MachineOut
-from admin.ui.components.format import exact_time, percent, relative_time
+from admin.ui.components.format import exact_time, relative_time, sensor
 
 ALL = "all"
 STATUS_OPTIONS = {ALL: "Any status", "online": "Online", "offline": "Offline"}
@@ -147,9 +147,9 @@ def to_row(machine: MachineOut, *, now: float, tz: tzinfo) -> dict:
         "health_score": machine.health_score,
         "health_text": "–" if machine.health_score is None else f"{machine.health_score:.0f}",
         "health_status": machine.health_status or "unknown",
-        "cpu_percent": percent(machine.report.get("cpu_percent")),
-        "ram_percent": percent(machine.report.get("ram_percent")),
-        "disk_percent": percent(machine.report.get("disk_percent")),
+        "cpu_percent": sensor(machine.report, "cpu_percent"),
+        "ram_percent": sensor(machine.report, "ram_percent"),
+        "disk_percent": sensor(machine.report, "disk_percent"),
         "os": os_text(machine.system, machine.os),
         "last_seen": relative_time(machine.last_seen, now),
         "last_seen_exact": exact_time(machine.last_seen, tz),

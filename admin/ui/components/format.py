@@ -59,6 +59,18 @@ def percent(value: float | None) -> str:
     return "–" if value is None else f"{value:.0f}%"
 
 
+def sensor(report: dict, key: str) -> str:
+    """A reported percentage: "–" before any report, "unknown" for a sensor the agent could not
+    read (null, or 0 named in an earlier agent's `unavailable`), else the figure."""
+    if not report:
+        return "–"
+    value = report.get(key)
+    unavailable = report.get("unavailable")
+    if value is None or (isinstance(unavailable, list) and key in unavailable):
+        return "unknown"
+    return percent(value)
+
+
 def gib(used: object, total: object) -> str:
     if isinstance(used, (int, float)) and isinstance(total, (int, float)):
         return f"{used:.1f} / {total:.1f} GiB"

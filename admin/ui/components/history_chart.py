@@ -31,7 +31,9 @@ def with_gaps(buckets: Iterable[dict], *, width: float) -> list[dict]:
         index = round(bucket["ts"] / width)
         if previous is not None and index - previous > gap_buckets:
             points.append({"ts": (previous + 1) * width, **{key: None for key, _ in METRICS}})
-        points.append({"ts": bucket["ts"] + width / 2, **{key: round(bucket[key], 1) for key, _ in METRICS}})
+        # A mean over unknown readings only (null sensors) is None: a break in that line.
+        values = {key: None if bucket[key] is None else round(bucket[key], 1) for key, _ in METRICS}
+        points.append({"ts": bucket["ts"] + width / 2, **values})
         previous = index
     return points
 

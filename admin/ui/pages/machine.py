@@ -13,10 +13,11 @@ from starlette.concurrency import run_in_threadpool
 
 from admin.services.context import AppServices
 from admin.services.errors import NotFound
+from admin.services.fleet import with_unknown_sensors
 from admin.services.public import MachineOut
 from admin.ui import auth, theme
 from admin.ui.components import history_chart
-from admin.ui.components.format import duration, exact_time, gib, percent, relative_time, text, zone
+from admin.ui.components.format import duration, exact_time, gib, relative_time, sensor, text, zone
 from admin.ui.components.machine_deliveries import DeliveryPanel, delivery_panels
 from admin.ui.guard import signed_in_page
 from common.health import compute_health
@@ -109,11 +110,15 @@ class MachineScreen:
             if not report:
                 ui.label("No report yet: this machine is known from heartbeats only.").classes("text-grey-7")
                 return
+            # An unreadable sensor is null (an earlier agent's: 0 named in `unavailable`): unknown.
+            report = with_unknown_sensors(report)
             health = compute_health(report["cpu_percent"], report["ram_percent"], report["disk_percent"])
             with ui.row().classes("items-center gap-3"):
-                ui.label(f"{health.score}").classes("text-4xl font-bold").mark("health-score")
+                ui.label("–" if health.score is None else f"{health.score}").classes("text-4xl font-bold").mark(
+                    "health-score"
+                )
                 ui.label("/ 100").classes("text-grey-7")
-                ui.badge(health.status, color=theme.health_colour(health.status)).mark("health-status")
+                ui.badge(health.status or "unknown", color=theme.health_colour(health.status)).mark("health-status")
             if health.reasons:
                 for reason in health.reasons:
                     with ui.row().classes("items-center gap-1 no-wrap"):
@@ -130,8 +135,12 @@ class MachineScreen:
             for key, label in (("cpu_percent", "CPU"), ("ram_percent", "RAM"), ("disk_percent", "Disk")):
                 with ui.row().classes("w-full items-center gap-2 no-wrap"):
                     ui.label(label).classes("w-10 text-grey-7")
-                    ui.linear_progress(value=report[key] / 100, show_value=False, size="8px").classes("grow")
-                    ui.label(percent(report[key])).classes("w-12 text-right").mark(f"report-{key}")
+                    shown = sensor(report, key)
+                    if shown == "unknown":  # not read: no bar at all, rather than an empty one
+                        ui.label("could not be read").classes("grow text-grey-7 text-sm")
+                    else:
+                        ui.linear_progress(value=report[key] / 100, show_value=False, size="8px").classes("grow")
+                    ui.label(shown).classes("w-16 text-right").mark(f"report-{key}")
             _pair("Memory", gib(report.get("ram_used_gib"), report.get("ram_total_gib")))
             _pair("Disk space", gib(report.get("disk_used_gib"), report.get("disk_total_gib")))
             uptime = report.get("uptime_seconds")

@@ -86,3 +86,52 @@ def test_system_metadata_is_shown_and_filters_by_os(org, contract):
     assert org.machine_ids(os="Windows") == ["win"]
     assert org.machine_ids(os="darwin") == ["mac"]
     assert org.machine_ids(os="LINUX") == ["lin"]
+
+
+HISTORY = "/api/fleet/machine/history"
+
+
+def _sensors(org, machine_id: str) -> tuple[dict, float | None, list]:
+    machine = org.machine(machine_id)
+    samples = org.get(HISTORY, params={"machine_id": machine_id}).json()["samples"]
+    return machine["report"], machine["health_score"], samples
+
+
+def test_a_sensor_the_agent_could_not_read_is_null_and_unknown_end_to_end(org, contract):
+    """Today's agent sends an unreadable sensor as null: stored, listed and kept in history as
+    null, and the server's score leaves it out (an unreadable disk is not a healthy 0 %)."""
+    assert (
+        org.report(
+            "null-disk", contract.sample_report(cpu_percent=90.0, ram_percent=20.0, disk_percent=None)
+        ).status_code
+        == 200
+    )
+    report, score, samples = _sensors(org, "null-disk")
+    assert report["disk_percent"] is None
+    assert samples[-1]["disk_percent"] is None and samples[-1]["cpu_percent"] == 90.0
+    org.report("zero-disk", contract.sample_report(cpu_percent=90.0, ram_percent=20.0, disk_percent=0.0))
+    assert score != org.machine("zero-disk")["health_score"]  # 0 % would have been scored as healthy
+    assert score == samples[-1]["score"]
+    nothing = org.report("nothing-read", contract.sample_report(cpu_percent=None, ram_percent=None, disk_percent=None))
+    assert nothing.status_code == 200
+    machine = org.machine("nothing-read")
+    assert (machine["health_score"], machine["health_status"]) == (None, None)  # unknown, not healthy
+
+
+def test_an_earlier_agents_zero_named_unavailable_is_read_as_null(org, contract):
+    """Agents of earlier versions send an unreadable sensor as 0 and name it in `unavailable`:
+    they must still be able to report, and their 0 is read as the unknown it stands for."""
+    old = contract.sample_report(cpu_percent=90.0, ram_percent=20.0, disk_percent=0, unavailable=["disk_percent"])
+    assert org.report("old-null-disk", old).status_code == 200
+    org.report("new-null-disk", contract.sample_report(cpu_percent=90.0, ram_percent=20.0, disk_percent=None))
+    report, score, samples = _sensors(org, "old-null-disk")
+    assert report["disk_percent"] is None and report["unavailable"] == ["disk_percent"]  # the rest as sent
+    assert samples[-1]["disk_percent"] is None
+    assert score == org.machine("new-null-disk")["health_score"]
+
+
+def test_a_missing_sensor_key_is_still_refused(org, contract):
+    report = contract.sample_report()
+    del report["disk_percent"]  # required: null says "could not read", absence says nothing
+    contract.error(org.report("no-disk-key", report), 422)
+    org.assert_empty()

@@ -217,3 +217,15 @@ async def test_the_page_states_the_settings_it_runs_with(admin: User, services) 
     assert f"leaves the fleet after {duration(config['FLEET_TTL_SECONDS'])}" in text
     timer = next(iter(admin.find(ui.timer).elements))
     assert timer.interval == config["REFRESH_INTERVAL_MS"] / 1000
+
+
+async def test_a_sensor_that_could_not_be_read_shows_as_unknown(admin: User, services, admin_account) -> None:
+    await add_report(services, admin_account, "null-disk", cpu=30.0, ram=20.0, disk=None)
+    # An earlier agent's way of saying the same: 0 and the key named in `unavailable`.
+    await add_report(services, admin_account, "old-agent", cpu=30.0, ram=20.0, disk=0.0, unavailable=["disk_percent"])
+    await admin.open("/")
+    rows = {row["machine_id"]: row for row in table_rows(admin)}
+    for machine_id in ("null-disk", "old-agent"):
+        assert rows[machine_id]["disk_percent"] == "unknown", machine_id
+        assert rows[machine_id]["cpu_percent"] == "30%"
+    assert rows["null-disk"]["health_text"] == rows["old-agent"]["health_text"]

@@ -185,3 +185,15 @@ async def test_the_page_follows_the_machine(admin: User, services, admin_account
     with admin:
         await timer.callback()
     await admin.should_see(marker="machine-missing")
+
+
+async def test_a_sensor_that_could_not_be_read_is_unknown_on_the_machine_page(
+    admin: User, services, admin_account
+) -> None:
+    await add_report(services, admin_account, "no-sensors", cpu=None, ram=None, disk=None)
+    await admin.open(page_of("no-sensors"))
+    assert label_text(admin, "report-cpu_percent") == "unknown"
+    assert label_text(admin, "health-score") == "–"
+    assert admin.find(marker="health-status").elements.pop().text == "unknown"
+    reasons = [label.text for label in admin.find(marker="health-reason").elements]
+    assert "Disk unknown (could not be read)" in reasons
