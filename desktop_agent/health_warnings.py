@@ -58,7 +58,7 @@ class HealthWarnings:
             if sample is None or sample is self._seen:
                 return  # a heartbeat or a pause: no new reading
             self._seen = sample
-            level = LEVELS[sample.health.status]
+            level = LEVELS[sample.health.status or "ok"]  # None (nothing readable): nothing to warn of
             if level > self._level:
                 self._pending = sample
             elif level == 0:
@@ -90,7 +90,7 @@ class HealthWarnings:
 
     def _show(self, sample: Sample) -> bool:
         """Shows one warning (or decides not to); False when it must wait (do-not-disturb)."""
-        status = sample.health.status
+        status = sample.health.status or "ok"  # only warning and critical are ever shown
         now = self._clock()
         last = self._last_shown.get(status)
         if last is not None and now - last < self._repeat_after:

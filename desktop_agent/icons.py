@@ -37,7 +37,6 @@ COLOURS: dict[str, RGB] = {
     "critical": (214, 39, 40),  # red
     "paused": (60, 120, 210),  # blue: nothing is sent, by choice
     "unreachable": (128, 128, 128),  # grey: the server cannot be reached
-    "unknown": (128, 128, 128),  # grey: no sensor could be read, so there is no health to show
 }
 KEYS = tuple(COLOURS)
 OUTLINE: RGB = (32, 32, 32)
@@ -56,7 +55,7 @@ def icon_key(state: AgentState) -> str:
         return "paused"
     if state.connected is not True or state.sample is None:
         return "unreachable"
-    return state.sample.health.status or "unknown"
+    return state.sample.health.status or "unreachable"  # no sensor readable: nothing measured, grey
 
 
 def _segment(ax: float, ay: float, bx: float, by: float, half_width: float) -> Distance:

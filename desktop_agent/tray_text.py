@@ -42,7 +42,7 @@ def reasons(sample: Sample, texts: Texts) -> list[tuple[str, str]]:
             over.append((value - threshold.warning, key, sentence))
     result = [(key, sentence) for _, key, sentence in sorted(over, key=lambda item: -item[0])]
     score = sample.health.score
-    if not result and sample.health.status != "ok" and score < SCORE_WARNING_BELOW:
+    if not result and sample.health.status != "ok" and score is not None and score < SCORE_WARNING_BELOW:
         result.append(("score", texts("reason.score", score=score)))
     return result + unreadable
 
@@ -81,8 +81,9 @@ def health_lines(state: AgentState, texts: Texts, now: datetime | None = None) -
     if sample is None:
         lines = [texts("line.health_unknown")]
     else:
-        status = texts(f"status.{sample.health.status}")
-        lines = [texts("line.health", status=status, score=sample.health.score)]
+        status = texts(f"status.{sample.health.status or 'unknown'}")  # None: no sensor could be read
+        score = sample.health.score
+        lines = [texts("line.health", status=status, score="?" if score is None else score)]
         if sample.health.status != "ok":
             lines += [sentence for _, sentence in reasons(sample, texts)]
         lines.append(_usage(sample, texts))
@@ -111,7 +112,7 @@ def summary(state: AgentState, texts: Texts, now: datetime | None = None) -> tup
     lines = health_lines(state, texts, now)
     if state.sample is None:
         return texts("summary.title_unknown"), "\n".join(lines)
-    status = texts(f"status.{state.sample.health.status}")
+    status = texts(f"status.{state.sample.health.status or 'unknown'}")
     return texts("summary.title", status=status), "\n".join(lines[1:])
 
 

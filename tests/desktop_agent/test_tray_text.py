@@ -51,7 +51,7 @@ def labels(tray: Tray) -> list[str]:
     return [entry.label or "---" for entry in tray.entries()]
 
 
-def with_disk(sample, percent: float):
+def with_disk(sample, percent: float | None):
     """The same reading with the disk `percent` full (a full disk cannot be made on demand)."""
     report = dict(sample.report, disk_percent=percent)
     health = compute_health(report["cpu_percent"], report["ram_percent"], percent)
@@ -122,6 +122,24 @@ def test_a_full_disk_is_said_with_its_name_and_what_to_do(make_service, tmp_path
     assert title_fr.startswith("Cet ordinateur ")
     assert tooltip(service.state, icon_key(service.state), EN).count("\n") <= 2
     assert len(tooltip(service.state, icon_key(service.state), FR)) <= MAX_TOOLTIP
+
+
+def test_a_sensor_that_could_not_be_read_is_said_so_never_as_zero(make_service, tmp_path):
+    service = make_service()
+    service.report_cycle()
+    unread = with_disk(service.state.sample, None)  # what the sampler sends for an unreadable disk
+    service._update(sample=unread)
+    tray = Tray(service, tmp_path)
+    tray.texts = EN
+    assert "Disk n/a" in " ".join(labels(tray)) and "Disk 0%" not in " ".join(labels(tray))
+    nothing = dataclasses.replace(
+        unread, report=dict(unread.report, cpu_percent=None, ram_percent=None), health=compute_health(None, None, None)
+    )
+    service._update(sample=nothing)
+    assert health_lines(service.state, EN)[0] == "Health: Unknown, score ?/100"
+    assert health_lines(service.state, FR)[0].startswith("Santé : Inconnue")
+    assert icon_key(service.state) == "unreachable"  # grey: nothing measured
+    assert "could not be read" in tooltip(service.state, icon_key(service.state), EN)
 
 
 def test_the_summary_is_the_menus_lines(make_service):
