@@ -367,3 +367,44 @@ def test_with_both_flags_off_the_agent_never_polls_the_inbox(server_factory, run
     log = server.log()
     assert "GET /api/config" in log  # it asked which features are on...
     assert "/api/agent/inbox" not in log  # ...and, both off, never asked for its inbox
+
+
+def test_an_item_served_again_or_after_a_restart_never_runs_twice(fleet, msg_org, mid, tmp_path, monkeypatch):
+    """The agent's own Inbox and store in this process against the real server: the same command
+    handed over twice (a retried request), then again to a new Inbox on the same store (a restart),
+    runs once."""
+    from desktop_agent.config import AgentConfig
+    from desktop_agent.deliveries import DeliveryStore
+    from desktop_agent.inbox import PATH_INBOX, Inbox
+    from desktop_agent.reporter import Reporter
+    from desktop_agent.service import AgentService
+
+    runs = tmp_path / "runs"
+    dirs = AgentDirs(tmp_path / "agent")
+    install_script(dirs, "once", f"echo run >> {runs}")
+    monkeypatch.setenv("XDG_CONFIG_DIRS", str(dirs.site_config))
+    assert msg_org.report(mid).status_code == 200
+    command_id = fleet.send_command(mid, "run_script", {"name": "once", "args": []})
+
+    config = AgentConfig(server=msg_org.server.url, token=msg_org.api_key, machine_id=mid, tray=False)
+    reporter = Reporter(config.server, config.token)
+    try:
+        served = reporter.get(PATH_INBOX, {"machine_id": mid, "wait": 0})
+        assert served.ok and len(served.body["items"]) == 1, served
+        items = served.body["items"]
+        for _restart in range(2):
+            service = AgentService(config, reporter, None, state_dir=str(tmp_path))
+            service.messages_ui_ready(False)
+            inbox = Inbox(service, reporter, DeliveryStore(tmp_path / "inbox"))
+            service.inbox = inbox
+            inbox.features = {"messaging": True, "commands": True}
+            inbox.handle(items)
+            inbox.handle(items)  # the same item again, as a retried request would bring it
+            fleet.command_result(command_id)
+            time.sleep(1)
+            service.stop()
+            inbox.close()
+        assert fleet.delivery("commands", command_id)["state"] == "succeeded"
+        assert runs.read_text() == "run\n"
+    finally:
+        reporter.close()
