@@ -22,10 +22,9 @@ import tempfile
 import time
 from pathlib import Path
 
+import agent_footprint as footprint
 import httpx
 import psutil
-
-import agent_footprint as footprint
 from _servers import admin_cli, child_env, running, stop_process, temp_workdir
 
 MB = 1_000_000
@@ -74,7 +73,10 @@ def measure(url: str, key: str, admin_key: str | None, machine: str) -> float:
                 sent = [
                     ("messages", {"title": "Reboot tonight", "body": "Save your work.", "machine_ids": [machine]}),
                     ("commands", {"kind": "report_now", "args": {}, "machine_ids": [machine]}),
-                    ("commands", {"kind": "run_script", "args": {"name": "hello", "args": []}, "machine_ids": [machine]}),
+                    (
+                        "commands",
+                        {"kind": "run_script", "args": {"name": "hello", "args": []}, "machine_ids": [machine]},
+                    ),
                 ]
                 for what, body in sent:
                     answer = httpx.post(f"{url}/api/{what}", json=body, headers=auth).json()
@@ -101,7 +103,9 @@ def main() -> None:
     with temp_workdir("inbox-off") as off_dir, temp_workdir("inbox-on") as on_dir:
         off_key = admin_cli(off_dir, None, "org", "create", "bench")["api_key"]
         on_key = admin_cli(on_dir, FEATURES_ON, "org", "create", "bench")["api_key"]
-        admin_key = admin_cli(on_dir, FEATURES_ON, "key", "create", "--org", "bench", "--scope", "admin", "--scope", "read")["api_key"]
+        admin_key = admin_cli(
+            on_dir, FEATURES_ON, "key", "create", "--org", "bench", "--scope", "admin", "--scope", "read"
+        )["api_key"]
         with running("dashfleet", cmd, off_dir) as off, running("dashfleet", cmd, on_dir, child_env(FEATURES_ON)) as on:
             for round_ in range(args.rounds):
                 results["off"].append(measure(off.base_url, off_key, None, f"off-{round_}"))
@@ -113,7 +117,9 @@ def main() -> None:
     for case, values in results.items():
         median = statistics.median(values)
         rounds = ", ".join(f"{v / MB:.1f}" for v in values)
-        print(f"RSS headless, features {case}: {median / MB:.1f} MB (rounds {rounds}); {(median - base) / 1024:+.0f} KiB")
+        print(
+            f"RSS headless, features {case}: {median / MB:.1f} MB (rounds {rounds}); {(median - base) / 1024:+.0f} KiB"
+        )
 
 
 if __name__ == "__main__":
