@@ -147,9 +147,19 @@ graphical() {
 
 install_linux() {
     config=$ROOT/etc/xdg/dashfleet/agent.toml
+    use_deb=no
     if [ "$METHOD" = deb ] || { [ "$METHOD" = auto ] && command -v apt-get >/dev/null 2>&1 && command -v dpkg >/dev/null 2>&1; }; then
         arch=$(dpkg --print-architecture)
-        download deb "$arch" || fail "this server holds no .deb for $arch (version $VERSION)"
+        if package_for deb "$arch"; then
+            use_deb=yes
+        elif [ "$METHOD" = deb ]; then
+            fail "this server holds no .deb for $arch (version $VERSION)"
+        else
+            say "this server holds no .deb for $arch: installing in a virtual environment instead"
+        fi
+    fi
+    if [ "$use_deb" = yes ]; then
+        download deb "$arch"
         # Written before the package: its postinst keeps this file and sets its mode (0600 for the
         # service, 0644 when the agent runs in each desktop session).
         write_config "$config" 0600
