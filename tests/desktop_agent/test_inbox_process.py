@@ -409,3 +409,77 @@ def test_an_item_served_again_or_after_a_restart_never_runs_twice(fleet, msg_org
         assert runs.read_text() == "run\n"
     finally:
         reporter.close()
+
+
+def _messages_menu(watcher, service: str):
+    """The tray's "Messages (n)" entry as a panel reads it over dbusmenu: (label, [(id, label,
+    [(child id, child label, enabled)])])."""
+    _revision, (_root, _props, children) = watcher.call(
+        service, "/MenuBar", "com.canonical.dbusmenu", "GetLayout", "iias", (0, -1, [])
+    )
+    for _sig, (_item_id, props, submenus) in children:
+        label = props.get("label", ("s", ""))[1]
+        if label.startswith("Messages ("):
+            listed = []
+            for _s, (message_id, message_props, lines) in submenus:
+                entries = [
+                    (line_id, line_props.get("label", ("s", ""))[1], line_props.get("enabled", ("b", True))[1])
+                    for _l, (line_id, line_props, _none) in lines
+                ]
+                listed.append((message_id, message_props["label"][1], entries))
+            return label, listed
+    return None
+
+
+@pytest.mark.tray
+def test_the_tray_menu_lists_a_message_and_acknowledges_it(fleet, msg_org, run_agent, agent_dirs, mid, dunst):
+    """The tray with a menu (a StatusNotifierItem, a panel's watcher on the session bus, dunst):
+    the message is a notification (displayed), then Messages (1) in the menu, whose Acknowledge
+    (clicked over dbusmenu, as a panel does) makes it acknowledged."""
+    from agent_helpers import SniWatcher
+
+    watcher = SniWatcher(dunst.bus)
+    try:
+        env = agent_dirs.env(
+            DISPLAY=dunst.display,
+            DBUS_SESSION_BUS_ADDRESS=dunst.bus.address,
+            LANG="C.UTF-8",
+            LC_ALL="",
+            LC_MESSAGES="",
+            DASHFLEET_LOCAL_WARNINGS="false",
+        )
+        agent = run_agent(
+            "--server", msg_org.server.url, "--token", msg_org.api_key, "--machine-id", mid,
+            "--interval", "60", "--heartbeat-interval", "2", env=env,
+        )  # fmt: skip
+        service = wait_until(lambda: watcher.registered, "the tray item to register")[0][0]
+        agent.wait_for_lines(1, "OK")
+        message_id = fleet.send_message(
+            mid, title="Reboot tonight", body="Save your work.\nThanks, IT", severity="warning"
+        )
+        fleet.wait_state("messages", message_id, "displayed")
+        (shown,) = dunst.history()
+        assert (shown["summary"], shown["body"]) == ("Reboot tonight", "Save your work.\nThanks, IT")
+
+        label, listed = wait_until(lambda: _messages_menu(watcher, service), "Messages (n) in the menu")
+        assert label == "Messages (1)"
+        ((_id, title, entries),) = listed
+        assert title == "[!] Reboot tonight"
+        assert [(text, enabled) for _i, text, enabled in entries] == [
+            ("Save your work.", False),
+            ("Thanks, IT", False),
+            ("Show", True),
+            ("Acknowledge", True),
+        ]
+        acknowledge = entries[-1][0]
+        watcher.call(service, "/MenuBar", "com.canonical.dbusmenu", "Event", "isvu",
+                     (acknowledge, "clicked", ("s", ""), int(time.time())))  # fmt: skip
+        fleet.wait_state("messages", message_id, "acknowledged")
+        label, listed = wait_until(
+            lambda: (menu := _messages_menu(watcher, service)) and menu[0] == "Messages (0)" and menu,
+            "Messages (0) once acknowledged",
+        )
+        assert [(text, enabled) for _i, text, enabled in listed[0][2]][-1] == ("Acknowledged", False)
+        assert agent.stop() == 0
+    finally:
+        watcher.close()
