@@ -209,7 +209,8 @@ class Tray:
 
             self.service.subscribe(HealthWarnings(self.texts).observe)
         self.service.subscribe(lambda _state: self._changed.set())
-        if sys.platform.startswith("linux"):
+        # A StatusNotifierItem needs a session bus; without one, jeepney is not even imported.
+        if sys.platform.startswith("linux") and notify.session_bus_available():
             from desktop_agent.sni import SniUnavailable  # jeepney: Linux only, tray mode only
 
             try:
@@ -217,6 +218,8 @@ class Tray:
                 return
             except SniUnavailable as exc:
                 log.info("%s; trying an X11 tray icon", exc)
+        elif sys.platform.startswith("linux"):
+            log.info("no session D-Bus, so no StatusNotifierItem; trying an X11 tray icon")
         self._run_pystray()
 
     def _run_sni(self) -> None:

@@ -62,10 +62,15 @@ interval = 120
 heartbeat_interval = 45.5
 ca_bundle = "{ca}"
 tray = false
+dashboard_url = "https://intranet.example.com/help"
+language = "fr"
+local_warnings = false
 """,
     )
     config, _ = resolve(NO_FLAGS, environ={})
-    assert config == AgentConfig(SERVER, TOKEN, "asset-0042", 120.0, 45.5, str(ca), False)
+    assert config == AgentConfig(
+        SERVER, TOKEN, "asset-0042", 120.0, 45.5, str(ca), False, "https://intranet.example.com/help", "fr", False
+    )
 
 
 def test_flags_beat_environment_beat_user_file_beat_machine_file(agent_dirs):
@@ -136,6 +141,10 @@ def test_machine_id_is_kept_exactly_as_given():
         ({"server": SERVER, "token": TOKEN}, {"DASHFLEET_TRAY": "maybe"}, "true or false"),
         ({"server": SERVER, "token": TOKEN, "ca_bundle": "/no/such/ca.pem"}, {}, "not a readable file"),
         ({"server": SERVER, "token": TOKEN, "ca_bundle": __file__}, {}, "no usable PEM certificate"),
+        ({"server": SERVER, "token": TOKEN}, {"DASHFLEET_DASHBOARD_URL": "intranet/help"}, "not a web address"),
+        ({"server": SERVER, "token": TOKEN}, {"DASHFLEET_DASHBOARD_URL": "javascript:alert(1)"}, "not a web address"),
+        ({"server": SERVER, "token": TOKEN}, {"DASHFLEET_LANGUAGE": "de"}, "auto, en, fr"),
+        ({"server": SERVER, "token": TOKEN}, {"DASHFLEET_LOCAL_WARNINGS": "sometimes"}, "true or false"),
     ],
 )
 def test_bad_settings_are_refused_with_a_clear_message(flags, environ, message):
@@ -157,6 +166,8 @@ def test_bad_settings_are_refused_with_a_clear_message(flags, environ, message):
         ('server = "https://x.example"\ntoken = "api_x"\ntray = "yes"', "true or false"),
         ('server = "https://x.example"\ntoken = "api_x"\ntray = "false"', "true or false"),
         ('server = "https://x.example"\ntoken = "api_x"\ntray = 1', "true or false"),
+        ('server = "https://x.example"\ntoken = "api_x"\nlocal_warnings = "no"', "true or false"),
+        ('server = "https://x.example"\ntoken = "api_x"\nlanguage = 1', "auto, en, fr"),
     ],
 )
 def test_bad_files_are_refused_naming_the_file(agent_dirs, text, message):

@@ -20,6 +20,7 @@ import dataclasses
 import logging
 import sys
 import threading
+from datetime import datetime
 from pathlib import Path
 
 from common.health import compute_health
@@ -59,7 +60,7 @@ def main() -> None:
                 health = compute_health(5.0, 30.0, float(words[1]))
                 report["health"] = health.as_dict()
                 sample = dataclasses.replace(base, report=report, health=health)
-                service._update(sample=sample, connected=True, paused=False)
+                service._update(sample=sample, connected=True, paused=False, last_report_at=datetime.now())
             elif words[0] == "paused":
                 service._update(paused=True)
             elif words[0] == "unreachable":
