@@ -41,7 +41,7 @@ SEVERITIES: tuple[Severity, ...] = ("info", "warning", "critical")
 APP_NAME = "DashFleet"
 # How long send() waits for the notification service to take a notification; the caller is often
 # the tray's thread, which must not hang on a stuck bus.
-SEND_TIMEOUT_SECONDS = 5.0
+SEND_TIMEOUT_SECONDS = 10.0
 # freedesktop icon names, shown by Linux notification services beside the text.
 _ICON_NAMES = {"info": "dialog-information", "warning": "dialog-warning", "critical": "dialog-error"}
 _BUS_NAME = "org.freedesktop.Notifications"
