@@ -76,6 +76,33 @@ def cmd_org_create(args: argparse.Namespace, settings: Settings) -> None:
     _print_json({"org_id": org.id, "name": org.name, "api_key": key.api_key, "key_id": key.key_id})
 
 
+def _org_options(org) -> dict:
+    return {
+        "org_id": org.id,
+        "name": org.name,
+        "require_enrolment": org.require_enrolment,
+        "machine_quota": org.machine_quota,  # null: the server's DASHFLEET_MACHINE_QUOTA
+    }
+
+
+def _quota(text: str) -> int | None:
+    return None if text == "default" else _positive_int(text)
+
+
+def cmd_org_set(args: argparse.Namespace, settings: Settings) -> None:
+    accounts = _accounts(settings)
+    org = accounts.org_named(args.name)
+    changed = False
+    if args.machine_quota is not False:  # checked first: a bad quota changes nothing
+        org, changed = accounts.set_machine_quota(org_id=org.id, quota=args.machine_quota), True
+    if args.require_enrolment is not None:
+        org, changed = accounts.set_require_enrolment(org_id=org.id, required=args.require_enrolment), True
+    if changed:
+        # As for a revoked key: running servers see the change within their key cache's lifetime.
+        time.sleep(KEY_CACHE_SECONDS)
+    _print_json(_org_options(org))
+
+
 def cmd_key_create(args: argparse.Namespace, settings: Settings) -> None:
     accounts = _accounts(settings)
     org = accounts.org_named(args.org)
@@ -105,6 +132,7 @@ def cmd_key_list(args: argparse.Namespace, settings: Settings) -> None:
                     "scopes": k.scopes.split(),
                     "created_at": k.created_at,
                     "revoked_at": k.revoked_at,
+                    "machine_id": k.bound_machine_id,  # an enrolled machine's own key; null: the organisation's
                 }
                 for k in accounts.list_keys(org_id=org.id)
             ]
@@ -248,11 +276,31 @@ def build_parser() -> argparse.ArgumentParser:
     org_create.add_argument("name")
     org_create.set_defaults(handler=cmd_org_create)
 
+    org_set = org.add_parser("set", help="change an organisation's settings (none given: show them)")
+    org_set.add_argument("name")
+    org_set.add_argument(
+        "--require-enrolment",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="refuse reports and heartbeats sent with organisation (unbound) agent keys",
+    )
+    org_set.add_argument(
+        "--machine-quota",
+        type=_quota,
+        default=False,
+        metavar="N|default",
+        help="at most N machines ('default': the server's DASHFLEET_MACHINE_QUOTA)",
+    )
+    org_set.set_defaults(handler=cmd_org_set)
+
     key = commands.add_parser("key", help="API keys").add_subparsers(dest="action", required=True)
     key_create = key.add_parser("create", help="make an API key (shown once)")
     key_create.add_argument("--org", required=True, help="organisation name")
     key_create.add_argument(
-        "--scope", action="append", choices=ALL_SCOPES, help="repeat for several (default: agent and read)"
+        "--scope",
+        action="append",
+        choices=ALL_SCOPES,
+        help="repeat for several (default: agent and read); enroll (for installers) stands alone",
     )
     key_create.set_defaults(handler=cmd_key_create)
     key_revoke = key.add_parser("revoke", help="revoke an API key at once")

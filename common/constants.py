@@ -27,6 +27,7 @@ PATH_CONFIG = "/api/config"
 PATH_REPORT = "/api/fleet/report"
 PATH_PING = "/api/fleet/ping"
 PATH_FLEET = "/api/fleet"
+PATH_ENROLL = "/api/agent/enroll"
 
 # The agent's defaults; the server's rate limits leave ample room above them.
 DEFAULT_REPORT_INTERVAL_SECONDS = 60.0
@@ -34,3 +35,12 @@ DEFAULT_HEARTBEAT_INTERVAL_SECONDS = 30.0
 # Per machine of an organisation, per minute (the contract fixes the ping limit).
 PING_LIMIT_PER_MINUTE = 120
 REPORT_LIMIT_PER_MINUTE = 120
+
+# What the server keeps of a report's unknown fields (at any level: the report, `system`,
+# `health`), as JSON bytes: a listing of 1,000 machines stays a few MB whatever agents send.
+UNKNOWN_FIELDS_MAX_BYTES = 1024
+# How far back a report's own timestamp may place its history sample: what the agent's queue
+# holds (10,000 reports) at the default 60 s interval, about a week. Older: the receipt time.
+SAMPLE_MAX_AGE_SECONDS = 10_000 * 60
+# History keeps at most one sample per machine in any window of this many seconds.
+SAMPLE_MIN_SPACING_SECONDS = 5.0

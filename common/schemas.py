@@ -98,7 +98,7 @@ class SystemInfo(_OpenModel):
 class HealthInfo(_OpenModel):
     score: Annotated[StrictFloat, Field(ge=0, le=100, allow_inf_nan=False)] | None  # None: nothing readable
     status: Literal["ok", "warning", "critical"] | None
-    reasons: list[StrictStr] | None = None
+    reasons: Annotated[list[Annotated[StrictStr, Field(max_length=200)]], Field(max_length=16)] | None = None
 
 
 class Report(_OpenModel):
@@ -108,13 +108,13 @@ class Report(_OpenModel):
     cpu_percent: Percent | None
     ram_percent: Percent | None
     disk_percent: Percent | None
-    timestamp: Annotated[StrictStr, AfterValidator(_check_iso8601)] | None = None
+    timestamp: Annotated[StrictStr, Field(max_length=64), AfterValidator(_check_iso8601)] | None = None
     ram_used_gib: NonNegative | None = None
     ram_total_gib: NonNegative | None = None
     disk_used_gib: NonNegative | None = None
     disk_total_gib: NonNegative | None = None
     uptime_seconds: NonNegative | None = None
-    uptime_hms: StrictStr | None = None
+    uptime_hms: Annotated[StrictStr, Field(max_length=64)] | None = None
     health: HealthInfo | None = None
     system: SystemInfo | None = None
 

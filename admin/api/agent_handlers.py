@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from admin.api.deps import authorize, too_many
+from admin.api.deps import authorize, check_machine, too_many
 from admin.api.errors import ApiError, summarise, validation_detail
 from admin.services.context import AppServices
 from common.constants import SCOPE_AGENT
@@ -39,20 +39,29 @@ def parse_body(body: bytes, model: type[Model]) -> tuple[Any, Model]:
 async def accept_report(services: AppServices, authorization: str, body: bytes) -> dict[str, Any]:
     key = await authorize(services.accounts, authorization, SCOPE_AGENT)
     raw, payload = parse_body(body, ReportIn)
+    check_machine(key, payload.machine_id)
     refusal = await services.limiter.hit(services.limiter.report, key.org_id, "report", payload.machine_id)
     if refusal:
         raise too_many(refusal, "reports from this machine")
+    await services.admission.admit(org_id=key.org_id, machine_id=payload.machine_id, org_quota=key.org_machine_quota)
     now = time.time()
-    await services.fleet.record_report(org_id=key.org_id, machine_id=payload.machine_id, report=raw["report"], now=now)
-    return {"ok": True, "machine_id": payload.machine_id, "timestamp": now}
+    dropped = await services.fleet.record_report(
+        org_id=key.org_id, machine_id=payload.machine_id, report=raw["report"], now=now
+    )
+    answer: dict[str, Any] = {"ok": True, "machine_id": payload.machine_id, "timestamp": now}
+    if dropped:
+        answer["dropped_fields"] = dropped  # unknown fields beyond UNKNOWN_FIELDS_MAX_BYTES
+    return answer
 
 
 async def accept_ping(services: AppServices, authorization: str, body: bytes) -> dict[str, Any]:
     key = await authorize(services.accounts, authorization, SCOPE_AGENT)
     _, payload = parse_body(body, PingIn)
+    check_machine(key, payload.machine_id)
     refusal = await services.limiter.hit(services.limiter.ping, key.org_id, "ping", payload.machine_id)
     if refusal:
         raise too_many(refusal, "heartbeats from this machine")
+    await services.admission.admit(org_id=key.org_id, machine_id=payload.machine_id, org_quota=key.org_machine_quota)
     now = time.time()
     await services.fleet.record_ping(
         org_id=key.org_id, machine_id=payload.machine_id, hardware_id=payload.hardware_id, now=now

@@ -11,7 +11,7 @@ from admin.api.errors import ApiError, Unauthorized
 from admin.core.limits import Refusal
 from admin.services.accounts import AccountService, Principal
 from admin.services.context import AppServices
-from common.constants import SCOPE_ADMIN, SCOPE_READ
+from common.constants import SCOPE_ADMIN, SCOPE_ENROLL, SCOPE_READ
 
 
 async def get_services(request: Request) -> AppServices:
@@ -45,6 +45,22 @@ async def authorize(accounts: AccountService, authorization: str, scope: str) ->
     return principal
 
 
+def check_machine(principal: Principal, machine_id: str) -> None:
+    """403 unless this key may speak for `machine_id`: a machine's own key only for its own id, an
+    organisation key only while its organisation accepts unbound keys. Every agent request that
+    names a machine calls it (reports, heartbeats, the messages inbox, ...). Costs no query: the
+    principal carries both from the cached key lookup."""
+    if principal.bound_machine_id is not None:
+        if principal.bound_machine_id != machine_id:
+            raise ApiError(403, "This key belongs to one enrolled machine and cannot speak for another machine id")
+    elif principal.org_requires_enrolment:
+        raise ApiError(
+            403,
+            "This organisation accepts reports and heartbeats only from enrolled machines: enrol this "
+            "machine with an enrol key (dashfleet-agent --enroll-token-file) instead of an organisation key",
+        )
+
+
 def _requires(scope: str):
     async def dependency(request: Request) -> Principal:
         return await authorize(request.app.state.services.accounts, request.headers.get("authorization", ""), scope)
@@ -54,3 +70,4 @@ def _requires(scope: str):
 
 ReadKey = Annotated[Principal, _requires(SCOPE_READ)]
 AdminKey = Annotated[Principal, _requires(SCOPE_ADMIN)]
+EnrolKey = Annotated[Principal, _requires(SCOPE_ENROLL)]

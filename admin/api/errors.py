@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from admin.services.errors import ServiceError
+from admin.services.errors import ServiceError, TooMany
 from admin.services.public import ErrorOut
 
 log = logging.getLogger(__name__)
@@ -22,6 +22,7 @@ _MEANING = {
     401: "Missing, malformed, unknown or revoked key",
     403: "The key lacks the scope this route needs",
     404: "No such machine in the key's organisation",
+    409: "The machine id is enrolled from other hardware (an admin removes the machine or resets its enrolment)",
     413: "Body over DASHFLEET_MAX_BODY_BYTES",
     422: "Invalid input: wrong types, missing fields, NaN or out-of-range values, bad parameters",
     429: "Rate limited: Retry-After says how many seconds to wait",
@@ -76,6 +77,8 @@ def response_for(exc: Exception, method: str, path: str) -> JSONResponse:
     """The contract's answer to an exception raised while serving `method path`."""
     if isinstance(exc, ApiError):
         return error_response(exc.status_code, exc.message, exc.headers, exc.detail)
+    if isinstance(exc, TooMany):
+        return error_response(429, exc.message, {"Retry-After": str(exc.retry_after)})
     if isinstance(exc, ServiceError):
         return error_response(exc.status_code, exc.message)
     if isinstance(exc, RequestValidationError):

@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from common.constants import PING_LIMIT_PER_MINUTE, REPORT_LIMIT_PER_MINUTE
+from common.constants import PING_LIMIT_PER_MINUTE, REPORT_LIMIT_PER_MINUTE, SAMPLE_MIN_SPACING_SECONDS
 
 
 class Settings(BaseSettings):
@@ -31,10 +31,16 @@ class Settings(BaseSettings):
     rate_limit_storage: str = Field("memory://", description="memory:// or redis://host:port/db")
     ping_limit_per_minute: int = Field(PING_LIMIT_PER_MINUTE, ge=1, description="heartbeats per machine")
     report_limit_per_minute: int = Field(REPORT_LIMIT_PER_MINUTE, ge=1, description="reports per machine")
+    new_machines_per_minute: int = Field(1000, ge=1, description="new machine ids per organisation per minute")
+    machine_quota: int = Field(100_000, ge=1, description="machines per organisation, unless it has its own quota")
+    expired_list_max: int = Field(1000, ge=1, description="machine ids named in one listing's `expired`")
     max_body_bytes: int = Field(65536, ge=1024)
     storage_secret: str = Field("", description="signs web sessions; empty: made once under data_dir")
 
     history_retention_days: float = Field(30, gt=0, description="history samples older than this are deleted")
+    history_min_spacing_seconds: float = Field(
+        SAMPLE_MIN_SPACING_SECONDS, ge=0, le=3600, description="history keeps one sample per machine per this long"
+    )
     maintenance_interval_seconds: float = Field(60, gt=0, description="period of the expiry/retention job")
     # Alerts (docs/alerts.md): the offline/pending sweep's period, the notifier's polling period (it
     # is also woken at once by this process's events), the first retry's delay (doubling up to an

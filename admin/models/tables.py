@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import time
 
-from sqlalchemy import BigInteger, Column, Index, Integer, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Column, Index, Integer, Text, UniqueConstraint, false, text
 from sqlmodel import Field, SQLModel
 
 from common.constants import MACHINE_ID_MAX_LENGTH, SYSTEM_FIELD_MAX_LENGTH
@@ -18,10 +18,28 @@ class Organization(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(max_length=200, unique=True)
     created_at: float = Field(default_factory=_now)
+    # Once its machines are enrolled: refuse reports and heartbeats sent with organisation
+    # (unbound) `agent` keys, so only each machine's own key speaks for it.
+    require_enrolment: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
+    # At most this many machines; None: the server's DASHFLEET_MACHINE_QUOTA.
+    machine_quota: int | None = None
 
 
 class ApiKey(SQLModel, table=True):
     __tablename__ = "api_key"
+    # At most one live key per enrolled machine (two racing enrolments cannot both win), and the
+    # index that finds a machine's key when it is enrolled again, reset or deleted. Unbound keys
+    # (NULL machine id) are never equal, so organisation keys are not limited.
+    __table_args__ = (
+        Index(
+            "uq_api_key_live_machine",
+            "org_id",
+            "bound_machine_id",
+            unique=True,
+            sqlite_where=text("revoked_at IS NULL"),
+            postgresql_where=text("revoked_at IS NULL"),
+        ),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     org_id: int = Field(foreign_key="organization.id", index=True)
@@ -32,6 +50,10 @@ class ApiKey(SQLModel, table=True):
     scopes: str = Field(max_length=100, description="space-separated scope names")
     created_at: float = Field(default_factory=_now)
     revoked_at: float | None = None
+    # An enrolled machine's own key speaks only for this machine id (None: an organisation key).
+    bound_machine_id: str | None = Field(default=None, max_length=MACHINE_ID_MAX_LENGTH)
+    # The hardware that enrolled it: the same machine id from other hardware is a takeover (409).
+    bound_hardware_id: str | None = Field(default=None, max_length=SYSTEM_FIELD_MAX_LENGTH)
 
 
 class User(SQLModel, table=True):

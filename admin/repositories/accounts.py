@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlmodel import Session, func, select
+from sqlalchemy import Connection, update
+from sqlmodel import Session, col, func, select
 
 from admin.models import ApiKey, Machine, Organization, User
 
@@ -19,6 +20,16 @@ def org_by_id(session: Session, org_id: int) -> Organization | None:
 
 def key_by_hash(session: Session, key_hash: str) -> ApiKey | None:
     return session.exec(select(ApiKey).where(ApiKey.key_hash == key_hash)).first()
+
+
+def key_and_org_by_hash(session: Session, key_hash: str) -> tuple[ApiKey, Organization] | None:
+    """A key with its organisation, in one query (the hot path's only one, and then cached)."""
+    row = session.exec(
+        select(ApiKey, Organization)
+        .join(Organization, Organization.id == ApiKey.org_id)
+        .where(ApiKey.key_hash == key_hash)
+    ).first()
+    return None if row is None else (row[0], row[1])
 
 
 def key_by_id(session: Session, *, org_id: int, key_id: int) -> ApiKey | None:
@@ -47,3 +58,35 @@ def count_admins(session: Session, *, org_id: int) -> int:
 
 def count_machines(session: Session, *, org_id: int) -> int:
     return session.exec(select(func.count()).select_from(Machine).where(Machine.org_id == org_id)).one()
+
+
+def live_machine_keys(session: Session, *, org_id: int, machine_id: str) -> Sequence[ApiKey]:
+    """The unrevoked keys bound to one machine (at most one: a unique index says so)."""
+    return session.exec(
+        select(ApiKey).where(
+            ApiKey.org_id == org_id, ApiKey.bound_machine_id == machine_id, col(ApiKey.revoked_at).is_(None)
+        )
+    ).all()
+
+
+def enrolled_keys(session: Session, *, org_id: int) -> Sequence[ApiKey]:
+    """The organisation's enrolled machines: their unrevoked bound keys, by machine id."""
+    return session.exec(
+        select(ApiKey)
+        .where(ApiKey.org_id == org_id, col(ApiKey.bound_machine_id).is_not(None), col(ApiKey.revoked_at).is_(None))
+        .order_by(col(ApiKey.bound_machine_id))
+    ).all()
+
+
+def revoke_machine_keys(conn: Connection | Session, *, org_id: int, machine_id: str, now: float) -> int:
+    """Revoke every key bound to the machine (enrolment reset, machine deleted); how many."""
+    result = conn.execute(
+        update(ApiKey)
+        .where(
+            col(ApiKey.org_id) == org_id,
+            col(ApiKey.bound_machine_id) == machine_id,
+            col(ApiKey.revoked_at).is_(None),
+        )
+        .values(revoked_at=now)
+    )
+    return result.rowcount or 0

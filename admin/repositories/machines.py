@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from sqlalchemy import Connection, Integer, cast, delete, exists, func, insert, or_, select
+from sqlalchemy import Connection, Integer, bindparam, cast, delete, exists, func, insert, literal_column, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from admin.models import ExpiredMachine, Machine, Sample
+from common.constants import SAMPLE_MIN_SPACING_SECONDS
 
 M = Machine.__table__
 S = Sample.__table__
@@ -42,8 +43,9 @@ SORT_COLUMNS = {
 TEXT_SORTS = {"machine_id", "hostname", "os"}  # listed in byte order on every backend
 
 
-def upsert_statements(dialect_name: str):
-    """The two upserts of the hot path, built once: a report and a heartbeat."""
+def upsert_statements(dialect_name: str, sample_spacing: float = SAMPLE_MIN_SPACING_SECONDS):
+    """The two upserts of the hot path, built once: a report and a heartbeat; and the insert of a
+    history sample, kept at least `sample_spacing` seconds from the machine's others."""
     dialect_insert = postgresql.insert if dialect_name == "postgresql" else sqlite.insert
     report = dialect_insert(M)
     report = report.on_conflict_do_update(
@@ -72,7 +74,26 @@ def upsert_statements(dialect_name: str):
             "hardware_id": func.coalesce(ping.excluded.hardware_id, M.c.hardware_id),
         },
     )
-    return report, ping, insert(S)
+    return report, ping, _spaced_sample_insert(sample_spacing) if sample_spacing > 0 else insert(S)
+
+
+def _spaced_sample_insert(seconds: float):
+    """Insert a history sample unless the machine has one within `seconds` of it
+    (security finding 2: a key cannot fill the history faster). The check is a probe of the
+    (org_id, machine_id, ts) index; the writer runs it row by row in one transaction, so two
+    samples of one batch see each other."""
+    columns = ["org_id", "machine_id", "ts", "cpu_percent", "ram_percent", "disk_percent", "health_score"]
+    # Explicit casts: PostgreSQL cannot type a bare parameter (a NULL score) in a SELECT list.
+    param = {name: cast(bindparam(name), S.c[name].type) for name in columns}
+    spacing = literal_column(repr(float(seconds)))
+    values = select(*param.values())
+    near = (
+        (S.c.org_id == param["org_id"])
+        & (S.c.machine_id == param["machine_id"])
+        & (S.c.ts > param["ts"] - spacing)
+        & (S.c.ts < param["ts"] + spacing)
+    )
+    return insert(S).from_select(columns, values.where(~exists().where(near)))
 
 
 def _filtered(stmt, *, org_id: int, now: float, offline_after: float, flt: MachineFilter):
@@ -133,6 +154,15 @@ def get_machine(conn: Connection, *, org_id: int, machine_id: str):
     return conn.execute(select(M).where(M.c.org_id == org_id, _bytewise(conn, M.c.machine_id) == machine_id)).first()
 
 
+def machine_exists(conn: Connection, *, org_id: int, machine_id: str) -> bool:
+    cond = (M.c.org_id == org_id) & (_bytewise(conn, M.c.machine_id) == machine_id)
+    return conn.execute(select(exists().where(cond))).scalar_one()
+
+
+def count_machines(conn: Connection, *, org_id: int) -> int:
+    return conn.execute(select(func.count()).select_from(M).where(M.c.org_id == org_id)).scalar_one()
+
+
 def delete_machine(conn: Connection, *, org_id: int, machine_id: str) -> bool:
     gone = conn.execute(delete(M).where(M.c.org_id == org_id, _bytewise(conn, M.c.machine_id) == machine_id)).rowcount
     conn.execute(delete(S).where(S.c.org_id == org_id, S.c.machine_id == machine_id))
@@ -158,11 +188,15 @@ def distinct_os(conn: Connection, *, org_id: int) -> list[str]:
     return [r[0] for r in rows]
 
 
-def history(conn: Connection, *, org_id: int, machine_id: str, since: float) -> Sequence:
+def history(
+    conn: Connection, *, org_id: int, machine_id: str, since: float, limit: int | None = None, offset: int = 0
+) -> Sequence:
     return conn.execute(
         select(S.c.ts, S.c.cpu_percent, S.c.ram_percent, S.c.disk_percent, S.c.health_score)
         .where(S.c.org_id == org_id, S.c.machine_id == machine_id, S.c.ts >= since)
-        .order_by(S.c.ts)
+        .order_by(S.c.ts, S.c.id)
+        .limit(limit)
+        .offset(offset)
     ).all()
 
 
@@ -209,9 +243,13 @@ def has_tombstones(conn: Connection, *, org_id: int) -> bool:
     return conn.execute(select(exists().where(E.c.org_id == org_id))).scalar_one()
 
 
-def take_tombstones(conn: Connection, *, org_id: int) -> list[str]:
-    """Delete and return the organisation's tombstones: each is named in exactly one listing."""
-    rows = conn.execute(delete(E).where(E.c.org_id == org_id).returning(E.c.machine_id, E.c.expired_at)).all()
+def take_tombstones(conn: Connection, *, org_id: int, limit: int) -> list[str]:
+    """Delete and return the organisation's `limit` oldest tombstones: each is named in exactly one
+    listing; the rest wait for the next listings (security finding 3: `expired` stays small)."""
+    oldest = select(E.c.id).where(E.c.org_id == org_id).order_by(E.c.expired_at, E.c.id).limit(limit)
+    rows = conn.execute(
+        delete(E).where(E.c.id.in_(oldest.scalar_subquery())).returning(E.c.machine_id, E.c.expired_at)
+    ).all()
     return [m for m, _ in sorted(rows, key=lambda r: (r[1], r[0]))]
 
 

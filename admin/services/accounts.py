@@ -18,7 +18,7 @@ from admin.core import security
 from admin.models import ApiKey, Organization, User
 from admin.repositories import accounts as repo
 from admin.services.errors import Conflict, InvalidInput, NotFound
-from common.constants import ALL_SCOPES, SCOPE_AGENT, SCOPE_READ
+from common.constants import ALL_SCOPES, SCOPE_AGENT, SCOPE_ENROLL, SCOPE_READ
 
 ROLES = ("admin", "viewer")
 # local@domain.tld, without the characters of display names, quoting or comments (<b>x</b>@ is
@@ -29,15 +29,24 @@ MIN_PASSWORD_LENGTH = 8
 # A key's org, scopes and revocation are cached this long: revocation reaches every server
 # process within a second, and the hot path saves a query per request.
 KEY_CACHE_SECONDS = 1.0
+MACHINE_QUOTA_MAX = 10_000_000
 
 
 @dataclass(frozen=True)
 class Principal:
-    """Who a valid API key speaks for."""
+    """Who a valid API key speaks for, and the organisation settings its requests obey: all of it
+    read by one query and cached with the key, so checking them costs the hot path nothing."""
 
     org_id: int
     key_id: int
     scopes: frozenset[str]
+    # An enrolled machine's own key speaks only for this machine id; None: an organisation key.
+    # Every agent route checks it (api/deps.py `check_machine`) before acting for a machine id.
+    bound_machine_id: str | None = None
+    # The organisation refuses reports and heartbeats from unbound keys.
+    org_requires_enrolment: bool = False
+    # The organisation's own machine quota (None: the server's default).
+    org_machine_quota: int | None = None
 
 
 @dataclass(frozen=True)
@@ -62,12 +71,16 @@ def normalise_email(email: str) -> str:
 
 
 def _check_scopes(scopes: Iterable[str]) -> list[str]:
-    chosen = sorted(set(scopes), key=ALL_SCOPES.index) if scopes else []
+    scopes = list(scopes)
     unknown = [s for s in set(scopes) if s not in ALL_SCOPES]
     if unknown:
         raise InvalidInput(f"unknown scope {unknown[0]!r}; choose from {', '.join(ALL_SCOPES)}")
+    chosen = sorted(set(scopes), key=ALL_SCOPES.index)
     if not chosen:
         raise InvalidInput("a key needs at least one scope")
+    if SCOPE_ENROLL in chosen and len(chosen) > 1:
+        # An enrol key sits in installers and install scripts: it must buy a machine key and nothing else.
+        raise InvalidInput("an enroll key has the enroll scope only")
     return chosen
 
 
@@ -89,7 +102,7 @@ class AccountService:
             try:
                 session.flush()
                 assert org.id is not None  # given by the database at the flush
-                key = self._add_key(session, org.id, [SCOPE_AGENT, SCOPE_READ])
+                key = self.add_key(session, org.id, [SCOPE_AGENT, SCOPE_READ])
                 session.commit()
             except IntegrityError:
                 raise Conflict(f"an organisation named {name!r} already exists") from None
@@ -103,6 +116,29 @@ class AccountService:
                 raise NotFound(f"no organisation named {name!r}")
             return org
 
+    def set_require_enrolment(self, *, org_id: int, required: bool) -> Organization:
+        """Refuse (or accept again) reports and heartbeats from the organisation's unbound keys."""
+        return self._change_org(org_id, require_enrolment=required)
+
+    def set_machine_quota(self, *, org_id: int, quota: int | None) -> Organization:
+        """At most `quota` machines; None: the server's DASHFLEET_MACHINE_QUOTA."""
+        if quota is not None and (isinstance(quota, bool) or not 1 <= quota <= MACHINE_QUOTA_MAX):
+            raise InvalidInput(f"the machine quota must be a whole number from 1 to {MACHINE_QUOTA_MAX}")
+        return self._change_org(org_id, machine_quota=quota)
+
+    def _change_org(self, org_id: int, **values: object) -> Organization:
+        with Session(self.engine) as session:
+            org = repo.org_by_id(session, org_id)
+            if org is None:
+                raise NotFound(f"no organisation {org_id}")
+            for name, value in values.items():
+                setattr(org, name, value)
+            session.add(org)
+            session.commit()
+            session.refresh(org)
+        self.forget_cached_keys()  # keys carry their organisation's settings in the cache
+        return org
+
     def org(self, org_id: int) -> Organization:
         with Session(self.engine) as session:
             org = repo.org_by_id(session, org_id)
@@ -111,9 +147,24 @@ class AccountService:
             return org
 
     # -- API keys ------------------------------------------------------------------------
-    def _add_key(self, session: Session, org_id: int, scopes: list[str]) -> CreatedKey:
+    def add_key(
+        self,
+        session: Session,
+        org_id: int,
+        scopes: list[str],
+        *,
+        bound_machine_id: str | None = None,
+        bound_hardware_id: str | None = None,
+    ) -> CreatedKey:
         secret = security.new_api_key()
-        row = ApiKey(org_id=org_id, key_hash=security.hash_api_key(secret), prefix=secret[:12], scopes=" ".join(scopes))
+        row = ApiKey(
+            org_id=org_id,
+            key_hash=security.hash_api_key(secret),
+            prefix=secret[:12],
+            scopes=" ".join(scopes),
+            bound_machine_id=bound_machine_id,
+            bound_hardware_id=bound_hardware_id,
+        )
         session.add(row)
         session.flush()
         assert row.id is not None  # given by the database at the flush
@@ -122,7 +173,7 @@ class AccountService:
     def create_key(self, *, org_id: int, scopes: Iterable[str]) -> CreatedKey:
         chosen = _check_scopes(list(scopes))
         with Session(self.engine) as session:
-            key = self._add_key(session, org_id, chosen)
+            key = self.add_key(session, org_id, chosen)
             session.commit()
             return key
 
@@ -136,9 +187,14 @@ class AccountService:
                 session.add(key)
                 session.commit()
                 session.refresh(key)
-        with self._cache_lock:
-            self._key_cache.clear()  # this process forgets at once; others within KEY_CACHE_SECONDS
+        self.forget_cached_keys()
         return key
+
+    def forget_cached_keys(self) -> None:
+        """After a revocation or an organisation setting changes: this process forgets at once;
+        other processes within KEY_CACHE_SECONDS."""
+        with self._cache_lock:
+            self._key_cache.clear()
 
     def list_keys(self, *, org_id: int) -> list[ApiKey]:
         with Session(self.engine) as session:
@@ -154,12 +210,19 @@ class AccountService:
         if hit is not False:
             return cast(Principal | None, hit)
         with Session(self.engine) as session:
-            row = repo.key_by_hash(session, key_hash)
-            principal = (
-                Principal(org_id=row.org_id, key_id=row.id, scopes=frozenset(row.scopes.split()))
-                if row is not None and row.id is not None and row.revoked_at is None
-                else None
-            )
+            found = repo.key_and_org_by_hash(session, key_hash)
+            principal = None
+            if found is not None and found[0].revoked_at is None:
+                row, org = found
+                assert row.id is not None
+                principal = Principal(
+                    org_id=row.org_id,
+                    key_id=row.id,
+                    scopes=frozenset(row.scopes.split()),
+                    bound_machine_id=row.bound_machine_id,
+                    org_requires_enrolment=org.require_enrolment,
+                    org_machine_quota=org.machine_quota,
+                )
         with self._cache_lock:
             self._key_cache[key_hash] = principal
         return principal

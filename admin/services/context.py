@@ -10,9 +10,11 @@ from admin.core.config import Settings
 from admin.core.db import make_engine
 from admin.core.limits import RateLimiter
 from admin.services.accounts import AccountService
+from admin.services.admission import MachineAdmission
 from admin.services.alert_engine import AlertEngine
 from admin.services.alerts import AlertService
 from admin.services.downloads import Downloads
+from admin.services.enrolment import EnrolmentService
 from admin.services.fleet import FleetService
 from admin.services.fleet_metrics import FleetMetrics
 from admin.services.install_links import InstallLinkService
@@ -38,11 +40,13 @@ class AppServices:
     alert_engine: AlertEngine
     alerts: AlertService
     notifier: Notifier
+    enrolment: EnrolmentService
+    admission: MachineAdmission
 
     @classmethod
     def build(cls, settings: Settings) -> AppServices:
         engine = make_engine(settings)
-        writer = GroupWriter(engine)
+        writer = GroupWriter(engine, sample_spacing=settings.history_min_spacing_seconds)
         redis_url = settings.rate_limit_storage if settings.rate_limit_storage.startswith("redis") else None
         wakeups = Wakeups(postgres_url=libpq_url(settings.sqlalchemy_url), redis_url=redis_url)
         accounts = AccountService(engine)
@@ -51,17 +55,21 @@ class AppServices:
         alert_engine.on_event = notifier.wake
         fleet = FleetService(engine, settings, writer)
         fleet.alerts = alert_engine
+        limiter = RateLimiter(
+            settings.rate_limit_storage,
+            ping_per_minute=settings.ping_limit_per_minute,
+            report_per_minute=settings.report_limit_per_minute,
+        )
+        admission = MachineAdmission(engine, settings, limiter)
+        fleet.deletion_hooks.append(lambda _org, _machine: accounts.forget_cached_keys())
+        fleet.deletion_hooks.append(lambda org, machine: admission.forget(org_id=org, machine_id=machine))
         return cls(
             settings=settings,
             engine=engine,
             accounts=accounts,
             fleet=fleet,
             fleet_metrics=FleetMetrics(engine, settings),
-            limiter=RateLimiter(
-                settings.rate_limit_storage,
-                ping_per_minute=settings.ping_limit_per_minute,
-                report_per_minute=settings.report_limit_per_minute,
-            ),
+            limiter=limiter,
             writer=writer,
             wakeups=wakeups,
             messaging=MessagingService(engine, settings, wakeups),
@@ -70,4 +78,6 @@ class AppServices:
             alert_engine=alert_engine,
             alerts=AlertService(engine, settings, alert_engine),
             notifier=notifier,
+            enrolment=EnrolmentService(engine, accounts),
+            admission=admission,
         )

@@ -23,3 +23,13 @@ class InvalidInput(ServiceError):
 
 class Forbidden(ServiceError):
     status_code = 403
+
+
+class TooMany(ServiceError):
+    """Rate limited: the answer carries Retry-After."""
+
+    status_code = 429
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -15,13 +16,24 @@ from pydantic_core import to_json
 from sqlalchemy import Engine
 
 from admin.core.config import Settings
+from admin.repositories import accounts as accounts_repo
 from admin.repositories import machines as repo
 from admin.repositories import messaging as messaging_repo
 from admin.services.alert_engine import AlertEngine
 from admin.services.errors import NotFound
-from admin.services.public import AwayOut, FleetOut, HistoryOut, HistorySample, MachineOut
+from admin.services.public import (
+    AwayOut,
+    FleetOut,
+    HistoryBucket,
+    HistoryBucketsOut,
+    HistoryOut,
+    HistorySample,
+    MachineOut,
+)
 from admin.services.writer import GroupWriter
+from common.constants import SAMPLE_MAX_AGE_SECONDS, UNKNOWN_FIELDS_MAX_BYTES
 from common.health import compute_health
+from common.schemas import HealthInfo, Report, SystemInfo
 
 HISTORY_MAX_HOURS = 24 * 7
 SORT_KEYS = frozenset(repo.SORT_COLUMNS)  # what a listing may be sorted by
@@ -35,6 +47,41 @@ class FleetFilter:
     status: str | None = None  # "online" | "offline"
     q: str | None = None
     health: str | None = None  # "ok" | "warning" | "critical"
+
+
+_KNOWN_FIELDS = {
+    None: set(Report.model_fields),
+    "system": set(SystemInfo.model_fields),
+    "health": set(HealthInfo.model_fields),
+}
+
+
+def cap_unknown_fields(report: dict) -> tuple[dict, int]:
+    """The report with its unknown fields (at any level the schema knows: the report, `system`,
+    `health`) kept in the order sent while their JSON stays within UNKNOWN_FIELDS_MAX_BYTES, and how
+    many were dropped. Known fields are bounded by the schema; unknown ones only by the body limit,
+    and every listing returns them for every machine (security finding 1)."""
+    budget = UNKNOWN_FIELDS_MAX_BYTES
+    dropped = 0
+
+    def keep(fields: dict, known: set[str]) -> dict:
+        nonlocal budget, dropped
+        kept = {}
+        for name, value in fields.items():
+            if name not in known:
+                size = len(to_json({name: value})) - 2  # "name":value, without the braces
+                if size > budget:
+                    dropped += 1
+                    continue
+                budget -= size
+            kept[name] = value
+        return kept
+
+    capped = keep(report, _KNOWN_FIELDS[None])
+    for nested in ("system", "health"):
+        if isinstance(capped.get(nested), dict):
+            capped[nested] = keep(capped[nested], _KNOWN_FIELDS[nested])
+    return (capped, dropped) if dropped else (report, 0)
 
 
 def _text(value: object) -> str | None:
@@ -102,12 +149,15 @@ class FleetService:
         self.settings = settings
         self.writer = writer
         self.alerts: AlertEngine | None = None  # set by AppServices: alert rules checked on arrival
+        # Called with (org_id, machine_id) after a machine is deleted: caches forget it.
+        self.deletion_hooks: list[Callable[[int, str], None]] = []
 
     # -- writes (hot path) ---------------------------------------------------------------
-    async def record_report(self, *, org_id: int, machine_id: str, report: dict[str, Any], now: float) -> None:
+    async def record_report(self, *, org_id: int, machine_id: str, report: dict[str, Any], now: float) -> int:
         """Store the latest report and a history sample. `report` was validated by common.schemas
-        and is kept as sent (unknown fields included; an earlier agent's unreadable sensor as null)."""
-        report = with_unknown_sensors(report)
+        and is kept as sent (an earlier agent's unreadable sensor as null), its unknown fields within
+        UNKNOWN_FIELDS_MAX_BYTES: how many were dropped is returned."""
+        report, dropped = cap_unknown_fields(with_unknown_sensors(report))
         system = report.get("system") or {}
         # The server scores every report itself (common.health), so the fleet is sorted and
         # counted by one formula whatever agent version sent it; the agent's own view stays in
@@ -142,15 +192,17 @@ class FleetService:
         changes = alerts.on_report(org_id, machine_id, report, now) if alerts else None
         if alerts is None or changes is None:
             await self.writer.write_report(row, sample)
-            return
+            return dropped
         await self.writer.write_report(row, sample, alerts.writer_for(changes))
         alerts.remember(changes)
+        return dropped
 
     def _sample_time(self, report: dict[str, Any], now: float) -> float:
         """When the sample was measured: the agent's own timestamp for a report that waited in its
         queue through an outage (so the chart shows it where it happened), else the receipt time.
         Only history uses it; liveness and expiry stay on the server's clock. A timestamp without
-        a time zone, in the future or older than the retention is not trusted."""
+        a time zone, in the future, or older than the agent's queue can hold (SAMPLE_MAX_AGE_SECONDS)
+        or the retention is not trusted: a key cannot backdate samples across the history."""
         stamp = report.get("timestamp")
         if not stamp:
             return now
@@ -158,7 +210,7 @@ class FleetService:
         if measured.tzinfo is None:
             return now
         at = measured.timestamp()
-        oldest = now - self.settings.history_retention_days * 86400
+        oldest = now - min(self.settings.history_retention_days * 86400, SAMPLE_MAX_AGE_SECONDS)
         return at if oldest < at < now else now
 
     async def record_ping(self, *, org_id: int, machine_id: str, hardware_id: str | None, now: float) -> None:
@@ -238,7 +290,7 @@ class FleetService:
                 pending = repo.has_tombstones(conn, org_id=org_id)
             if pending:
                 with self.engine.begin() as conn:
-                    expired = repo.take_tombstones(conn, org_id=org_id)
+                    expired = repo.take_tombstones(conn, org_id=org_id, limit=self.settings.expired_list_max)
         with self.engine.connect() as conn:
             count, rows = repo.list_machines(
                 conn,
@@ -276,11 +328,23 @@ class FleetService:
             if repo.get_machine(conn, org_id=org_id, machine_id=machine_id) is None:
                 raise NotFound("no machine with that id in this organisation")
 
-    def history(self, *, org_id: int, machine_id: str, hours: float) -> HistoryOut:
+    def history(
+        self, *, org_id: int, machine_id: str, hours: float, limit: int | None = None, offset: int = 0
+    ) -> HistoryOut:
+        """Samples of the last `hours`, oldest first; with `limit`, one page from `offset` and the
+        offset of the next (None after the last)."""
         self._require_machine(org_id=org_id, machine_id=machine_id)
         since = time.time() - hours * 3600
         with self.engine.connect() as conn:
-            rows = repo.history(conn, org_id=org_id, machine_id=machine_id, since=since)
+            rows = repo.history(
+                conn,
+                org_id=org_id,
+                machine_id=machine_id,
+                since=since,
+                limit=None if limit is None else limit + 1,  # one more tells whether a next page exists
+                offset=offset,
+            )
+        more = limit is not None and len(rows) > limit
         return HistoryOut(
             machine_id=machine_id,
             samples=[
@@ -291,8 +355,16 @@ class FleetService:
                     disk_percent=r.disk_percent,
                     score=r.health_score,
                 )
-                for r in rows
+                for r in (rows[:limit] if more else rows)
             ],
+            next_offset=offset + limit if more and limit is not None else None,
+        )
+
+    def history_bucketed(self, *, org_id: int, machine_id: str, hours: float, bucket_seconds: int) -> HistoryBucketsOut:
+        """The API's bucketed history: means per `bucket_seconds`."""
+        buckets = self.history_buckets(org_id=org_id, machine_id=machine_id, hours=hours, width=bucket_seconds)
+        return HistoryBucketsOut(
+            machine_id=machine_id, bucket_seconds=bucket_seconds, buckets=[HistoryBucket(**b) for b in buckets]
         )
 
     def history_buckets(self, *, org_id: int, machine_id: str, hours: float, width: float) -> list[dict[str, Any]]:
@@ -308,11 +380,16 @@ class FleetService:
         ]
 
     def delete_machine(self, *, org_id: int, machine_id: str) -> None:
+        """Remove the machine, its history and its own keys (an enrolled agent is cut off: its
+        machine id is free for other hardware to enrol)."""
         with self.engine.begin() as conn:
             if not repo.delete_machine(conn, org_id=org_id, machine_id=machine_id):
                 raise NotFound("no machine with that id in this organisation")
             # What waited for it will never be delivered: cancelled, in the same transaction.
             messaging_repo.cancel_queued(conn, org_id=org_id, now=time.time(), machine_id=machine_id)
+            accounts_repo.revoke_machine_keys(conn, org_id=org_id, machine_id=machine_id, now=time.time())
+        for hook in self.deletion_hooks:
+            hook(org_id, machine_id)
 
     # -- background maintenance ------------------------------------------------------------
     def maintain(self) -> dict[str, int]:

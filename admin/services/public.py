@@ -59,6 +59,21 @@ class HistorySample(BaseModel):
 class HistoryOut(BaseModel):
     machine_id: str
     samples: list[HistorySample] = Field(description="oldest first")
+    next_offset: int | None = Field(None, description="the offset of the next page; null after the last")
+
+
+class HistoryBucket(BaseModel):
+    ts: float = Field(description="the bucket's start (Unix time)")
+    cpu_percent: float | None
+    ram_percent: float | None
+    disk_percent: float | None
+    samples: int = Field(description="how many samples the bucket averages")
+
+
+class HistoryBucketsOut(BaseModel):
+    machine_id: str
+    bucket_seconds: int
+    buckets: list[HistoryBucket] = Field(description="oldest first; buckets without samples are left out")
 
 
 class DeletedOut(BaseModel):
@@ -70,6 +85,9 @@ class ReportAccepted(BaseModel):
     ok: Literal[True] = True
     machine_id: str
     timestamp: float = Field(description="server Unix time at receipt")
+    dropped_fields: int | None = Field(
+        None, description="unknown report fields not kept (beyond 1 KiB of them, docs/security.md); absent when none"
+    )
 
 
 class ErrorOut(BaseModel):

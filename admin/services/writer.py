@@ -19,6 +19,7 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from admin.repositories.machines import upsert_statements
+from common.constants import SAMPLE_MIN_SPACING_SECONDS
 
 log = logging.getLogger(__name__)
 DEADLOCK_RETRIES = 3
@@ -39,9 +40,9 @@ class _Write:
 
 
 class GroupWriter:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, sample_spacing: float = SAMPLE_MIN_SPACING_SECONDS) -> None:
         self.engine = engine
-        self._report_stmt, self._ping_stmt, self._sample_stmt = upsert_statements(engine.dialect.name)
+        self._report_stmt, self._ping_stmt, self._sample_stmt = upsert_statements(engine.dialect.name, sample_spacing)
         # One thread: SQLite has one writer anyway, and batches stay in arrival order.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dashfleet-writer")
         self._pending: list[_Write] = []

@@ -37,8 +37,9 @@ def run_agent(agent_dirs) -> Iterator[Callable[..., AgentProcess]]:
 
 @pytest.fixture(scope="module")
 def agent_server(module_server_factory):
-    """One real SQLite server for a test file; tests isolate by organisation and machine id."""
-    return module_server_factory()
+    """One real SQLite server for a test file; tests isolate by organisation and machine id. Its
+    history keeps every sample (agents here report every second, and tests count deliveries there)."""
+    return module_server_factory(history_min_spacing_seconds=0)
 
 
 @pytest.fixture(scope="module")

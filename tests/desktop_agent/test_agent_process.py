@@ -123,7 +123,7 @@ def test_a_second_agent_for_the_same_machine_is_refused(agent_dirs, agent_server
 def stopped_server(server_factory):
     """An installation with an organisation (made by the CLI) that is not serving yet, and the URL
     it will have: start it with serve_on_port(server, server.port)."""
-    server = server_factory.prepare()
+    server = server_factory.prepare(history_min_spacing_seconds=0)  # deliveries are counted in history
     org = server.org()
     server.port = free_port()
     server.url = f"http://127.0.0.1:{server.port}"

@@ -14,7 +14,7 @@ from admin.api.deps import AdminKey, ReadKey, ServicesDep, too_many
 from admin.api.errors import error_responses
 from admin.core.limits import FLEET_LIST_LIMIT
 from admin.services.fleet import HISTORY_MAX_HOURS, FleetFilter
-from admin.services.public import DeletedOut, FleetOut, HistoryOut, MachineOut, ReportAccepted
+from admin.services.public import DeletedOut, FleetOut, HistoryBucketsOut, HistoryOut, MachineOut, ReportAccepted
 from common.constants import MACHINE_ID_MAX_LENGTH, SYSTEM_FIELD_MAX_LENGTH
 from common.schemas import PingIn, PingOut, ReportIn
 
@@ -98,14 +98,37 @@ async def get_machine(key: ReadKey, services: ServicesDep, machine_id: MachineId
     return await run_in_threadpool(services.fleet.machine, org_id=key.org_id, machine_id=machine_id)
 
 
-@router.get("/machine/history", summary="A machine's history samples, oldest first", responses=error_responses(404))
+HISTORY_PAGE_MAX = 5000
+
+
+@router.get(
+    "/machine/history",
+    summary="A machine's history: samples oldest first, a page at a time, or averaged per bucket",
+    description="Without `bucket_seconds`: `samples`, at most `limit` of them from `offset`; `next_offset` is "
+    "the offset of the next page, or null after the last. With `bucket_seconds`: `buckets`, the means per "
+    "bucket (`ts` is the bucket's start, `samples` how many it averages).",
+    responses=error_responses(404),
+)
 async def machine_history(
     key: ReadKey,
     services: ServicesDep,
     machine_id: MachineIdQuery,
     hours: Annotated[float, Query(gt=0, le=HISTORY_MAX_HOURS, allow_inf_nan=False)] = 24,
-) -> HistoryOut:
-    return await run_in_threadpool(services.fleet.history, org_id=key.org_id, machine_id=machine_id, hours=hours)
+    limit: Annotated[int, Query(ge=1, le=HISTORY_PAGE_MAX)] = 1000,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+    bucket_seconds: Annotated[int | None, Query(ge=60, le=86400)] = None,
+) -> HistoryOut | HistoryBucketsOut:
+    if bucket_seconds is not None:
+        return await run_in_threadpool(
+            services.fleet.history_bucketed,
+            org_id=key.org_id,
+            machine_id=machine_id,
+            hours=hours,
+            bucket_seconds=bucket_seconds,
+        )
+    return await run_in_threadpool(
+        services.fleet.history, org_id=key.org_id, machine_id=machine_id, hours=hours, limit=limit, offset=offset
+    )
 
 
 @router.delete(

@@ -16,7 +16,7 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from admin.api.agent_handlers import parse_body
-from admin.api.deps import authorize, too_many
+from admin.api.deps import authorize, check_machine, too_many
 from admin.api.errors import ApiError, ErrorOut, error_responses
 from admin.api.routes.messaging import body_schema
 from admin.core.limits import DELIVERY_STATE_LIMIT, INBOX_LIMIT
@@ -46,7 +46,7 @@ class StateOut(BaseModel):
 
 def bound_machine_id(key: Principal) -> str | None:
     """The machine a machine-bound key (enrolment) speaks for; None for an organisation key."""
-    return getattr(key, "machine_id", None)
+    return key.bound_machine_id
 
 
 async def _agent_key(request: Request) -> tuple[AppServices, Principal]:
@@ -56,9 +56,9 @@ async def _agent_key(request: Request) -> tuple[AppServices, Principal]:
 
 
 def _speaks_for(key: Principal, machine_id: str) -> None:
-    bound = bound_machine_id(key)
-    if bound is not None and bound != machine_id:
-        raise ApiError(403, "This key speaks only for its own machine")
+    # A machine's own key only for its machine id; an organisation key only while its organisation
+    # accepts them (the same check as reports and heartbeats).
+    check_machine(key, machine_id)
 
 
 def _machine_id(raw: str | None) -> str:

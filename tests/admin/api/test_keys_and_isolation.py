@@ -17,6 +17,7 @@ PROTECTED = [
     ("GET", "/api/fleet/machine", {"params": {"machine_id": "pc-1"}}),
     ("GET", "/api/fleet/machine/history", {"params": {"machine_id": "pc-1"}}),
     ("DELETE", "/api/fleet/machine", {"params": {"machine_id": "pc-1"}}),
+    ("POST", "/api/agent/enroll", {"json": {"machine_id": "intruder", "hardware_id": "hw"}}),
 ]
 ENDPOINT_IDS = [f"{method} {path}" for method, path, _ in PROTECTED]
 

@@ -1,11 +1,16 @@
 """The project's further endpoints: one machine, its history, and deleting it (scope `admin`)."""
 
 import time
+from datetime import UTC, datetime
 
 import httpx
 
 MACHINE = "/api/fleet/machine"
 HISTORY = "/api/fleet/machine/history"
+
+
+def agent_time(unix: float) -> str:
+    return datetime.fromtimestamp(unix, UTC).isoformat()
 
 
 def delete(org, machine_id, key):
@@ -37,8 +42,11 @@ def test_unknown_missing_or_bad_parameters_are_refused(org, contract):
 
 def test_history_lists_report_samples_oldest_first(org, contract):
     before = time.time()
-    for cpu in (10, 20, 30):
-        report = contract.sample_report(cpu_percent=cpu, ram_percent=cpu + 1, disk_percent=cpu + 2)
+    for n, cpu in enumerate((10, 20, 30)):
+        # Measured a minute apart (history keeps one sample per machine per 5 s), as a queue sends them.
+        report = contract.sample_report(
+            cpu_percent=cpu, ram_percent=cpu + 1, disk_percent=cpu + 2, timestamp=agent_time(before - 180 + 60 * n)
+        )
         assert org.report("pc-1", report).status_code == 200
     history = org.get(HISTORY, params={"machine_id": "pc-1"}).json()
     assert history["machine_id"] == "pc-1"
@@ -49,7 +57,7 @@ def test_history_lists_report_samples_oldest_first(org, contract):
         (30, 31, 32),
     ]
     stamps = [s["ts"] for s in samples]
-    assert stamps == sorted(stamps) and stamps[0] >= before - 5
+    assert stamps == sorted(stamps) and stamps[0] >= before - 185
     assert all(0 <= s["score"] <= 100 for s in samples)
     for hours in (1, 168):
         assert len(org.get(HISTORY, params={"machine_id": "pc-1", "hours": hours}).json()["samples"]) == 3

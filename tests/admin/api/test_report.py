@@ -1,6 +1,7 @@
 """POST /api/fleet/report: the latest report, a history sample, OS metadata, extra fields kept."""
 
 import time
+from datetime import UTC, datetime
 
 # The server and the tests share one clock; this only absorbs scheduling, not a performance bound.
 CLOCK_SLACK_SECONDS = 5
@@ -34,7 +35,9 @@ def test_report_is_listed_exactly_as_sent(org, contract):
 
 
 def test_a_new_report_replaces_the_latest_and_adds_a_history_sample(org, contract):
-    assert org.report("pc-1", contract.sample_report(cpu_percent=10)).status_code == 200
+    # A minute apart by the agent's clock: history keeps one sample per machine per 5 s.
+    minute_ago = datetime.fromtimestamp(time.time() - 60, UTC).isoformat()
+    assert org.report("pc-1", contract.sample_report(cpu_percent=10, timestamp=minute_ago)).status_code == 200
     assert org.report("pc-1", contract.sample_report(cpu_percent=90)).status_code == 200
 
     listing = org.fleet()

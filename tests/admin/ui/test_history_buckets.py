@@ -49,7 +49,7 @@ async def test_buckets_are_the_means_of_the_samples_in_them(backend_services) ->
         (start + 590, 60.0),  # bucket 0: mean 30
         (start + width + 5, 80.0),  # bucket 1
         (start + 5 * width + 1, 7.0),
-        (start + 5 * width + 2, 9.0),
+        (start + 5 * width + 11, 9.0),  # history keeps samples 5 s apart at least
     ]  # bucket 5: mean 8
     # The same machine id in another organisation must not count.
     await record(services, [(org.id, ts, cpu) for ts, cpu in samples] + [(other.id, start + 20, 99.0)])
