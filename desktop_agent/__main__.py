@@ -24,7 +24,9 @@ from common.version import __version__
 from desktop_agent.config import APP_NAME, AgentConfig, ConfigError, config_search_path, resolve
 
 if TYPE_CHECKING:  # imported where used, so --help and --print-config start fast and small
+    from desktop_agent.credentials import MachineCredentials
     from desktop_agent.queue import ReportQueue
+    from desktop_agent.reporter import Reporter
     from desktop_agent.service import AgentService
 
 log = logging.getLogger("desktop_agent")
@@ -40,7 +42,19 @@ def build_parser() -> argparse.ArgumentParser:
         f"file (--config, DASHFLEET_CONFIG, else {search}).",
     )
     parser.add_argument("--server", help="server URL, e.g. https://fleet.example.com")
-    parser.add_argument("--token", help="organisation API key (api_...)")
+    parser.add_argument("--token", help="organisation API key (api_...); prefer the config file or DASHFLEET_TOKEN")
+    parser.add_argument(
+        "--enroll-token",
+        dest="enroll_token",
+        help="enrol key: exchanged once for this machine's own key (visible to other users of this "
+        "machine while the agent runs: prefer --enroll-token-file, DASHFLEET_ENROLL_TOKEN or the config file)",
+    )
+    parser.add_argument(
+        "--enroll-token-file",
+        dest="enroll_token_file",
+        metavar="FILE",
+        help="read the enrol key from FILE ('-': standard input)",
+    )
     parser.add_argument("--machine-id", dest="machine_id", help="this machine's id in the fleet (default: hostname)")
     parser.add_argument("--interval", type=str, help="seconds between reports (default 60)")
     parser.add_argument(
@@ -69,6 +83,21 @@ def inbox_path(state_dir: Path, config: AgentConfig) -> Path:
     return state_dir / queue_path(state_dir, config).name.replace("queue-", "inbox-", 1)
 
 
+def _read_secret_file(path: str | None) -> str | None:
+    """A key from a file or, for '-', standard input: never on the command line, where other users
+    of the machine see it (/proc, ps) and shells keep it in their history."""
+    if path is None:
+        return None
+    try:
+        text = sys.stdin.readline() if path == "-" else Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"--enroll-token-file: cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    token = text.strip()
+    if not token:
+        raise ConfigError(f"--enroll-token-file: {path} holds no key")
+    return token
+
+
 def _fail(message: str, status: int) -> int:
     print(f"dashfleet-agent: error: {message}", file=sys.stderr)
     return status
@@ -81,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         for key in ("server", "token", "machine_id", "interval", "heartbeat_interval", "ca_bundle", "tray")
     }
     try:
+        flags["enroll_token"] = args.enroll_token or _read_secret_file(args.enroll_token_file)
         config, warnings = resolve(flags, config_file=args.config)
     except ConfigError as exc:
         return _fail(str(exc), EXIT_CONFIG)
@@ -125,9 +155,10 @@ def _run(config: AgentConfig, *, once: bool, reload: Callable[[], AgentConfig] |
         ca_bundle=config.ca_bundle,
         sleep=lambda seconds: service.sleep(seconds) if service else False,
     )
+    credentials = _credentials(config, reporter, state_dir)
 
     if once:
-        service = AgentService(config, reporter, None, state_dir=str(state_dir))
+        service = AgentService(config, reporter, None, state_dir=str(state_dir), credentials=credentials)
         accepted, _line, error = service.run_once()
         reporter.close()
         return EXIT_OK if accepted else _fail(error or "not accepted", EXIT_FAILED)
@@ -142,7 +173,7 @@ def _run(config: AgentConfig, *, once: bool, reload: Callable[[], AgentConfig] |
     earlier = folder.with_name(folder.name + ".sqlite3")  # the queue of earlier agents (SQLite)
     if earlier.exists():
         import_sqlite_queue(earlier, queue)
-    service = AgentService(config, reporter, queue, state_dir=str(state_dir))
+    service = AgentService(config, reporter, queue, state_dir=str(state_dir), credentials=credentials)
     from desktop_agent.deliveries import DeliveryStore
     from desktop_agent.inbox import Inbox
 
@@ -189,6 +220,26 @@ def _restart() -> None:
         subprocess.Popen(argv, close_fds=True)
         return
     os.execv(argv[0], argv)  # noqa: S606 - our own program, its own arguments
+
+
+def _credentials(config: AgentConfig, reporter: Reporter, state_dir: Path) -> MachineCredentials | None:
+    """This machine's own key, when it has one stored or an enrol key can buy one; None: the
+    organisation key (`token`) is used as before."""
+    from desktop_agent.credentials import KeyStore, MachineCredentials
+
+    store = KeyStore(state_dir, config.server, config.machine_id)
+    if not config.enroll_token and not store.has_key():
+        return None
+    from desktop_agent import collectors
+
+    return MachineCredentials(
+        reporter,
+        store,
+        enroll_token=config.enroll_token,
+        machine_id=config.machine_id,
+        hardware_id=collectors.hardware_id(str(state_dir)),
+        fallback_token=config.token,
+    )
 
 
 def _run_tray(service: AgentService, log_folder: Path, queue: ReportQueue) -> None:

@@ -50,11 +50,15 @@ class AgentConfig:
     dashboard_url: str | None = None
     language: str = "auto"
     local_warnings: bool = True
+    # An enrol key: with no machine key stored yet, the agent exchanges it for this machine's own
+    # key (desktop_agent/credentials.py) and uses only that from then on. `token` may then be empty.
+    enroll_token: str | None = None
 
     def masked(self) -> dict[str, Any]:
-        """The settings as a dict that is safe to print or log (the token is not)."""
+        """The settings as a dict that is safe to print or log (the keys are not)."""
         shown = {f.name: getattr(self, f.name) for f in fields(self)}
         shown["token"] = self.token[:8] + "..." if self.token else ""
+        shown["enroll_token"] = self.enroll_token[:8] + "..." if self.enroll_token else None
         return shown
 
 
@@ -241,6 +245,7 @@ CHECKS: dict[str, Callable[[Any, str], Any]] = {
     "dashboard_url": _check_dashboard_url,
     "language": _check_language,
     "local_warnings": _check_bool,
+    "enroll_token": _check_token,
 }
 assert set(CHECKS) == set(KEYS), "every setting needs a check"
 
@@ -296,9 +301,11 @@ def resolve(
         chosen[key] = CHECKS[key](raw, source)
 
     where = "give --{flag}, set " + ENV_PREFIX + "{env}, or put {key} = ... in " + CONFIG_FILE_NAME
-    for key in ("server", "token"):
-        if key not in chosen:
-            hint = where.format(flag=key, env=key.upper(), key=key)
-            raise ConfigError(f"no {'server URL' if key == 'server' else 'API key'} configured: {hint}")
+    if "server" not in chosen:
+        raise ConfigError(f"no server URL configured: {where.format(flag='server', env='SERVER', key='server')}")
+    if "token" not in chosen and "enroll_token" not in chosen:
+        hint = where.format(flag="enroll-token-file", env="ENROLL_TOKEN", key="enroll_token")
+        raise ConfigError(f"no API key configured: {hint} (or give an organisation key as token)")
+    chosen.setdefault("token", "")
     chosen.setdefault("machine_id", default_machine_id())
     return AgentConfig(**chosen), warnings

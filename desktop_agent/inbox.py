@@ -136,6 +136,9 @@ class Inbox:
             return self._backoff.next_delay()
         if not (self.features["messaging"] or self.features["commands"]):
             return max(0.0, self._config_due - time.monotonic())
+        credentials = self.service.credentials
+        if credentials is not None and not credentials.key:
+            return self._backoff.next_delay()  # not enrolled yet: the report loop enrols first
         self.flush()
         self.store.prune(self._server_now())
         started = time.monotonic()

@@ -20,7 +20,7 @@ from typing import Any, NoReturn, cast
 
 import httpx
 
-from common.constants import PATH_PING, PATH_REPORT
+from common.constants import PATH_ENROLL, PATH_PING, PATH_REPORT
 from common.version import __version__
 
 log = logging.getLogger(__name__)
@@ -184,6 +184,27 @@ class Reporter:
 
     def close(self) -> None:
         self._client.close()
+
+    def set_token(self, token: str) -> None:
+        """Send with this key from now on (this machine's own, once enrolled)."""
+        self._client.headers["Authorization"] = f"Bearer {token}"
+
+    def enroll(self, enroll_token: str, machine_id: str, hardware_id: str) -> Outcome:
+        """POST /api/agent/enroll with the enrol key (one attempt: the caller backs off). A 201
+        carries `agent_key` in the body."""
+        body = {"machine_id": machine_id, "hardware_id": hardware_id}
+        try:
+            response = self._client.post(PATH_ENROLL, json=body, headers={"Authorization": f"Bearer {enroll_token}"})
+        except httpx.HTTPError as exc:
+            detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            return Outcome(False, error=f"server unreachable ({detail})")
+        if response.status_code == 201:
+            try:
+                return Outcome(True, 201, body=response.json())
+            except ValueError:
+                return Outcome(False, 201, "HTTP 201 but not a DashFleet answer (check the server URL)")
+        retry_after = parse_retry_after(response.headers.get("Retry-After")) if response.status_code == 429 else None
+        return Outcome(False, response.status_code, _error_text(response), retry_after=retry_after)
 
     def send_report(self, machine_id: str, report: dict[str, Any] | str) -> Outcome:
         """POST /api/fleet/report; `report` may be a dict or already JSON text (from the queue)."""

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from desktop_agent import collectors
 from desktop_agent.config import AgentConfig
+from desktop_agent.credentials import MachineCredentials
 from desktop_agent.deliveries import Message
 from desktop_agent.queue import ReportQueue
 from desktop_agent.reporter import Backoff, Outcome, Reporter
@@ -91,8 +92,10 @@ class AgentService:
         state_dir: str | None = None,
         rng: random.Random | None = None,
         printer: Callable[[str], None] = _print_line,
+        credentials: MachineCredentials | None = None,
     ):
         self.config = config
+        self.credentials = credentials  # enrolment: this machine's own key (credentials.py)
         self.reporter = reporter
         self.queue = queue
         self.state_dir = state_dir
@@ -304,7 +307,7 @@ class AgentService:
         Returns the last outcome (ok when everything went), or None while backing off.
         """
         assert self.queue is not None
-        if time.monotonic() < self._drain_not_before:
+        if time.monotonic() < self._drain_not_before or not self._has_key():
             return None
         outcome: Outcome | None = None
         sent = 0
@@ -313,6 +316,7 @@ class AgentService:
             batch = self.queue.peek(batch_size)
             for item in batch:
                 outcome = self.reporter.send_report(self.config.machine_id, item.text)
+                self._note(outcome)
                 if outcome.ok or outcome.refused:
                     self.queue.ack(item.id)
                     if outcome.ok:
@@ -333,12 +337,27 @@ class AgentService:
             log.info("sent %d queued reports", sent)
         return outcome
 
+    # --- this machine's key ---
+
+    def _has_key(self) -> bool:
+        """With enrolment: whether a key is there to send with (enrolling when due). Without it
+        (an organisation key), always."""
+        if self.credentials is None or self.credentials.ensure():
+            return True
+        self._update(last_error=self.credentials.last_error)
+        return False
+
+    def _note(self, outcome: Outcome) -> None:
+        if self.credentials is not None:
+            self.credentials.note(outcome)
+
     # --- one heartbeat ---
 
     def heartbeat(self) -> Outcome | None:
-        if self._state.paused or time.monotonic() < self._ping_not_before:
+        if self._state.paused or time.monotonic() < self._ping_not_before or not self._has_key():
             return None
         outcome = self.reporter.ping(self.config.machine_id, self._hardware_id)
+        self._note(outcome)
         if outcome.ok:
             offset = self.check_clock(outcome.body)
             if self.inbox is not None and isinstance(outcome.body, dict) and outcome.body.get("inbox") is True:
@@ -385,6 +404,12 @@ class AgentService:
         if remaining > 0:
             time.sleep(remaining)
         sample = take_sample(self.state_dir)
+        if not self._has_key():
+            error = self.credentials.last_error if self.credentials else "no key"
+            line = status_line(datetime.now(), f"FAILED ({error})", sample)
+            log.info("%s", line)
+            self._print(line)
+            return False, line, error
         report = self.reporter.send_report(self.config.machine_id, sample.as_payload())
         if report.ok:
             ping = self.reporter.ping(self.config.machine_id, self._hardware_id)
