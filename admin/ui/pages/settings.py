@@ -20,17 +20,26 @@ from admin.ui.components.copy_text import copy_text
 from admin.ui.components.format import duration, exact_time, zone
 from admin.ui.guard import signed_in_page
 from admin.ui.pages.install import PATH as INSTALL_PATH
-from common.constants import ALL_SCOPES, API_VERSION, SCOPE_AGENT
+from common.constants import ALL_SCOPES, API_VERSION, SCOPE_AGENT, SCOPE_ENROLL
 from common.version import __version__
 
-SCOPE_HELP = {"agent": "send reports and heartbeats", "read": "list the fleet", "admin": "remove machines"}
+SCOPE_HELP = {
+    "agent": "send reports and heartbeats",
+    "read": "list the fleet",
+    "admin": "remove machines",
+    "enroll": "installers: buys each machine its own key (alone)",
+}
+# Where the install instructions have the enrol key saved: a file, never the command line (other
+# users of the machine see command lines, and shells keep them).
+ENROL_KEY_FILE = "enroll-token"
 
 
-def install_commands(server_url: str, api_key: str = "api_...") -> list[str]:
-    """An agent already installed (by hand or an installer), pointed at this server: check, run."""
+def install_commands(server_url: str) -> list[str]:
+    """An agent already installed (by hand or an installer), pointed at this server with an enrol key
+    saved in a file (never on the command line): check, run."""
     return [
-        f"dashfleet-agent --server {server_url} --token {api_key} --once",
-        f"dashfleet-agent --server {server_url} --token {api_key}",
+        f"dashfleet-agent --server {server_url} --enroll-token-file {ENROL_KEY_FILE} --once",
+        f"dashfleet-agent --server {server_url} --enroll-token-file {ENROL_KEY_FILE}",
     ]
 
 
@@ -127,9 +136,14 @@ class SettingsScreen:
             )
             copy_text(key.api_key, marker="new-key")
             ui.label(f"Scopes: {', '.join(key.scopes)}").classes("text-sm")
-            if SCOPE_AGENT in key.scopes:
-                ui.label("Run the agent with it:").classes("text-sm")
-                copy_text(install_commands(self.server_url, key.api_key)[1])
+            if SCOPE_ENROLL in key.scopes:
+                ui.label(
+                    f"Save it in a file named {ENROL_KEY_FILE} on each machine (readable only by you), then run:"
+                ).classes("text-sm")
+                copy_text(install_commands(self.server_url)[1], marker="new-key-command")
+            elif SCOPE_AGENT in key.scopes:
+                ui.label("Agents read it from their config file (agent.toml):").classes("text-sm")
+                copy_text(f'token = "{key.api_key}"')
             # The secret leaves the page with the dialog (persistent: only Done closes it).
             ui.button("Done", on_click=dialog.delete).classes("self-end").mark("key-done")
         dialog.open()
@@ -218,6 +232,94 @@ class SettingsScreen:
             email.value, password.value = "", ""
             await self.show_users()
 
+    # -- enrolment ---------------------------------------------------------------------------------
+    async def enrolment_section(self) -> None:
+        org = await run_in_threadpool(self.services.accounts.org, self.user.org_id)
+        with theme.section("Enrolment").mark("enrolment-section"):
+            ui.label(
+                "An enrol key buys each machine a key of its own, which speaks only for that machine. "
+                "Installers carry the enrol key; revoking it leaves enrolled machines working."
+            ).classes("text-sm text-grey-7")
+            ui.button("Make an enrol key", icon="key", on_click=lambda: self.create_key([SCOPE_ENROLL])).mark(
+                "create-enrol-key"
+            )
+            ui.switch(
+                "Refuse reports from organisation keys (only enrolled machines' own keys)",
+                value=org.require_enrolment,
+                on_change=lambda e: self.set_require_enrolment(e.value),
+            ).mark("require-enrolment")
+            with ui.row().classes("items-center gap-2"):
+                quota = (
+                    ui.number(
+                        "Machine quota",
+                        value=org.machine_quota,
+                        min=1,
+                        precision=0,
+                        placeholder=f"server default ({self.services.settings.machine_quota})",
+                    )
+                    .props("dense outlined clearable")
+                    .classes("w-64")
+                    .mark("machine-quota")
+                )
+                ui.button("Save quota", on_click=lambda: self.set_quota(quota.value)).props("outline dense").mark(
+                    "save-quota"
+                )
+            ui.label("Enrolled machines").classes("text-base font-bold mt-2")
+            self.enrolled_list(await self._enrolled())
+
+    async def _enrolled(self) -> list:
+        return await run_in_threadpool(self.services.enrolment.enrolled_machines, org_id=self.user.org_id)
+
+    @ui.refreshable_method
+    def enrolled_list(self, enrolled: list) -> None:
+        if not enrolled:
+            ui.label("No machine is enrolled yet.").classes("text-grey-7").mark("no-enrolled")
+        for entry in enrolled:
+            ui.separator()
+            with ui.row().classes("w-full items-center gap-x-3 gap-y-0").mark("enrolled-machine"):
+                ui.label(entry.machine_id).classes("font-mono break-all").mark("enrolled-id")
+                ui.label(f"key {entry.key_prefix}…").classes("font-mono text-xs text-grey-7")
+                ui.label(f"enrolled {exact_time(entry.enrolled_at, self.tz)}").classes("text-xs text-grey-7")
+                ui.space()
+                ui.button(
+                    "Reset enrolment",
+                    color="negative",
+                    on_click=lambda m=entry.machine_id: theme.confirm(
+                        f"Reset the enrolment of {m}? Its key is revoked at once; its agent enrols again "
+                        "with the enrol key it was installed with, from any hardware.",
+                        "Reset",
+                        lambda: self.reset_enrolment(m),
+                    ),
+                ).props("outline dense").mark("reset-enrolment")
+
+    async def reset_enrolment(self, machine_id: str) -> None:
+        def reset(org_id: int) -> None:
+            self.services.enrolment.reset(org_id=org_id, machine_id=machine_id)
+
+        if await self._as_admin(reset, "Enrolment reset: the machine's key is revoked."):
+            self.enrolled_list.refresh(await self._enrolled())
+            await self.show_keys()
+
+    async def set_require_enrolment(self, required: bool) -> None:
+        await self._as_admin(
+            lambda org_id: self.services.accounts.set_require_enrolment(org_id=org_id, required=required),
+            "Only enrolled machines' own keys are accepted now."
+            if required
+            else "Organisation agent keys are accepted again.",
+        )
+
+    async def set_quota(self, value: float | None) -> None:
+        quota = None if value in (None, "") else value
+        if quota is not None and (not float(quota).is_integer()):
+            ui.notify("The machine quota must be a whole number.", type="negative")
+            return
+        await self._as_admin(
+            lambda org_id: self.services.accounts.set_machine_quota(
+                org_id=org_id, quota=None if quota is None else int(quota)
+            ),
+            f"Machine quota: {int(quota)} machines." if quota is not None else "Machine quota: the server's default.",
+        )
+
     # -- agent install, configuration --------------------------------------------------------------
     def install_section(self) -> None:
         with theme.section("Install the agent").mark("install-section"):
@@ -232,8 +334,9 @@ class SettingsScreen:
             ui.label("Server URL").classes("text-sm text-grey-7")
             copy_text(self.server_url, marker="server-url")
             ui.label(
-                "An agent installed another way (docs/install-agent.md), with a key of scope agent: check the "
-                "connection with one report, then run it (add --no-tray on servers):"
+                "An agent installed another way (docs/install-agent.md), with an enrol key (Enrolment, above) "
+                f"saved in a file named {ENROL_KEY_FILE}: check the connection with one report, then run it "
+                "(add --no-tray on servers):"
             ).classes("text-sm text-grey-7")
             commands = install_commands(self.server_url)
             copy_text(commands[0], marker="install-command")
@@ -268,6 +371,7 @@ def register(services: AppServices) -> None:
         ui.label("Organisation settings").classes("text-2xl font-bold")
         screen = SettingsScreen(services, user, server_url(services, request))
         await screen.keys_section()
+        await screen.enrolment_section()
         await screen.users_section()
         screen.install_section()
         screen.about_section()

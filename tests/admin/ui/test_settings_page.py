@@ -18,7 +18,7 @@ def emails_of(services, account) -> dict[str, str]:
 
 
 def tick_scopes(user: User, *scopes: str) -> None:
-    for scope in ("agent", "read", "admin"):
+    for scope in ("agent", "read", "admin", "enroll"):
         user.find(marker=f"scope-{scope}").elements.pop().set_value(scope in scopes)
 
 
@@ -46,12 +46,12 @@ async def test_a_new_key_is_shown_once_and_works_with_its_scopes(on_settings: Us
     await user.should_see(f"{secret[:12]}…")
 
 
-async def test_a_key_with_the_agent_scope_comes_with_a_ready_command(on_settings: User) -> None:
+async def test_a_key_with_the_agent_scope_comes_with_its_config_line(on_settings: User) -> None:
     tick_scopes(on_settings, "agent")
     on_settings.find(marker="create-key").click()
     await on_settings.should_see(marker="new-key", retries=50)
     secret = label_text(on_settings, "new-key")
-    await on_settings.should_see(f"dashfleet-agent --server http://test --token {secret}")
+    await on_settings.should_see(f'token = "{secret}"')  # the config file, not a command line
 
 
 async def test_a_key_without_scopes_is_refused_and_none_is_made(on_settings: User, services, admin_account) -> None:
@@ -146,5 +146,5 @@ async def test_install_instructions_use_the_servers_url(on_settings: User, servi
     assert label_text(on_settings, "server-url") == "https://fleet.example.com"
     assert (
         label_text(on_settings, "install-command")
-        == "dashfleet-agent --server https://fleet.example.com --token api_... --once"
+        == "dashfleet-agent --server https://fleet.example.com --enroll-token-file enroll-token --once"
     )
