@@ -2,7 +2,10 @@
 ;   iscc /DAppVersion=1.2.3 installers\windows\dashfleet-agent.iss   (after the PyInstaller build)
 ;
 ; Silent mass deployment (GPO, Intune, SCCM, PDQ ...), as an administrator:
-;   dashfleet-agent-setup-1.2.3.exe /VERYSILENT /SUPPRESSMSGBOXES /NORESTART /SERVER=https://fleet.example.com /TOKEN=api_...
+;   dashfleet-agent-setup-1.2.3.exe /VERYSILENT /SUPPRESSMSGBOXES /NORESTART /SERVER=https://fleet.example.com /ENROLLTOKENFILE=\\share\dashfleet\enroll-token
+; /ENROLLTOKENFILE= names a file holding an enrol key (each machine buys its own key with it; the
+; key never appears on a command line, where other users and logs would see it). /TOKEN=api_...
+; (an organisation key, on the command line) still works for older set-ups.
 ; writes C:\ProgramData\dashfleet\agent.toml (the agent's machine-wide config file: platformdirs'
 ; site_config_dir, which tests/installers/test_installer_scripts.py checks) and starts the agent,
 ; with its tray icon, at every user's sign-in. Without /SERVER= and /TOKEN= an existing agent.toml
@@ -68,7 +71,7 @@ Filename: "{sys}\taskkill.exe"; Parameters: "/F /IM {#ConsoleExe}"; Flags: runhi
 
 [Code]
 var
-  Server, Token: String;
+  Server, Token, KeyName: String;
 
 function ConfigDir(): String;
 begin
@@ -110,20 +113,38 @@ begin
   if (Server = '') and (Token = '') then
     Exit;
   if (Server = '') or (Token = '') then
-    Result := 'give both /SERVER= and /TOKEN='
+    Result := 'give both /SERVER= and /ENROLLTOKENFILE='
   else if not PlainAscii(Server) or not ((Pos('http://', Lower) = 1) or (Pos('https://', Lower) = 1)) then
     Result := '/SERVER=' + Server + ' is not a server URL (expected https://host[:port])'
   else if not PlainAscii(Token) then
-    Result := '/TOKEN= contains spaces or characters that are not ASCII';
+    Result := 'the key contains spaces or characters that are not ASCII';
 end;
 
 function InitializeSetup(): Boolean;
 var
-  Problem: String;
+  Problem, TokenFile: String;
+  FileText: AnsiString;
 begin
   Server := Trim(ExpandConstant('{param:SERVER|}'));
   Token := Trim(ExpandConstant('{param:TOKEN|}'));
-  Problem := ParameterProblem();
+  KeyName := 'token';
+  Problem := '';
+  TokenFile := ExpandConstant('{param:ENROLLTOKENFILE|}');
+  if TokenFile <> '' then
+  begin
+    { The enrol key: the file's first line. Read here, never logged. }
+    if LoadStringFromFile(TokenFile, FileText) then
+    begin
+      Token := Trim(String(FileText));
+      if Pos(#10, Token) > 0 then
+        Token := Trim(Copy(Token, 1, Pos(#10, Token) - 1));
+      KeyName := 'enroll_token';
+    end
+    else
+      Problem := 'cannot read /ENROLLTOKENFILE=' + TokenFile;
+  end;
+  if Problem = '' then
+    Problem := ParameterProblem();
   Result := Problem = '';
   if not Result then
   begin
@@ -147,11 +168,15 @@ begin
   SetArrayLength(Lines, 3);
   Lines[0] := '{#ConfigHeader}';
   Lines[1] := 'server = ' + TomlString(Server);
-  Lines[2] := 'token = ' + TomlString(Token);
+  if KeyName = 'enroll_token' then
+    Lines[2] := 'enroll_token = ' + TomlString(Token)
+  else
+    Lines[2] := 'token = ' + TomlString(Token);
   Count := 3;
   if LoadStringsFromFile(ConfigFile(), Existing) then
     for I := 0 to GetArrayLength(Existing) - 1 do
-      if (Existing[I] <> '{#ConfigHeader}') and not IsSetting(Existing[I], 'server') and not IsSetting(Existing[I], 'token') then
+      if (Existing[I] <> '{#ConfigHeader}') and not IsSetting(Existing[I], 'server') and not IsSetting(Existing[I], 'token')
+        and not IsSetting(Existing[I], 'enroll_token') then
       begin
         SetArrayLength(Lines, Count + 1);
         Lines[Count] := Existing[I];

@@ -103,10 +103,10 @@ def written_keys(text: str, pattern: str) -> set[str]:
 
 
 def test_every_installer_writes_the_keys_the_agent_reads():
-    assert {"server", "token"} <= set(agent_config.KEYS)
+    assert {"server", "token", "enroll_token"} <= set(agent_config.KEYS)
     shell_keys = written_keys(SHARED_WRITER.read_text(), r"printf '(\w+) = %s\\n' \"\$\(agent_toml_string")
     iss_keys = written_keys(ISS.read_text(), r"'(\w+) = ' \+ TomlString")
-    assert shell_keys == iss_keys == {"server", "token"}
+    assert shell_keys == iss_keys == {"server", "token", "enroll_token"}
     # The header line each installer writes is the same, so both keep an administrator's lines alike.
     header = shell_assignment(SHARED_WRITER, "AGENT_CONFIG_HEADER")
     assert f'#define ConfigHeader "{header}"' in ISS.read_text()
@@ -149,7 +149,31 @@ def test_the_shared_writer_refuses_what_the_agent_would_refuse_and_changes_nothi
     assert sorted(p.name for p in tmp_path.iterdir()) == ["agent", "agent.toml", "tmp"]
 
 
-def run_writer(tmp_path: Path, config: Path, server: str, token: str, mode: str) -> subprocess.CompletedProcess:
+def test_the_shared_writer_writes_an_enrol_key_read_from_a_file_instead_of_the_organisation_key(tmp_path):
+    config = tmp_path / "agent.toml"
+    config.write_text('server = "https://old.example.com"\ntoken = "api_organisation_key"\ninterval = 30\n')
+    key_file = tmp_path / "enroll-token"
+    key_file.write_text("  api_" + "e" * 43 + "  \n")
+    script = f". {shlex.quote(str(SHARED_WRITER))}\nagent_key_from_file \"$1\""
+    read = subprocess.run(["sh", "-c", script, "sh", str(key_file)], capture_output=True, text=True, timeout=30)
+    from_stdin = subprocess.run(
+        ["sh", "-c", script, "sh", "-"], input=key_file.read_text(), capture_output=True, text=True, timeout=30
+    )
+    assert read.stdout == from_stdin.stdout == "api_" + "e" * 43
+    done = run_writer(tmp_path, config, "https://fleet.example.com", read.stdout, "0600", "enroll_token")
+    assert done.returncode == 0, done.stderr
+    # One key in the file: the enrol key replaces the organisation key, which no longer sits there.
+    assert tomllib.loads(config.read_text()) == {
+        "server": "https://fleet.example.com",
+        "enroll_token": "api_" + "e" * 43,
+        "interval": 30,
+    }
+    assert config.stat().st_mode & 0o777 == 0o600
+
+
+def run_writer(
+    tmp_path: Path, config: Path, server: str, token: str, mode: str, key_name: str = "token"
+) -> subprocess.CompletedProcess:
     """Sources installers/shared/agent-config.sh in sh, with the real agent as AGENT."""
     agent = tmp_path / "agent"
     # The installers run the bundled program; here the same code through this Python.
@@ -160,12 +184,12 @@ def run_writer(tmp_path: Path, config: Path, server: str, token: str, mode: str)
     agent.chmod(0o755)
     script = (
         f". {shlex.quote(str(SHARED_WRITER))}\n"
-        f'write_agent_config "$1" "$2" "$3" "$4" "$5" || {{ echo "$AGENT_CONFIG_PROBLEM"; exit 1; }}\n'
+        f'write_agent_config "$1" "$2" "$3" "$4" "$5" "$6" || {{ echo "$AGENT_CONFIG_PROBLEM"; exit 1; }}\n'
     )
     temporary = tmp_path / "tmp"  # where mktemp puts the new file: it must be gone afterwards
     temporary.mkdir(exist_ok=True)
     done = subprocess.run(
-        ["sh", "-c", script, "sh", str(agent), str(config), server, token, mode],
+        ["sh", "-c", script, "sh", str(agent), str(config), server, token, mode, key_name],
         capture_output=True,
         text=True,
         timeout=60,
@@ -228,7 +252,12 @@ def test_linux_debconf_questions_exist():
     for script in ("config", "postinst"):
         used |= set(re.findall(r"db_\w+ (dashfleet-agent/\w+)", (LINUX / "debian" / script).read_text()))
     assert used and used <= templates, f"questions without a template: {used - templates}"
-    assert templates == {"dashfleet-agent/server", "dashfleet-agent/token", "dashfleet-agent/mode"}
+    assert templates == {
+        "dashfleet-agent/server",
+        "dashfleet-agent/enroll_token",
+        "dashfleet-agent/token",
+        "dashfleet-agent/mode",
+    }
 
 
 # --------------------------------------------------------------------------------------------
@@ -252,7 +281,7 @@ def test_windows_installer_writes_the_file_the_agent_reads(windows_config):
 
 def test_windows_installer_parameters_and_programs():
     defines, text = iss_defines(), ISS.read_text()
-    for parameter in ("{param:SERVER|}", "{param:TOKEN|}", "{param:PURGE|0}"):
+    for parameter in ("{param:SERVER|}", "{param:ENROLLTOKENFILE|}", "{param:TOKEN|}", "{param:PURGE|0}"):
         assert parameter in text
     # The programs the installer starts are the ones the PyInstaller spec builds on Windows.
     assert defines["ConsoleExe"] == f"{spec_name()}.exe"
