@@ -154,7 +154,7 @@ def test_the_shared_writer_writes_an_enrol_key_read_from_a_file_instead_of_the_o
     config.write_text('server = "https://old.example.com"\ntoken = "api_organisation_key"\ninterval = 30\n')
     key_file = tmp_path / "enroll-token"
     key_file.write_text("  api_" + "e" * 43 + "  \n")
-    script = f". {shlex.quote(str(SHARED_WRITER))}\nagent_key_from_file \"$1\""
+    script = f'. {shlex.quote(str(SHARED_WRITER))}\nagent_key_from_file "$1"'
     read = subprocess.run(["sh", "-c", script, "sh", str(key_file)], capture_output=True, text=True, timeout=30)
     from_stdin = subprocess.run(
         ["sh", "-c", script, "sh", "-"], input=key_file.read_text(), capture_output=True, text=True, timeout=30

@@ -1,5 +1,7 @@
 """Malformed bodies: each gets a clear 4xx with {"error": ...}, never a 5xx, and stores nothing."""
 
+import json
+
 import httpx
 import pytest
 
@@ -151,10 +153,13 @@ def post_fresh(org, path: str, body, **headers) -> httpx.Response:
         )
 
 
-def test_a_report_just_under_the_limit_is_accepted_and_kept(org):
+def test_a_report_just_under_the_limit_is_accepted_and_its_known_fields_kept(org):
     body = padded_report(DEFAULT_MAX_BODY_BYTES - 100)
-    assert post_fresh(org, "/api/fleet/report", body).status_code == 200
-    assert len(org.machine("pc-1")["report"]["padding"]) > DEFAULT_MAX_BODY_BYTES - 300
+    resp = post_fresh(org, "/api/fleet/report", body)
+    assert resp.status_code == 200 and resp.json()["dropped_fields"] == 1
+    # The bulky unknown field is beyond what the server keeps of them (docs/security.md, finding 1).
+    stored = org.machine("pc-1")["report"]
+    assert "padding" not in stored and stored["cpu_percent"] == json.loads(body)["report"]["cpu_percent"]
 
 
 @pytest.mark.parametrize("path", ["/api/fleet/report", "/api/fleet/ping"])
