@@ -108,6 +108,8 @@ def test_openapi_documents_the_bearer_key_and_the_error_body(server, contract):
     assert [s["scheme"] for s in scheme.values()] == ["bearer"]  # /api/docs offers "Authorize"
     for path, operations in schema["paths"].items():
         for method, operation in operations.items():
+            if not path.startswith("/api/"):
+                continue  # /downloads/ and /install/ are public by design (their own tests)
             needs_key = path not in ("/api/status", "/api/config")
             assert bool(operation.get("security")) == needs_key, (method, path)
             errors = {code: r for code, r in operation["responses"].items() if code.startswith(("4", "5"))}
@@ -127,8 +129,13 @@ def _resolve(schema: dict, node: dict) -> dict:
     return schema["components"]["schemas"][ref.rsplit("/", 1)[1]] if ref else node
 
 
-def _ok_shape(schema: dict, method: str, path: str) -> dict:
+def _ok_shape(schema: dict, method: str, path: str, variant: str | None = None) -> dict:
+    """The 200 answer's schema; of a route that answers one of several shapes (anyOf), the one
+    with the property `variant`."""
     content = schema["paths"][path][method]["responses"]["200"]["content"]["application/json"]["schema"]
+    if "anyOf" in content:
+        shapes = [_resolve(schema, option) for option in content["anyOf"]]
+        return next(shape for shape in shapes if variant in shape["properties"])
     return _resolve(schema, content)
 
 
@@ -141,17 +148,18 @@ def test_openapi_documents_the_real_shapes_of_what_is_answered(server, org):
         ("get", "/api/fleet"): org.fleet(),
         ("get", "/api/fleet/public"): org.get("/api/fleet/public").json(),
         ("get", "/api/fleet/machine"): machine,
-        ("get", HISTORY): org.get(HISTORY, params={"machine_id": "shape-1"}).json(),
+        ("get", HISTORY, "samples"): org.get(HISTORY, params={"machine_id": "shape-1"}).json(),
+        ("get", HISTORY, "buckets"): org.get(HISTORY, params={"machine_id": "shape-1", "bucket_seconds": 60}).json(),
         ("post", "/api/fleet/report"): org.report("shape-1").json(),
         ("post", "/api/fleet/ping"): org.ping("shape-1").json(),
     }
-    for (method, path), answer in answers.items():
-        shape = _ok_shape(schema, method, path)
+    for (method, path, *variant), answer in answers.items():
+        shape = _ok_shape(schema, method, path, *variant)
         assert set(answer) <= set(shape["properties"]), (method, path)  # optional fields may be absent
         assert set(shape.get("required", [])) <= set(answer), (method, path)
     listing = _ok_shape(schema, "get", "/api/fleet")
     machine_shape = _resolve(schema, listing["properties"]["data"]["items"])
     assert set(machine_shape["properties"]) == set(machine) >= {"id", "machine_id", "org_id", "status", "report"}
     assert machine_shape["properties"]["status"]["enum"] == ["online", "offline"]
-    samples = _resolve(schema, _ok_shape(schema, "get", HISTORY)["properties"]["samples"]["items"])
+    samples = _resolve(schema, _ok_shape(schema, "get", HISTORY, "samples")["properties"]["samples"]["items"])
     assert set(samples["properties"]) == {"ts", "cpu_percent", "ram_percent", "disk_percent", "score"}
