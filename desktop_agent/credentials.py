@@ -24,6 +24,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 from desktop_agent.reporter import Backoff, Outcome, Reporter
 
@@ -37,7 +38,7 @@ ENROL_BACKOFF_CAP_SECONDS = 3600.0
 _NOT_A_STORE = ("keyring.backends.fail", "keyring.backends.null", "keyrings.alt")
 
 
-def _keyring():
+def _keyring() -> ModuleType:
     import keyring  # lazily: only enrolment and keyring-kept keys need it (about 2 MiB)
 
     return keyring
@@ -72,7 +73,8 @@ class KeyStore:
             if self.file.is_file():
                 return self.file.read_text(encoding="ascii").strip() or None
             if self.marker.is_file():
-                return _keyring().get_password(KEYRING_SERVICE, self.account)
+                key = _keyring().get_password(KEYRING_SERVICE, self.account)
+                return key if isinstance(key, str) and key else None
         except Exception as exc:  # noqa: BLE001 - an unreadable store means "enrol again"
             log.warning("cannot read this machine's stored key (%s); it will enrol again", exc)
         return None

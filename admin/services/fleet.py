@@ -56,7 +56,7 @@ _KNOWN_FIELDS = {
 }
 
 
-def cap_unknown_fields(report: dict) -> tuple[dict, int]:
+def cap_unknown_fields(report: dict[str, Any]) -> tuple[dict[str, Any], int]:
     """The report with its unknown fields (at any level the schema knows: the report, `system`,
     `health`) kept in the order sent while their JSON stays within UNKNOWN_FIELDS_MAX_BYTES, and how
     many were dropped. Known fields are bounded by the schema; unknown ones only by the body limit,
@@ -64,9 +64,9 @@ def cap_unknown_fields(report: dict) -> tuple[dict, int]:
     budget = UNKNOWN_FIELDS_MAX_BYTES
     dropped = 0
 
-    def keep(fields: dict, known: set[str]) -> dict:
+    def keep(fields: dict[str, Any], known: set[str]) -> dict[str, Any]:
         nonlocal budget, dropped
-        kept = {}
+        kept: dict[str, Any] = {}
         for name, value in fields.items():
             if name not in known:
                 size = len(to_json({name: value})) - 2  # "name":value, without the braces
