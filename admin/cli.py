@@ -198,6 +198,16 @@ def cmd_user_create(args: argparse.Namespace, settings: Settings) -> None:
     _print_json({"user_id": user.id, "email": user.email, "org": org.name, "role": user.role})
 
 
+def cmd_user_set_password(args: argparse.Namespace, settings: Settings) -> None:
+    accounts = _accounts(settings)
+    org_id = accounts.org_named(args.org).id if args.org else None
+    user = accounts.user_by_email(email=args.email, org_id=org_id)
+    accounts.set_password(org_id=user.org_id, user_id=user.id, password=_read_password(settings))
+    org = accounts.org(user.org_id)
+    # The user's web sessions have ended (on every server process): they sign in with the new one.
+    _print_json({"user_id": user.id, "email": user.email, "org": org.name, "sessions_ended": True})
+
+
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> None:
     from admin.demo import port_free, run_demo
 
@@ -317,6 +327,12 @@ def build_parser() -> argparse.ArgumentParser:
     user_create.add_argument("--org", required=True, help="organisation name")
     user_create.add_argument("--role", choices=ROLES, default="viewer")
     user_create.set_defaults(handler=cmd_user_create)
+    user_password = user.add_parser(
+        "set-password", help="give a user a new password (DASHFLEET_PASSWORD or a prompt); signs them out"
+    )
+    user_password.add_argument("email")
+    user_password.add_argument("--org", help="organisation name (needed when the e-mail is in several)")
+    user_password.set_defaults(handler=cmd_user_set_password)
 
     from admin.services.install_links import DEFAULT_EXPIRES_IN_SECONDS, DEFAULT_USES
 

@@ -53,7 +53,8 @@ def _prepare(settings: Settings) -> tuple[str, str]:
     try:
         accounts.create_user(org_id=org.id, email=DEMO_EMAIL, password=password, role="admin")
     except Conflict:
-        accounts.set_password(email=DEMO_EMAIL, password=password)
+        user = accounts.user_by_email(email=DEMO_EMAIL, org_id=org.id)
+        accounts.set_password(org_id=org.id, user_id=user.id, password=password)
     key = accounts.create_key(org_id=org.id, scopes=[SCOPE_AGENT, SCOPE_READ])
     return password, key.api_key
 

@@ -34,6 +34,7 @@ async def _maintenance_loop(services: AppServices) -> None:
         try:
             done = await run_in_threadpool(services.fleet.maintain)
             await run_in_threadpool(services.install_links.expire)
+            await run_in_threadpool(services.sessions.cleanup)  # ended sessions, forgotten failures
             if done["expired"] or done["pruned_samples"]:
                 log.info("maintenance: %(expired)d machines expired, %(pruned_samples)d samples pruned", done)
             overdue = await run_in_threadpool(services.messaging.maintain)

@@ -4,6 +4,7 @@ from admin.models.alerts import AlertChannel, AlertDelivery, AlertEvent, AlertRu
 from admin.models.install_links import InstallLink
 from admin.models.messaging import Command, Delivery, Message
 from admin.models.tables import ApiKey, ExpiredMachine, Machine, Organization, Sample, User
+from admin.models.web_session import LoginFailure, WebSession
 
 __all__ = [
     "AlertChannel",
@@ -17,9 +18,11 @@ __all__ = [
     "Delivery",
     "ExpiredMachine",
     "InstallLink",
+    "LoginFailure",
     "Machine",
     "Message",
     "Organization",
     "Sample",
     "User",
+    "WebSession",
 ]

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import secrets
 import time
 
 from sqlalchemy import BigInteger, Column, Index, Integer, Text, UniqueConstraint, false, text
@@ -56,15 +57,25 @@ class ApiKey(SQLModel, table=True):
     bound_hardware_id: str | None = Field(default=None, max_length=SYSTEM_FIELD_MAX_LENGTH)
 
 
+def _session_secret() -> str:
+    return secrets.token_urlsafe(24)
+
+
 class User(SQLModel, table=True):
     __tablename__ = "user_account"
+    # An e-mail is unique within its organisation only: a global uniqueness told an admin adding a
+    # user that the address exists in another organisation (docs/security.md, finding 12).
+    __table_args__ = (UniqueConstraint("org_id", "email", name="uq_user_account_org_email"),)
 
     id: int | None = Field(default=None, primary_key=True)
     org_id: int = Field(foreign_key="organization.id", index=True)
-    email: str = Field(max_length=320, unique=True, description="stored lower-case")
+    email: str = Field(max_length=320, index=True, description="stored lower-case")
     password_hash: str = Field(max_length=255)
     role: str = Field(max_length=20, description="admin or viewer")
     created_at: float = Field(default_factory=_now)
+    # Every web session carries a copy; changing it (password or role change, sign-out everywhere)
+    # ends them all. A new user never inherits a removed one's sessions, even with its id.
+    session_secret: str = Field(default_factory=_session_secret, max_length=64)
 
 
 class Machine(SQLModel, table=True):

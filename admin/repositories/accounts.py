@@ -40,8 +40,13 @@ def keys_of(session: Session, *, org_id: int) -> Sequence[ApiKey]:
     return session.exec(select(ApiKey).where(ApiKey.org_id == org_id).order_by(ApiKey.id)).all()
 
 
-def user_by_email(session: Session, email: str) -> User | None:
-    return session.exec(select(User).where(User.email == email)).first()
+def users_by_email(session: Session, email: str, *, limit: int) -> Sequence[User]:
+    """The users with this e-mail across organisations (an e-mail is unique within one only)."""
+    return session.exec(select(User).where(User.email == email).order_by(User.id).limit(limit)).all()
+
+
+def user_in_org_by_email(session: Session, *, org_id: int, email: str) -> User | None:
+    return session.exec(select(User).where(User.org_id == org_id, User.email == email)).first()
 
 
 def user_by_id(session: Session, *, org_id: int, user_id: int) -> User | None:

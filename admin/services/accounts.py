@@ -17,7 +17,9 @@ from sqlmodel import Session
 from admin.core import security
 from admin.models import ApiKey, Organization, User
 from admin.repositories import accounts as repo
+from admin.repositories import sessions as sessions_repo
 from admin.services.errors import Conflict, InvalidInput, NotFound
+from admin.services.sessions import renew_session_secret
 from common.constants import ALL_SCOPES, SCOPE_AGENT, SCOPE_ENROLL, SCOPE_READ
 
 ROLES = ("admin", "viewer")
@@ -26,6 +28,8 @@ ROLES = ("admin", "viewer")
 _EMAIL_ATOM = r'[^@\s<>()\[\]\\,;:"]+'
 _EMAIL_RE = re.compile(rf"^{_EMAIL_ATOM}@{_EMAIL_ATOM}\.{_EMAIL_ATOM}$")
 MIN_PASSWORD_LENGTH = 8
+# Users of different organisations may share an e-mail address; a sign-in tries at most this many.
+MAX_SAME_EMAIL_USERS = 5
 # A key's org, scopes and revocation are cached this long: revocation reaches every server
 # process within a second, and the hot path saves a query per request.
 KEY_CACHE_SECONDS = 1.0
@@ -68,6 +72,11 @@ def normalise_email(email: str) -> str:
     if len(email) > 320 or not _EMAIL_RE.match(email):
         raise InvalidInput(f"not an e-mail address: {email!r}")
     return email
+
+
+def check_password(password: str) -> None:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise InvalidInput(f"the password needs at least {MIN_PASSWORD_LENGTH} characters")
 
 
 def _check_scopes(scopes: Iterable[str]) -> list[str]:
@@ -241,40 +250,66 @@ class AccountService:
             raise InvalidInput(f"role must be one of {', '.join(ROLES)}")
         if len(password) < MIN_PASSWORD_LENGTH:
             raise InvalidInput(f"the password needs at least {MIN_PASSWORD_LENGTH} characters")
+        # Only this organisation's users are looked at: whether the address is used in another
+        # organisation is none of this one's business (docs/security.md, finding 12).
+        taken = f"{email} is already a user of this organisation"
         with Session(self.engine) as session:
-            if repo.user_by_email(session, email):
-                raise Conflict(f"a user with e-mail {email} already exists")
+            if repo.user_in_org_by_email(session, org_id=org_id, email=email):
+                raise Conflict(taken)
             user = User(org_id=org_id, email=email, password_hash=security.hash_password(password), role=role)
             session.add(user)
             try:
                 session.commit()
             except IntegrityError:
-                raise Conflict(f"a user with e-mail {email} already exists") from None
+                raise Conflict(taken) from None
             session.refresh(user)
             return user
 
-    def set_password(self, *, email: str, password: str) -> None:
-        if len(password) < MIN_PASSWORD_LENGTH:
-            raise InvalidInput(f"the password needs at least {MIN_PASSWORD_LENGTH} characters")
+    def user_by_email(self, *, email: str, org_id: int | None = None) -> User:
+        """The user with this e-mail (in `org_id` when given; without it, the only one there is)."""
+        email = normalise_email(email)
         with Session(self.engine) as session:
-            user = repo.user_by_email(session, normalise_email(email))
+            if org_id is not None:
+                user = repo.user_in_org_by_email(session, org_id=org_id, email=email)
+                if user is None:
+                    raise NotFound(f"no user with e-mail {email} in this organisation")
+                return user
+            users = repo.users_by_email(session, email, limit=2)
+        if not users:
+            raise NotFound(f"no user with e-mail {email}")
+        if len(users) > 1:
+            raise InvalidInput(f"{email} is a user of several organisations: name one with --org")
+        return users[0]
+
+    def set_password(self, *, org_id: int, user_id: int, password: str) -> None:
+        """A new password; every web session of the user ends (on every server process)."""
+        check_password(password)
+        password_hash = security.hash_password(password)
+        with Session(self.engine) as session:
+            user = repo.user_by_id(session, org_id=org_id, user_id=user_id)
             if user is None:
-                raise NotFound(f"no user with e-mail {email}")
-            user.password_hash = security.hash_password(password)
-            session.add(user)
+                raise NotFound("no such user in this organisation")
+            user.password_hash = password_hash
+            renew_session_secret(session, user)
             session.commit()
 
     def authenticate_user(self, email: str, password: str) -> User | None:
+        """The user whose e-mail and password these are. An address may belong to users of
+        several organisations: the oldest whose password matches is signed in (at most
+        MAX_SAME_EMAIL_USERS are tried, so one sign-in never costs more than that many hashes)."""
         try:
             email = normalise_email(email)
         except InvalidInput:
             return None
         with Session(self.engine) as session:
-            user = repo.user_by_email(session, email)
-        if user is None:
+            users = repo.users_by_email(session, email, limit=MAX_SAME_EMAIL_USERS)
+        if not users:
             security.verify_password(security.dummy_password_hash(), password)  # same time either way
             return None
-        return user if security.verify_password(user.password_hash, password) else None
+        for user in users:
+            if security.verify_password(user.password_hash, password):
+                return user
+        return None
 
     def user(self, *, org_id: int, user_id: int) -> User:
         with Session(self.engine) as session:
@@ -296,6 +331,8 @@ class AccountService:
                 raise NotFound("no such user in this organisation")
             if user.role == "admin" and role != "admin" and repo.count_admins(session, org_id=org_id) <= 1:
                 raise Conflict("the organisation needs at least one admin")
+            if user.role != role:
+                renew_session_secret(session, user)  # signs in again, with the new role from the start
             user.role = role
             session.add(user)
             session.commit()
@@ -309,5 +346,7 @@ class AccountService:
                 raise NotFound("no such user in this organisation")
             if user.role == "admin" and repo.count_admins(session, org_id=org_id) <= 1:
                 raise Conflict("the organisation needs at least one admin")
+            assert user.id is not None  # a stored user
+            sessions_repo.delete_of_user(session, user.id)
             session.delete(user)
             session.commit()

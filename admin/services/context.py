@@ -20,6 +20,7 @@ from admin.services.fleet_metrics import FleetMetrics
 from admin.services.install_links import InstallLinkService
 from admin.services.messaging import MessagingService
 from admin.services.notifier import Notifier
+from admin.services.sessions import WebSessionService
 from admin.services.wakeups import Wakeups, libpq_url
 from admin.services.writer import GroupWriter
 
@@ -42,6 +43,7 @@ class AppServices:
     notifier: Notifier
     enrolment: EnrolmentService
     admission: MachineAdmission
+    sessions: WebSessionService
 
     @classmethod
     def build(cls, settings: Settings) -> AppServices:
@@ -80,4 +82,5 @@ class AppServices:
             notifier=notifier,
             enrolment=EnrolmentService(engine, accounts),
             admission=admission,
+            sessions=WebSessionService(engine, settings.resolved_storage_secret()),
         )

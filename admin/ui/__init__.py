@@ -14,6 +14,7 @@ from nicegui import ui
 
 from admin.services import server_metrics
 from admin.services.context import AppServices
+from admin.ui import auth
 from admin.ui.pages import register_pages
 
 
@@ -23,12 +24,15 @@ def mount_ui(app: FastAPI, services: AppServices) -> None:
         # A browser tab holds one websocket while it shows a page: the server's active sessions.
         nicegui_app.on_connect(metrics.web_sessions.inc)
         nicegui_app.on_disconnect(metrics.web_sessions.dec)
+    nicegui_app.on_startup(lambda: auth.start_background_work(services))
     ui.run_with(
         app,
         title="DashFleet",
         favicon="🖥️",
-        # Signs NiceGUI's session cookie (HttpOnly; it names the server-side user storage that
-        # holds the signed-in user's ids, see admin/ui/auth.py). The same on every server process.
+        # Signs NiceGUI's cookie (HttpOnly; it names the per-browser storage of preferences).
         storage_secret=services.settings.resolved_storage_secret(),
         show_welcome_message=False,
+        # NiceGUI's own cookie names only the per-browser preferences (time zone, dark mode, the
+        # fleet's view); who is signed in is in auth.SESSION_COOKIE.
+        session_middleware_kwargs={"same_site": "strict"},
     )

@@ -52,9 +52,8 @@ def _toggle_dark(mode: ui.dark_mode) -> None:
     mode.value = not bool(mode.value)
 
 
-def _sign_out() -> None:
-    auth.sign_out()
-    ui.navigate.to(auth.LOGIN_PATH)
+async def _sign_out() -> None:
+    await auth.sign_out()
 
 
 @contextmanager
@@ -78,6 +77,9 @@ def frame(user: auth.SignedInUser, title: str) -> Iterator[ui.column]:
         ui.button(icon="dark_mode", on_click=lambda: _toggle_dark(mode)).props(
             'flat round dense color=white aria-label="Toggle dark mode"'
         ).tooltip("Dark mode").mark("dark-toggle")
+        ui.button(icon="account_circle", on_click=lambda: ui.navigate.to("/account")).props(
+            'flat round dense color=white aria-label="Your account"'
+        ).tooltip("Your account").mark("nav-account")
         ui.button(icon="logout", on_click=_sign_out).props(
             'flat round dense color=white aria-label="Sign out"'
         ).tooltip("Sign out").mark("sign-out")
@@ -105,8 +107,13 @@ def confirm(
             ui.button("Cancel", on_click=dialog.delete).props("flat").mark("cancel")
 
             async def go() -> None:
-                dialog.delete()
-                await action()
+                # The action runs while the dialog still exists (closed): it checks the session in
+                # the page's context, which a deleted dialog's slot would no longer have.
+                dialog.close()
+                try:
+                    await action()
+                finally:
+                    dialog.delete()
 
             ui.button(verb, color="negative", on_click=go).mark(marker)
     dialog.on("hide", dialog.delete)  # Escape or a click outside

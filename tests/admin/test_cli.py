@@ -247,3 +247,33 @@ def test_demo_on_a_busy_port_is_a_clean_error_that_makes_nothing(install):
     assert_clean_failure(done, f"port {port}", "in use", "--port")
     # Nothing was prepared: no demo organisation to make keys for.
     assert_clean_failure(install.cli("key", "create", "--org", "Demo", "--scope", "read"), "Demo")
+
+
+def test_user_set_password_changes_it_and_refuses_bad_input(install, acme):
+    """Finding 16: a password changed without removing the user (its sessions end: tests/admin/ui)."""
+    install.cli_json("user", "create", "pw@example.com", "--org", "acme", env=PASSWORD)
+    new = {"DASHFLEET_PASSWORD": "a whole new password"}
+    changed = install.cli_json("user", "set-password", "PW@example.com", env=new)
+    assert (changed["email"], changed["org"], changed["sessions_ended"]) == ("pw@example.com", "acme", True)
+    check = (
+        "from admin.core.config import Settings; from admin.core.db import make_engine;"
+        "from admin.services.accounts import AccountService;"
+        "a = AccountService(make_engine(Settings()));"
+        "print(a.authenticate_user('pw@example.com', 'a whole new password') is not None,"
+        " a.authenticate_user('pw@example.com', 'correct horse battery staple') is None)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", check], cwd=install.workdir, env=install.env, capture_output=True, text=True
+    )
+    assert done.stdout.split() == ["True", "True"], done.stderr
+    assert_clean_failure(
+        install.cli("user", "set-password", "pw@example.com", env={"DASHFLEET_PASSWORD": "short"}), "8"
+    )
+    assert_clean_failure(install.cli("user", "set-password", "nobody@example.com", env=new), "no user")
+    assert_clean_failure(install.cli("user", "set-password", "pw@example.com", "--org", "nobody", env=new), "nobody")
+    assert_clean_failure(install.cli("user", "set-password", "pw@example.com"), "DASHFLEET_PASSWORD")
+    # The same address in a second organisation: which one must be said.
+    install.cli_json("org", "create", "beta")
+    install.cli_json("user", "create", "pw@example.com", "--org", "beta", env=PASSWORD)
+    assert_clean_failure(install.cli("user", "set-password", "pw@example.com", env=new), "--org")
+    assert install.cli_json("user", "set-password", "pw@example.com", "--org", "beta", env=new)["org"] == "beta"

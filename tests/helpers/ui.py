@@ -97,3 +97,12 @@ async def shows_machines(user: User, expected: list[str], attempts: int = 100) -
 
 def label_text(user: User, marker: str) -> str:
     return user.find(marker=marker).elements.pop().text
+
+
+def services_sign_in(services: AppServices, account: Account) -> str:
+    """A session of `account`'s user made as the sign-in page makes one (its password checked
+    apart); returns the cookie's token."""
+    user = services.accounts.user_by_email(email=account.email, org_id=account.org_id)
+    token = services.sessions.complete(services.sessions.start(user=user))
+    assert token is not None
+    return token

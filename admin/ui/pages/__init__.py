@@ -6,7 +6,7 @@ from admin.services.context import AppServices
 
 
 def register_pages(services: AppServices) -> None:
-    from admin.ui.pages import fleet, install, login, machine, messages, settings
+    from admin.ui.pages import account, fleet, install, login, machine, messages, settings
 
-    for page in (login, fleet, machine, messages, settings, install):
+    for page in (login, fleet, machine, messages, settings, install, account):
         page.register(services)

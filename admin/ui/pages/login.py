@@ -1,4 +1,8 @@
-"""Sign-in: e-mail and password, throttled per client address and per e-mail (auth.sign_in)."""
+"""Sign-in: e-mail and password (auth.sign_in: growing delays after failures), then the browser
+trades the one-time code for its session cookie at auth.COMPLETE_PATH.
+
+Nothing here writes to the server before the password is right: the page binds nothing to the
+per-browser storage (its dark mode follows the system)."""
 
 from __future__ import annotations
 
@@ -22,18 +26,22 @@ async def _browser_timezone() -> str | None:
 
 
 def register(services: AppServices) -> None:
+    @app.get(auth.COMPLETE_PATH, include_in_schema=False)
+    async def complete_sign_in(request: Request, code: str = "", next: str = "/") -> RedirectResponse:  # noqa: A002
+        return await auth.complete_sign_in(services, request, code, next)
+
     @ui.page(auth.LOGIN_PATH)
     async def login_page(request: Request, next: str = "/"):  # noqa: A002 - the query parameter's name
         if await auth.current_user(services) is not None:
             return RedirectResponse(auth.safe_next(next), status_code=303)
         theme.apply_colors()
-        theme.dark_mode()
+        ui.dark_mode()  # the system's choice: the user's own is kept only once signed in
         ui.page_title(f"Sign in · {theme.BRAND}")
 
         async def try_sign_in() -> None:
             button.disable()
             try:
-                await auth.sign_in(
+                code = await auth.sign_in(
                     services,
                     email=email.value or "",
                     password=password.value or "",
@@ -46,8 +54,8 @@ def register(services: AppServices) -> None:
                 return
             finally:
                 button.enable()
-            app.storage.user["tz"] = await _browser_timezone()
-            ui.navigate.to(auth.safe_next(next))
+            app.storage.user["tz"] = await _browser_timezone()  # signed in: preferences may be kept
+            ui.navigate.to(auth.complete_url(code, next))
 
         with ui.column().classes("w-full items-center pt-[12vh] px-2"):
             with ui.card().classes("w-full max-w-sm gap-3 p-6"):

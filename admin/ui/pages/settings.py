@@ -203,9 +203,13 @@ class SettingsScreen:
                         ),
                     )
                     remove.props('flat round dense aria-label="Remove user"').mark(f"remove-{member.id}")
+                    reset = ui.button(icon="password", on_click=lambda m=member: self.ask_new_password(m.id, m.email))
+                    reset.props('flat round dense aria-label="Set password"').tooltip("Set a new password")
+                    reset.mark(f"set-password-{member.id}")
                 if is_me:  # another admin changes or removes you: no locking yourself out by a slip
                     select.disable()
                     remove.disable()
+                    reset.disable()  # your own: on the account page, with your current password
                 else:
                     select.on_value_change(lambda e, m=member: self.set_role(m.id, e.value))
 
@@ -221,6 +225,32 @@ class SettingsScreen:
             lambda org_id: self.services.accounts.delete_user(org_id=org_id, user_id=user_id), "User removed."
         ):
             await self.show_users()
+
+    def ask_new_password(self, user_id: int, email: str) -> None:
+        with ui.dialog() as dialog, ui.card().classes("w-full max-w-md gap-2"):
+            ui.label(f"New password for {email}").classes("text-lg font-bold break-all")
+            ui.label("They are signed out of every browser and sign in again with it.").classes("text-sm")
+            password = ui.input("New password", password=True, password_toggle_button=True)
+            password.props(f"dense outlined maxlength=1024 hint='at least {MIN_PASSWORD_LENGTH} characters'")
+            password.classes("w-full").mark("reset-password")
+
+            async def save() -> None:
+                if await self.set_password(user_id, password.value or ""):
+                    dialog.delete()
+
+            with ui.row().classes("w-full justify-end"):
+                ui.button("Cancel", on_click=dialog.delete).props("flat")
+                ui.button("Set password", on_click=save).mark("reset-password-save")
+        dialog.on("hide", dialog.delete)
+        dialog.open()
+
+    async def set_password(self, user_id: int, password: str) -> bool:
+        """An admin sets another user's password (of their own organisation only: the service
+        looks the user up in the admin's organisation); that user's sessions end."""
+        return await self._as_admin(
+            lambda org_id: self.services.accounts.set_password(org_id=org_id, user_id=user_id, password=password),
+            "Password set. They were signed out everywhere.",
+        )
 
     async def add_user(self, email: ui.input, password: ui.input, role: ui.select) -> None:
         def create(org_id: int) -> None:

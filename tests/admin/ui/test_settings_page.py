@@ -88,7 +88,7 @@ async def test_a_bad_new_user_is_refused_and_nothing_is_stored(on_settings: User
     for email, password, message in (
         ("not-an-address", PASSWORD, "not an e-mail address"),
         ("short@example.com", "1234567", "at least 8 characters"),
-        (admin_account.email, PASSWORD, "already exists"),
+        (admin_account.email, PASSWORD, "is already a user of this organisation"),
     ):
         on_settings.find(marker="new-user-email").clear().type(email)
         on_settings.find(marker="new-user-password").clear().type(password)
