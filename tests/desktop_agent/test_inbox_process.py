@@ -15,7 +15,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from agent_helpers import AgentDirs, Dunst, SessionBus, VirtualDesktop, wait_until
+from agent_helpers import AgentDirs, wait_until
 
 FINAL = ("succeeded", "failed", "timed_out", "cancelled", "expired")
 
@@ -195,40 +195,29 @@ def test_messages_as_service_state_displayed_and_acknowledged(fleet, msg_org, mi
 
 
 @pytest.mark.tray
-def test_a_message_is_a_desktop_notification_whose_button_acknowledges_it(fleet, msg_org, run_agent, agent_dirs, mid):
-    missing = VirtualDesktop.missing_tools() + Dunst.missing_tools()
-    if missing:
-        pytest.skip(f"needs {sorted(set(missing))} (Debian: xvfb, trayer, dunst, dbus)")
-    desk = VirtualDesktop()
-    bus = SessionBus()
-    try:
-        dunst = Dunst(bus, desk.display)
-        try:
-            # No local health warnings (a loaded machine would raise one): only IT's message shows.
-            env = bus.env(agent_dirs.env(DISPLAY=desk.display, DASHFLEET_LOCAL_WARNINGS="false"))
-            agent = run_agent(
-                "--server", msg_org.server.url, "--token", msg_org.api_key, "--machine-id", mid,
-                "--interval", "60", "--heartbeat-interval", "2", env=env,
-            )  # fmt: skip
-            agent.wait_for_lines(1, "OK")
-            message_id = fleet.send_message(mid, title="Reboot tonight", body="Save your work.", severity="critical")
-            fleet.wait_state("messages", message_id, "displayed")
-            wait_until(lambda: dunst.count("displayed") == 1, "the notification on screen")
-            dunst.pick("Acknowledge")
-            fleet.wait_state("messages", message_id, "acknowledged")
-            (shown,) = dunst.history()
-            assert (shown["appname"], shown["summary"], shown["body"]) == (
-                "DashFleet",
-                "Reboot tonight",
-                "Save your work.",
-            )
-            assert dunst.urgency(shown) == "critical"
-            assert agent.stop() == 0
-        finally:
-            dunst.close()
-    finally:
-        bus.close()
-        desk.close()
+def test_a_message_is_a_desktop_notification_whose_button_acknowledges_it(
+    fleet, msg_org, run_agent, agent_dirs, mid, dunst
+):
+    """The agent with a tray (Xvfb and trayer; no panel's watcher: the X11 icon, which has no menu)
+    and dunst on the session bus: the message is a notification, its Acknowledge button works."""
+    # No local health warnings (a loaded machine would raise one): only IT's message shows.
+    env = agent_dirs.env(
+        DISPLAY=dunst.display, DBUS_SESSION_BUS_ADDRESS=dunst.bus.address, DASHFLEET_LOCAL_WARNINGS="false"
+    )
+    agent = run_agent(
+        "--server", msg_org.server.url, "--token", msg_org.api_key, "--machine-id", mid,
+        "--interval", "60", "--heartbeat-interval", "2", env=env,
+    )  # fmt: skip
+    agent.wait_for_lines(1, "OK")
+    message_id = fleet.send_message(mid, title="Reboot tonight", body="Save your work.", severity="critical")
+    fleet.wait_state("messages", message_id, "displayed")
+    wait_until(lambda: dunst.count("displayed") == 1, "the notification on screen")
+    dunst.pick("Acknowledge")
+    fleet.wait_state("messages", message_id, "acknowledged")
+    (shown,) = dunst.history()
+    assert (shown["appname"], shown["summary"], shown["body"]) == ("DashFleet", "Reboot tonight", "Save your work.")
+    assert dunst.urgency(shown) == "critical"
+    assert agent.stop() == 0
 
 
 # --- commands ---
