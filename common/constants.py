@@ -28,6 +28,7 @@ PATH_REPORT = "/api/fleet/report"
 PATH_PING = "/api/fleet/ping"
 PATH_FLEET = "/api/fleet"
 PATH_ENROLL = "/api/agent/enroll"
+PATH_GOODBYE = "/api/agent/goodbye"  # a clean stop: away, not offline (servers before 1.1 answer 404)
 
 # The agent's defaults; the server's rate limits leave ample room above them.
 DEFAULT_REPORT_INTERVAL_SECONDS = 60.0

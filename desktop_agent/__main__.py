@@ -181,8 +181,16 @@ def _run(config: AgentConfig, *, once: bool, reload: Callable[[], AgentConfig] |
     service.reload_config = reload
     if not config.tray:
         service.messages_ui_ready(False)
+    goodbye = {"reason": "stop"}  # what the server is told on the way out (docs/agent.md, "Goodbye")
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: service.stop())
+    if hasattr(signal, "SIGHUP"):  # the session ended (log-off, a closed terminal)
+
+        def _logoff(*_: object) -> None:
+            goodbye["reason"] = "logoff"
+            service.stop()
+
+        signal.signal(signal.SIGHUP, _logoff)
     log.info("dashfleet-agent %s started: %s", __version__, json.dumps(config.masked()))
     service.start()
     try:
@@ -193,6 +201,8 @@ def _run(config: AgentConfig, *, once: bool, reload: Callable[[], AgentConfig] |
     finally:
         service.stop()
         service.join()
+        if not service.restart_requested:  # a restart is back in a moment: nothing to announce
+            service.say_goodbye(goodbye["reason"])
         queue.close()
         reporter.close()
         log.info("dashfleet-agent stopped")

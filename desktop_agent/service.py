@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from common.constants import PATH_GOODBYE
 from desktop_agent import collectors
 from desktop_agent.config import AgentConfig
 from desktop_agent.credentials import MachineCredentials
@@ -162,6 +163,20 @@ class AgentService:
         """Stops, and __main__ starts the agent again (restart_agent)."""
         self.restart_requested = True
         self.stop()
+
+    def say_goodbye(self, reason: str = "stop", back_in: float | None = None) -> bool:
+        """A clean stop: the server shows this machine as away, not offline, and raises no offline
+        alert for it until it is back (or overdue, when `back_in` seconds was promised). One try:
+        a server that cannot be reached, or predates goodbyes, simply sees the machine go offline."""
+        body: dict[str, object] = {"machine_id": self.config.machine_id, "reason": reason}
+        if back_in is not None:
+            body["back_in"] = back_in
+        outcome = self.reporter.post(PATH_GOODBYE, body)
+        if outcome.ok:
+            log.info("said goodbye to the server (%s)", reason)
+        else:
+            log.info("could not say goodbye to the server: %s", outcome.error)
+        return outcome.ok
 
     def stop(self) -> None:
         self._stop.set()

@@ -1,0 +1,101 @@
+"""Notices are never lost or sent twice: a kill -9 during a failing delivery, a restart's start-up
+grace, and two server processes on one PostgreSQL sending each event once."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from tests.admin.alerts.conftest import FAST, make_alert_org
+from tests.helpers.api import sample_report
+
+
+def test_kill_9_during_a_failing_delivery_delivers_once_after_restart(server_factory, webhook):
+    node = server_factory("sqlite", **FAST)
+    alerts = make_alert_org(node)
+    path = f"/kill-{alerts.org.name}"
+    channel = alerts.channel(name="hook", kind="webhook", url=webhook.url + path)
+    alerts.rule(name="CPU", kind="cpu", threshold=90, channels=[channel])
+    webhook.fail_with = 500
+    try:
+        assert alerts.org.report("desk", sample_report(cpu_percent=99)).status_code == 200
+        deadline = time.monotonic() + 15
+        while not [p for p in webhook.posts if p["path"] == path] and time.monotonic() < deadline:
+            time.sleep(0.1)
+        failed = [p for p in webhook.posts if p["path"] == path]
+        assert failed and failed[0]["status"] == 500, "the notifier tried, and the channel failed"
+        node.proc.kill()  # SIGKILL: no shutdown, no flush
+        node.proc.wait(timeout=10)
+        node.stop()  # forgets the dead process's connections (it is already gone)
+    finally:
+        webhook.fail_with = 0
+    node.start()
+    [delivered] = webhook.wait_for(lambda b: len(b) == 1, path)
+    time.sleep(2)  # nothing more comes
+    assert len(webhook.accepted(path)) == 1, "delivered once"
+    assert {p["body"]["id"] for p in webhook.posts if p["path"] == path} == {delivered["id"]}, (
+        "every attempt carries the same id"
+    )
+    history = alerts.org.get("/api/alerts/history").json()["data"]
+    assert history[0]["deliveries"][0]["state"] == "sent" and history[0]["deliveries"][0]["attempts"] >= 2
+
+
+def test_no_offline_alert_before_a_whole_offline_window_of_uptime(server_factory, webhook):
+    offline_after = 3
+    node = server_factory("sqlite", **{**FAST, "offline_after_seconds": offline_after})
+    alerts = make_alert_org(node)
+    path = f"/grace-{alerts.org.name}"
+    channel = alerts.channel(name="hook", kind="webhook", url=webhook.url + path)
+    alerts.rule(name="Offline", kind="offline", channels=[channel])
+    assert alerts.org.ping("desk").status_code == 200
+    node.stop()
+    time.sleep(offline_after + 1)  # silent for longer than the window while the server was down
+    node.start()
+    up = time.monotonic()
+    assert alerts.org.machine("desk")["status"] == "offline"  # the listing says so at once
+    while time.monotonic() - up < offline_after - 1:
+        assert alerts.firing() == [], "an offline alert fired inside the start-up grace"
+        time.sleep(0.2)
+    alerts.wait_state("desk", "firing", timeout=15)  # silent on: it fires once the window has passed
+    assert [b["event"] for b in webhook.wait_for(lambda b: len(b) == 1, path)] == ["firing"]
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+def test_two_processes_on_postgresql_send_each_event_once(server_factory, postgres, redis_url, webhook):
+    shared = {
+        "database_url": postgres.create(),
+        "rate_limit_storage": redis_url,
+        "storage_secret": "alerts-scale-out-" + "x" * 24,
+        **FAST,
+    }
+    node_a = server_factory.prepare("sqlite", **shared)  # an explicit PostgreSQL URL (see test_scale_out)
+    node_b = server_factory.prepare("sqlite", **shared)
+    node_a.start(), node_b.start()
+    alerts = make_alert_org(node_a)
+    org_a, org_b = alerts.org, alerts.org.via(node_b)
+    path = f"/two-{alerts.org.name}"
+    channel = alerts.channel(name="hook", kind="webhook", url=webhook.url + path)
+    alerts.rule(name="CPU", kind="cpu", threshold=90, channels=[channel])
+    alerts.rule(name="Offline", kind="offline", channels=[channel])
+    time.sleep(1)  # node b reads the new rules within a sweep
+    machines = [f"pc-{n:02d}" for n in range(12)]
+
+    def report(n_and_id: tuple[int, str], cpu: float) -> int:
+        n, machine_id = n_and_id
+        return (org_a if n % 2 else org_b).report(machine_id, sample_report(cpu_percent=cpu)).status_code
+
+    with ThreadPoolExecutor(6) as pool:
+        assert set(pool.map(lambda x: report(x, 99), enumerate(machines))) == {200}
+        webhook.wait_for(lambda b: len(b) >= len(machines), path)
+        assert set(pool.map(lambda x: report(x, 10), enumerate(machines))) == {200}
+    webhook.wait_for(lambda b: len(b) >= 2 * len(machines), path)
+    # Silent now: both processes sweep, one offline alert per machine fires.
+    webhook.wait_for(lambda b: len(b) >= 3 * len(machines), path, timeout=20)
+    time.sleep(2)
+    bodies = webhook.accepted(path)
+    seen = [(b["rule"], b["machine_id"], b["event"]) for b in bodies]
+    assert len(seen) == len(set(seen)) == 3 * len(machines), f"each event once: {sorted(seen)}"
+    assert len({b["id"] for b in bodies}) == len(bodies)
