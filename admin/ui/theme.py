@@ -38,6 +38,14 @@ def add_nav_link(label: str, path: str, marker: str, shown: Callable[[], bool]) 
     NAV_LINKS[path] = (label, path, marker, shown)
 
 
+# Widgets of other features in the header (the alerts bell), drawn for the signed-in user.
+HEADER_ITEMS: dict[str, Callable[[auth.SignedInUser], None]] = {}
+
+
+def add_header_item(name: str, draw: Callable[[auth.SignedInUser], None]) -> None:
+    HEADER_ITEMS[name] = draw
+
+
 def apply_colors() -> None:
     ui.colors(primary=PRIMARY)
 
@@ -74,6 +82,8 @@ def frame(user: auth.SignedInUser, title: str) -> Iterator[ui.column]:
         with ui.column().classes("gap-0 items-end max-sm:hidden"):
             ui.label(user.email).classes("text-sm text-white").mark("user-email")
             ui.label(f"{user.org_name} · {user.role}").classes("text-xs text-white opacity-80").mark("user-org")
+        for draw in HEADER_ITEMS.values():
+            draw(user)
         ui.button(icon="dark_mode", on_click=lambda: _toggle_dark(mode)).props(
             'flat round dense color=white aria-label="Toggle dark mode"'
         ).tooltip("Dark mode").mark("dark-toggle")

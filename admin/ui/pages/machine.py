@@ -20,6 +20,7 @@ from admin.ui.components import history_chart
 from admin.ui.components.format import duration, exact_time, gib, relative_time, sensor, text, zone
 from admin.ui.components.machine_deliveries import DeliveryPanel, delivery_panels
 from admin.ui.guard import signed_in_page
+from admin.ui.pages.alerts import machine_alerts_panel
 from common.health import compute_health
 
 SYSTEM_FIELDS = (
@@ -261,6 +262,7 @@ def register(services: AppServices) -> None:
         with ui.element("div").classes("grid grid-cols-1 md:grid-cols-2 gap-4 w-full"):
             screen.system(machine)
             with ui.column().classes("w-full gap-4"):
+                machine_alerts_panel(services, user, id)
                 await screen.delivery_panels()
                 if user.is_admin:
                     screen.danger_zone()

@@ -1,0 +1,281 @@
+"""/alerts/rules, /alerts/channels, /alerts/silences: everyone signed in sees them; admins add,
+delete and test. Each action checks the role again on the server when it runs (`_as_admin`), so a
+viewer's crafted event or an admin demoted since the page loaded changes nothing.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from nicegui import ui
+from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
+
+from admin.services.alerts import ChannelIn, RuleIn, SilenceIn
+from admin.services.context import AppServices
+from admin.services.errors import ServiceError
+from admin.ui import auth, theme
+from admin.ui.components.format import relative_time
+from admin.ui.guard import signed_in_page
+
+WEEK_HOURS = 7 * 24
+
+
+def _problem(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        return f"{where}: {first['msg']}" if where else first["msg"]
+    return getattr(exc, "message", str(exc))
+
+
+async def _as_admin(services: AppServices, action: Callable[[auth.SignedInUser], Any], done: str) -> bool:
+    """Runs `action(user)` off the event loop if the user is (still) an admin; says how it went."""
+    user = await auth.current_user(services)
+    if user is None or not user.is_admin:
+        ui.notify("Only an admin can change alerts.", type="negative")
+        return False
+    try:
+        await run_in_threadpool(action, user)
+    except (ValidationError, ServiceError) as exc:
+        ui.notify(_problem(exc), type="negative")
+        return False
+    ui.notify(done, type="positive")
+    return True
+
+
+def _ids(text: str) -> list[str] | None:
+    """Machine ids, one per line; empty: the whole organisation."""
+    ids = [line.strip() for line in text.splitlines() if line.strip()]
+    return ids or None
+
+
+class Listing:
+    """A section that lists rows and redraws itself after a change."""
+
+    def __init__(self, load: Callable[[], list[dict[str, Any]]], row: Callable[[dict[str, Any]], None]) -> None:
+        self.load = load
+        self.row = row
+
+    @ui.refreshable_method
+    def draw(self, rows: list[dict[str, Any]] | None) -> None:
+        if not rows:
+            ui.label("None yet.").classes("text-grey-7").mark("empty")
+            return
+        for item in rows:
+            self.row(item)
+
+    async def refresh(self) -> None:
+        self.draw.refresh(await run_in_threadpool(self.load))
+
+
+def _delete_button(
+    services: AppServices, what: str, delete: Callable[[auth.SignedInUser], Any], after: Callable[[], Awaitable[None]]
+) -> None:
+    async def go() -> None:
+        if await _as_admin(services, delete, f"{what} deleted."):
+            await after()
+
+    ui.button(icon="delete", on_click=go).props(f'flat dense round color=negative aria-label="Delete {what}"').mark(
+        "delete"
+    )
+
+
+def register(services: AppServices) -> None:
+    alerts = services.alerts
+
+    @signed_in_page(services, "/alerts/rules", "Alert rules")
+    async def rules_page(user: auth.SignedInUser) -> None:
+        ui.link("← Alerts", "/alerts").classes("text-sm")
+        channels = await run_in_threadpool(alerts.channels, org_id=user.org_id)
+        names = {c["channel_id"]: c["name"] for c in channels}
+
+        def row(rule: dict[str, Any]) -> None:
+            with ui.row().classes("w-full items-center gap-2 py-1 border-b").mark("rule-row"):
+                ui.badge(rule["severity"]).props("outline")
+                with ui.column().classes("gap-0 grow min-w-0"):
+                    ui.label(rule["name"]).classes("font-medium break-all")
+                    if rule["kind"] == "offline":
+                        what = "offline"
+                    else:
+                        clear = rule["clear_below"] if rule["clear_below"] is not None else rule["threshold"]
+                        what = f"{rule['kind']} above {rule['threshold']:g} % (clears below {clear:g} %)"
+                    scope = "all machines" if rule["machine_ids"] is None else ", ".join(rule["machine_ids"])
+                    sent = ", ".join(names.get(c, f"#{c}") for c in rule["channels"]) or "no channel"
+                    ui.label(f"{what} for {rule['for_seconds']} s · {scope} · to {sent}").classes(
+                        "text-sm text-grey-8 break-all"
+                    )
+                if user.is_admin:
+                    _delete_button(
+                        services,
+                        "Rule",
+                        lambda u, rid=rule["rule_id"]: alerts.delete_rule(org_id=u.org_id, rule_id=rid),
+                        listing.refresh,
+                    )
+
+        listing = Listing(lambda: alerts.rules(org_id=user.org_id), row)
+        with theme.section("Rules").mark("rules-card"):
+            listing.draw(None)
+        await listing.refresh()
+        if not user.is_admin:
+            return
+        with theme.section("Add a rule").mark("add-rule"):
+            name = ui.input("Name").mark("rule-name")
+            kind = ui.select(["offline", "cpu", "ram", "disk"], value="offline", label="Kind").mark("rule-kind")
+            threshold = ui.number("Threshold (%)", min=0, max=100).mark("rule-threshold")
+            clear = ui.number("Clears below (%), optional", min=0, max=100).mark("rule-clear")
+            for_seconds = ui.number("For (seconds)", value=0, min=0).mark("rule-for")
+            severity = ui.select(["warning", "critical"], value="warning", label="Severity").mark("rule-severity")
+            chosen = ui.select(names, multiple=True, label="Channels").mark("rule-channels")
+            machines = ui.textarea("Machines (one id per line; empty: all)").mark("rule-machines")
+
+            async def add() -> None:
+                def create(u: auth.SignedInUser) -> None:
+                    spec = RuleIn(
+                        name=name.value or "",
+                        kind=kind.value,
+                        threshold=threshold.value,
+                        clear_below=clear.value,
+                        for_seconds=int(for_seconds.value or 0),
+                        severity=severity.value,
+                        channels=list(chosen.value or []),
+                        machine_ids=_ids(machines.value or ""),
+                    )
+                    alerts.create_rule(org_id=u.org_id, spec=spec)
+
+                if await _as_admin(services, create, "Rule added."):
+                    await listing.refresh()
+
+            ui.button("Add rule", icon="add", on_click=add).mark("add-rule-button")
+
+    @signed_in_page(services, "/alerts/channels", "Alert channels")
+    async def channels_page(user: auth.SignedInUser) -> None:
+        ui.link("← Alerts", "/alerts").classes("text-sm")
+
+        def row(channel: dict[str, Any]) -> None:
+            with ui.row().classes("w-full items-center gap-2 py-1 border-b").mark("channel-row"):
+                ui.badge(channel["kind"]).props("outline")
+                with ui.column().classes("gap-0 grow min-w-0"):
+                    ui.label(channel["name"]).classes("font-medium break-all")
+                    if channel["kind"] == "webhook":
+                        where = channel["url"] + (" · signed" if channel["has_secret"] else "")
+                    elif channel["kind"] == "email":
+                        where = ", ".join(channel["to"])
+                    else:
+                        where = ", ".join(channel["services"])
+                    ui.label(where).classes("text-sm text-grey-8 break-all").mark("channel-where")
+                if user.is_admin:
+
+                    async def test(cid: int = channel["channel_id"]) -> None:
+                        result: dict[str, Any] = {}
+
+                        def send(u: auth.SignedInUser) -> None:
+                            result.update(
+                                alerts.test_channel(org_id=u.org_id, channel_id=cid, client=services.notifier.client)
+                            )
+
+                        if await _as_admin(services, send, "Test sent.") and not result.get("ok"):
+                            ui.notify(f"The channel refused it: {result.get('error')}", type="warning")
+
+                    ui.button("Send test", icon="send", on_click=test).props("flat dense").mark("test-channel")
+                    _delete_button(
+                        services,
+                        "Channel",
+                        lambda u, cid=channel["channel_id"]: alerts.delete_channel(org_id=u.org_id, channel_id=cid),
+                        listing.refresh,
+                    )
+
+        listing = Listing(lambda: alerts.channels(org_id=user.org_id), row)
+        with theme.section("Channels").mark("channels-card"):
+            ui.label("Secrets and Apprise URLs are never shown again after saving.").classes("text-xs text-grey-7")
+            listing.draw(None)
+        await listing.refresh()
+        if not user.is_admin:
+            return
+        with theme.section("Add a channel").mark("add-channel"):
+            name = ui.input("Name").mark("channel-name")
+            kind = ui.select(["webhook", "email", "apprise"], value="webhook", label="Kind").mark("channel-kind")
+            target = ui.textarea("Webhook URL, e-mail addresses or Apprise URLs (one per line)").mark("channel-target")
+            secret = ui.input("Webhook secret (optional)", password=True).mark("channel-secret")
+
+            async def add() -> None:
+                lines = [line.strip() for line in (target.value or "").splitlines() if line.strip()]
+
+                def create(u: auth.SignedInUser) -> None:
+                    fields: dict[str, Any] = {"name": name.value or "", "kind": kind.value}
+                    if kind.value == "webhook":
+                        fields.update(url=lines[0] if lines else None, secret=secret.value or None)
+                    elif kind.value == "email":
+                        fields["to"] = lines
+                    else:
+                        fields["urls"] = lines
+                    alerts.create_channel(org_id=u.org_id, spec=ChannelIn(**fields))
+
+                if await _as_admin(services, create, "Channel added."):
+                    secret.value = ""
+                    target.value = ""
+                    await listing.refresh()
+
+            ui.button("Add channel", icon="add", on_click=add).mark("add-channel-button")
+
+    @signed_in_page(services, "/alerts/silences", "Silences")
+    async def silences_page(user: auth.SignedInUser) -> None:
+        ui.link("← Alerts", "/alerts").classes("text-sm")
+        now = time.time()
+
+        def row(silence: dict[str, Any]) -> None:
+            with ui.row().classes("w-full items-center gap-2 py-1 border-b").mark("silence-row"):
+                ui.badge("active" if silence["active"] else ("over" if silence["over"] else "waiting")).props("outline")
+                with ui.column().classes("gap-0 grow min-w-0"):
+                    scope = "all machines" if silence["all"] else ", ".join(silence["machine_ids"])
+                    hours = (silence["ends"] - silence["starts"]) / 3600
+                    repeat = "every week, " if silence["weekly"] else ""
+                    ui.label(f"{scope}: {repeat}{hours:g} h from {relative_time(silence['starts'], now)}").classes(
+                        "break-all"
+                    )
+                    if silence["comment"]:
+                        ui.label(silence["comment"]).classes("text-sm text-grey-8 break-all")
+                if user.is_admin:
+                    _delete_button(
+                        services,
+                        "Silence",
+                        lambda u, sid=silence["silence_id"]: alerts.delete_silence(org_id=u.org_id, silence_id=sid),
+                        listing.refresh,
+                    )
+
+        listing = Listing(lambda: alerts.silences(org_id=user.org_id), row)
+        with theme.section("Silences").mark("silences-card"):
+            ui.label(
+                "During a silence nothing is sent for its machines; at its end, what still fires is sent once."
+            ).classes("text-xs text-grey-7")
+            listing.draw(None)
+        await listing.refresh()
+        if not user.is_admin:
+            return
+        with theme.section("Add a silence").mark("add-silence"):
+            machines = ui.textarea("Machines (one id per line; empty: all)").mark("silence-machines")
+            starts_in = ui.number("Starts in (hours from now)", value=0, min=0).mark("silence-starts")
+            hours = ui.number("Lasts (hours)", value=1, min=0.1, max=WEEK_HOURS * 4).mark("silence-hours")
+            weekly = ui.checkbox("Every week at the same time").mark("silence-weekly")
+            comment = ui.input("Comment").mark("silence-comment")
+
+            async def add() -> None:
+                def create(u: auth.SignedInUser) -> None:
+                    ids = _ids(machines.value or "")
+                    starts = time.time() + float(starts_in.value or 0) * 3600
+                    spec = SilenceIn(
+                        machine_ids=ids,
+                        all=ids is None,
+                        starts=starts,
+                        ends=starts + float(hours.value or 0) * 3600,
+                        weekly=bool(weekly.value),
+                        comment=comment.value or "",
+                    )
+                    alerts.create_silence(org_id=u.org_id, spec=spec)
+
+                if await _as_admin(services, create, "Silence added."):
+                    await listing.refresh()
+
+            ui.button("Add silence", icon="add", on_click=add).mark("add-silence-button")

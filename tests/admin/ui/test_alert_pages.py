@@ -1,0 +1,129 @@
+"""The web UI of alerts (NiceGUI's `user` fixture): the bell, /alerts (firing, history, acknowledge),
+the rules, channels and silences pages, and the machine page's panel. Admins change; viewers see;
+an admin demoted since the page loaded changes nothing."""
+
+from __future__ import annotations
+
+import asyncio
+
+from nicegui.testing import User
+
+from admin.services.alerts import ChannelIn, RuleIn
+from tests.helpers.ui import add_report, make_account, sign_in
+
+XSS = "<img src=x onerror=alert(1)>"
+
+
+async def until(check, attempts: int = 100) -> None:
+    for _ in range(attempts):
+        if check():
+            return
+        await asyncio.sleep(0.05)
+    assert check()
+
+
+def demote(services, account) -> None:
+    users = {u.email: u.id for u in services.accounts.list_users(org_id=account.org_id)}
+    services.accounts.set_role(org_id=account.org_id, user_id=users[account.email], role="viewer")
+
+
+async def test_an_admin_adds_a_channel_and_a_rule_and_sees_what_fires(admin: User, services, admin_account) -> None:
+    await admin.open("/alerts/channels")
+    await admin.should_see(marker="channel-name")
+    admin.find(marker="channel-name").type("ops hook")
+    admin.find(marker="channel-target").type("https://hooks.example.com/x")
+    admin.find(marker="channel-secret").type("never-shown")
+    admin.find(marker="add-channel-button").click()
+    await admin.should_see("Channel added.")
+    await admin.should_see("https://hooks.example.com/x · signed")
+    await admin.should_not_see("never-shown")
+    [channel] = services.alerts.channels(org_id=admin_account.org_id)
+
+    await admin.open("/alerts/rules")
+    await admin.should_see(marker="rule-name")
+    admin.find(marker="rule-name").type(XSS)
+    admin.find(marker="rule-kind").elements.pop().value = "cpu"
+    admin.find(marker="rule-threshold").elements.pop().value = 90
+    admin.find(marker="rule-channels").elements.pop().value = [channel["channel_id"]]
+    admin.find(marker="add-rule-button").click()
+    await admin.should_see("Rule added.")
+    await admin.should_see(XSS)  # shown as text
+    [rule] = services.alerts.rules(org_id=admin_account.org_id)
+    assert rule["kind"] == "cpu" and rule["threshold"] == 90 and rule["channels"] == [channel["channel_id"]]
+
+    await add_report(services, admin_account, XSS, cpu=97)
+    await admin.open("/alerts")
+    await admin.should_see(marker="alert-row")
+    await admin.should_see("97.0 %")
+    await admin.should_see(marker="bell-count")
+    # The machine page lists the same alert.
+    from urllib.parse import quote
+
+    await admin.open("/machine?id=" + quote(XSS, safe=""))
+    await admin.should_see(marker="machine-alerts")
+    await admin.should_see("97.0 %")
+
+
+async def test_acknowledge_with_an_expiry(admin: User, services, admin_account) -> None:
+    rule = services.alerts.create_rule(org_id=admin_account.org_id, spec=RuleIn(name="Disk", kind="disk", threshold=90))
+    await add_report(services, admin_account, "pc-1", disk=99)
+    await admin.open("/alerts")
+    await admin.should_see(marker="alert-row")
+    admin.find(marker="ack").click()
+    admin.find(marker="ack-3600").click()
+    await admin.should_see("Acknowledged.")
+    [alert] = services.alerts.firing(org_id=admin_account.org_id)
+    assert alert["rule_id"] == rule and alert["acknowledged"] and alert["acked_by"] == admin_account.email
+    await admin.should_see(marker="alert-acked")
+
+
+async def test_viewers_see_but_cannot_change(user: User, services, admin_account) -> None:
+    channel = services.alerts.create_channel(
+        org_id=admin_account.org_id, spec=ChannelIn(name="hook", kind="webhook", url="https://x.example/h", secret="s")
+    )
+    services.alerts.create_rule(
+        org_id=admin_account.org_id, spec=RuleIn(name="Offline", kind="offline", channels=[channel])
+    )
+    await add_report(services, admin_account, "pc-1", cpu=99)
+    viewer = make_account(services, "viewer", org_name=admin_account.org_name)
+    await sign_in(user, viewer)
+    await user.should_see(marker="fleet-table", retries=50)
+    for path, card, form in (
+        ("/alerts/rules", "rules-card", "add-rule"),
+        ("/alerts/channels", "channels-card", "add-channel"),
+        ("/alerts/silences", "silences-card", "add-silence"),
+    ):
+        await user.open(path)
+        await user.should_see(marker=card)
+        await user.should_not_see(marker=form)
+        await user.should_not_see(marker="delete")
+    await user.should_not_see(marker="test-channel")
+    await user.open("/alerts")
+    await user.should_see(marker="firing-card")
+    await user.should_not_see(marker="ack")
+
+
+async def test_an_admin_demoted_meanwhile_changes_nothing(admin: User, services, admin_account) -> None:
+    services.alerts.create_rule(org_id=admin_account.org_id, spec=RuleIn(name="Offline", kind="offline"))
+    await admin.open("/alerts/rules")
+    await admin.should_see(marker="rule-row")
+    other = make_account(services, "admin", org_name=admin_account.org_name)
+    assert other
+    demote(services, admin_account)
+    admin.find(marker="delete").click()
+    await admin.should_see("Only an admin can change alerts.")
+    admin.find(marker="rule-name").type("sneaky")
+    admin.find(marker="add-rule-button").click()
+    await until(lambda: len(services.alerts.rules(org_id=admin_account.org_id)) == 1)
+    assert [r["name"] for r in services.alerts.rules(org_id=admin_account.org_id)] == ["Offline"]
+
+
+async def test_other_organisations_alerts_are_not_shown(admin: User, services, admin_account) -> None:
+    other = make_account(services, "admin")
+    services.alerts.create_rule(org_id=other.org_id, spec=RuleIn(name="theirs", kind="cpu", threshold=10))
+    await add_report(services, other, "their-pc", cpu=99)
+    assert services.alerts.firing(org_id=other.org_id)
+    for path in ("/alerts", "/alerts/rules"):
+        await admin.open(path)
+        await admin.should_not_see("theirs")
+        await admin.should_not_see("their-pc")
