@@ -28,7 +28,6 @@ from admin.services.channels import PEOPLE_KINDS
 
 log = logging.getLogger(__name__)
 
-METRICS = {"cpu": "cpu_percent", "ram": "ram_percent", "disk": "disk_percent"}
 WEEK = 7 * 86400
 
 
@@ -224,10 +223,11 @@ class AlertEngine:
             return None
         states = org.states.get(machine_id)
         changes: list[Change] | None = None
+        values = _metrics(report) if org.metric_rules else None
         for rule in org.metric_rules:
             if rule.machines is not None and machine_id not in rule.machines:
                 continue
-            value = _metric(report, rule.kind)
+            value = values[rule.kind]  # type: ignore[index]
             if value is None:
                 continue  # a sensor the agent could not read (null) neither fires nor clears a rule
             old = states.get(rule.id) if states else None
@@ -460,14 +460,14 @@ class AlertEngine:
         return changes
 
 
-def _metric(report: dict[str, Any], kind: str) -> float | None:
-    raw = report[METRICS[kind]]
-    value = None if raw is None else float(raw)
-    if kind == "disk":  # the fullest disk, when the agent lists them all
-        disks = report.get("disks")
-        if isinstance(disks, list):
-            for disk in disks:
-                percent = disk.get("percent") if isinstance(disk, dict) else None
-                if isinstance(percent, (int, float)) and 0 <= percent <= 100 and (value is None or percent > value):
-                    value = float(percent)
-    return value
+def _metrics(report: dict[str, Any]) -> dict[str, float | None]:
+    """The values rules compare, read once per report (None: a sensor the agent could not read);
+    disk is the fullest disk when the agent lists them all (`disks: [{"percent": ...}, ...]`)."""
+    disk = report["disk_percent"]
+    disks = report.get("disks")
+    if isinstance(disks, list):
+        for entry in disks:
+            percent = entry.get("percent") if isinstance(entry, dict) else None
+            if isinstance(percent, (int, float)) and 0 <= percent <= 100 and (disk is None or percent > disk):
+                disk = percent
+    return {"cpu": report["cpu_percent"], "ram": report["ram_percent"], "disk": disk}
