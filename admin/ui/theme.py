@@ -38,11 +38,13 @@ def add_nav_link(label: str, path: str, marker: str, shown: Callable[[], bool]) 
     NAV_LINKS[path] = (label, path, marker, shown)
 
 
-# Widgets of other features in the header (the alerts bell), drawn for the signed-in user.
-HEADER_ITEMS: dict[str, Callable[[auth.SignedInUser], None]] = {}
+# Widgets of other features in the header (the alerts bell), drawn for the signed-in user. A draw
+# may return a function to call once the page's body is built (its timers start then, so they never
+# compete with the page's own loads).
+HEADER_ITEMS: dict[str, Callable[[auth.SignedInUser], Callable[[], None] | None]] = {}
 
 
-def add_header_item(name: str, draw: Callable[[auth.SignedInUser], None]) -> None:
+def add_header_item(name: str, draw: Callable[[auth.SignedInUser], Callable[[], None] | None]) -> None:
     HEADER_ITEMS[name] = draw
 
 
@@ -82,8 +84,7 @@ def frame(user: auth.SignedInUser, title: str) -> Iterator[ui.column]:
         with ui.column().classes("gap-0 items-end max-sm:hidden"):
             ui.label(user.email).classes("text-sm text-white").mark("user-email")
             ui.label(f"{user.org_name} · {user.role}").classes("text-xs text-white opacity-80").mark("user-org")
-        for draw in HEADER_ITEMS.values():
-            draw(user)
+        after_body = [start for draw in HEADER_ITEMS.values() if (start := draw(user)) is not None]
         ui.button(icon="dark_mode", on_click=lambda: _toggle_dark(mode)).props(
             'flat round dense color=white aria-label="Toggle dark mode"'
         ).tooltip("Dark mode").mark("dark-toggle")
@@ -95,6 +96,8 @@ def frame(user: auth.SignedInUser, title: str) -> Iterator[ui.column]:
         ).tooltip("Sign out").mark("sign-out")
     with ui.column().classes("w-full max-w-screen-xl mx-auto p-2 sm:p-4 gap-4") as content:
         yield content
+    for start in after_body:
+        start()
 
 
 def section(title: str) -> ui.card:

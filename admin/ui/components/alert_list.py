@@ -5,18 +5,37 @@ Every text is a plain label (never HTML): rule names and machine ids are whateve
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from nicegui import ui
+from nicegui import background_tasks, ui
 
 from admin.ui.components.fleet_view import machine_href
 from admin.ui.components.format import relative_time
 
+log = logging.getLogger(__name__)
 SEVERITY_COLOURS = {"critical": "negative", "warning": "warning"}
 STATE_LABELS = {"firing": "firing", "silenced": "silenced", "unknown": "unknown (machine offline)"}
 ACK_CHOICES = {"1 hour": 3600, "4 hours": 4 * 3600, "1 day": 86400, "1 week": 7 * 86400}
+
+
+def every(seconds: float, update: Callable[[], Awaitable[None]]) -> None:
+    """Calls `update` now and every `seconds` while this page's client lives. A task, not a
+    ui.timer: the page's own timers stay the only timer elements on it."""
+    client = ui.context.client
+
+    async def loop() -> None:
+        while not client.is_deleted:
+            try:
+                await update()
+            except Exception:  # a failed refresh must not end the refreshing
+                log.exception("alerts refresh failed")
+            await asyncio.sleep(seconds)
+
+    background_tasks.create(loop(), name="alerts-refresh")
 
 
 def value_text(alert: dict[str, Any]) -> str:

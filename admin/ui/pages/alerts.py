@@ -4,6 +4,7 @@ header. Everyone signed in sees them; every action checks the role again on the 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from nicegui import app, ui
@@ -13,7 +14,7 @@ from admin.services.alerts import AckIn
 from admin.services.context import AppServices
 from admin.services.errors import NotFound
 from admin.ui import auth, theme
-from admin.ui.components.alert_list import SEVERITY_COLOURS, alert_rows, value_text
+from admin.ui.components.alert_list import SEVERITY_COLOURS, alert_rows, every, value_text
 from admin.ui.components.fleet_view import machine_href
 from admin.ui.components.format import exact_time, zone
 from admin.ui.guard import signed_in_page
@@ -39,7 +40,7 @@ async def acknowledge(services: AppServices, alert: dict[str, Any], seconds: int
     ui.notify("Acknowledged.", type="positive")
 
 
-def bell(services: AppServices, user: auth.SignedInUser) -> None:
+def bell(services: AppServices, user: auth.SignedInUser) -> Callable[[], None]:
     """A bell in the header: how many alerts fire now, and which (a menu); refreshed by a timer."""
     with ui.button(icon="notifications").props('flat round dense color=white aria-label="Alerts"').mark("bell"):
         badge = ui.badge("", color="negative").props("floating").mark("bell-count")
@@ -62,7 +63,11 @@ def bell(services: AppServices, user: auth.SignedInUser) -> None:
             ui.link("All alerts", PATH).classes("text-sm").mark("bell-all")
 
     menu.on("show", update)
-    ui.timer(BELL_REFRESH_SECONDS, update)
+
+    def start() -> None:  # once the page is built (theme.frame calls it)
+        every(BELL_REFRESH_SECONDS, update)
+
+    return start
 
 
 class AlertsScreen:
@@ -133,8 +138,9 @@ def register(services: AppServices) -> None:
         ui.timer(REFRESH_SECONDS, screen.refresh, immediate=False)
 
 
-def machine_alerts_panel(services: AppServices, user: auth.SignedInUser, machine_id: str) -> None:
-    """The machine page's panel: what fires now on this machine."""
+def machine_alerts_panel(services: AppServices, user: auth.SignedInUser, machine_id: str) -> Callable[[], None]:
+    """The machine page's panel: what fires now on this machine. Returns what starts its refresh,
+    for the page to call once it is built."""
     with theme.section("Alerts").mark("machine-alerts"):
         holder = ui.column().classes("w-full gap-0")
 
@@ -144,5 +150,7 @@ def machine_alerts_panel(services: AppServices, user: auth.SignedInUser, machine
         with holder:
             alert_rows(alerts, show_machine=False)
 
-    ui.timer(0.01, update, once=True)
-    ui.timer(REFRESH_SECONDS, update)
+    def start() -> None:
+        every(REFRESH_SECONDS, update)
+
+    return start

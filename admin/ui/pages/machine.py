@@ -262,10 +262,11 @@ def register(services: AppServices) -> None:
         with ui.element("div").classes("grid grid-cols-1 md:grid-cols-2 gap-4 w-full"):
             screen.system(machine)
             with ui.column().classes("w-full gap-4"):
-                machine_alerts_panel(services, user, id)
+                start_alerts = machine_alerts_panel(services, user, id)
                 await screen.delivery_panels()
                 if user.is_admin:
                     screen.danger_zone()
         ui.timer(services.settings.refresh_interval_ms / 1000, screen.refresh, immediate=False)
+        start_alerts()
         if screen.panels:  # deliveries change within seconds of a send: shown as they do
             ui.timer(DELIVERY_REFRESH_SECONDS, screen.refresh_panels, immediate=False)
