@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, Request
 from starlette.concurrency import run_in_threadpool
 
-from admin.api.deps import AdminKey, ReadKey, ServicesDep, authorize
+from admin.api.deps import AdminKey, ReadKey, ServicesDep, authorize, check_machine
 from admin.api.errors import error_responses
 from admin.services.accounts import Principal
 from admin.services.alerts import AckIn, ChannelIn, ChannelPatch, GoodbyeIn, MachineId, RuleIn, RulePatch, SilenceIn
@@ -137,4 +137,5 @@ async def delete_silence(key: AdminKey, services: ServicesDep, silence_id: Id) -
     responses=NOT_FOUND,
 )
 async def goodbye(key: AgentKey, services: ServicesDep, body: GoodbyeIn) -> dict[str, Any]:
+    check_machine(key, body.machine_id)  # a machine's own key says goodbye only for its machine
     return await run_in_threadpool(services.alerts.goodbye, org_id=key.org_id, spec=body)

@@ -144,3 +144,19 @@ def test_alert_routes_are_documented(server):
         assert path in paths
         for operation in paths[path].values():
             assert operation["security"] == [{"apiKey": []}]
+
+
+def test_a_machines_own_key_says_goodbye_only_for_its_machine(alert_org, contract):
+    org = alert_org.org
+    enrol_key = org.server.make_key(org.name, "enroll")["api_key"]
+    keys = {}
+    for machine_id in ("mine", "neighbour"):
+        resp = org.post(
+            "/api/agent/enroll", json={"machine_id": machine_id, "hardware_id": f"hw-{machine_id}"}, key=enrol_key
+        )
+        assert resp.status_code == 201, resp.text
+        keys[machine_id] = resp.json()["agent_key"]
+    contract.error(org.post("/api/agent/goodbye", json={"machine_id": "neighbour"}, key=keys["mine"]), 403)
+    assert org.machine("neighbour")["away"] is None
+    assert org.post("/api/agent/goodbye", json={"machine_id": "mine"}, key=keys["mine"]).status_code == 200
+    assert org.machine("mine")["away"] is not None
