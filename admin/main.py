@@ -26,6 +26,7 @@ from admin.services.context import AppServices
 from common.constants import API_VERSION
 
 log = logging.getLogger("dashfleet")
+GC_YOUNG_THRESHOLD = 50_000
 
 
 async def _maintenance_loop(services: AppServices) -> None:
@@ -76,6 +77,11 @@ def create_app(settings: Settings | None = None, *, with_ui: bool = True) -> Fas
         # out of the collector's sight, full collections under load drop from 100+ ms to ~10 ms.
         gc.collect()
         gc.freeze()
+        # Thousands of agents holding the inbox long poll are thousands of live requests: with
+        # Python's default thresholds every few hundred requests a full collection walked them all
+        # (stalls of a second and more, docs/benchmarks.md "Messages and commands"). Collections
+        # stay on (cycles are freed), just rarer: the youngest generation at 50,000 allocations.
+        gc.set_threshold(GC_YOUNG_THRESHOLD, 20, 50)
         try:
             yield
         finally:

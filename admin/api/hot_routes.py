@@ -8,6 +8,10 @@ storage) and the same error answers (errors.response_for). The FastAPI routes of
 are what OpenAPI documents; they call the same handlers, so either way a request gets the same
 answer. Everything else, other methods on these paths included, goes on to the app.
 
+The agents' inbox long poll (`GET /api/agent/inbox`, api/routes/inbox.py) is served here too: with
+10,000 agents waiting, each re-asks every 25 s, and through the framework those polls alone took
+most of a core (docs/benchmarks.md, "Messages and commands").
+
 It sits inside BodyLimitMiddleware, so oversized bodies are refused before any of this runs.
 """
 
@@ -21,11 +25,15 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from admin.api.agent_handlers import accept_ping, accept_report
 from admin.api.errors import response_for
+from admin.api.routes.inbox import PATH_INBOX, serve_inbox
 from admin.services.context import AppServices
 from common.constants import PATH_PING, PATH_REPORT
 
 Handler = Callable[[AppServices, str, bytes], Awaitable[dict]]
 HANDLERS: dict[str, Handler] = {PATH_REPORT: accept_report, PATH_PING: accept_ping}
+# GET handlers take the query string: the inbox long poll, which every waiting agent re-asks.
+GetHandler = Callable[[AppServices, str, str], Awaitable[dict]]
+GET_HANDLERS: dict[str, GetHandler] = {PATH_INBOX: serve_inbox}
 
 
 class HotRoutes:
@@ -35,10 +43,17 @@ class HotRoutes:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         handler = None
-        if scope["type"] == "http" and scope["method"] == "POST":
+        if scope["type"] == "http" and scope["method"] in ("POST", "GET"):
             path = scope["path"]
             root = scope.get("root_path", "")
-            handler = HANDLERS.get(path[len(root) :] if root and path.startswith(root) else path)
+            path = path[len(root) :] if root and path.startswith(root) else path
+            if scope["method"] == "GET":
+                get_handler = GET_HANDLERS.get(path)
+                if get_handler is not None:
+                    await self._serve_get(get_handler, scope, receive, send)
+                    return
+            else:
+                handler = HANDLERS.get(path)
         if handler is None:
             await self.app(scope, receive, send)
             return
@@ -51,13 +66,27 @@ class HotRoutes:
                 return  # the client left; nothing was read, nothing is stored
             body += message.get("body", b"")
             more = message.get("more_body", False)
-        authorization = ""
-        for name, value in scope["headers"]:
-            if name == b"authorization":
-                authorization = value.decode("latin-1")
-                break
         try:
-            answer = Response(to_json(await handler(self.services, authorization, body)), media_type="application/json")
+            answer = Response(
+                to_json(await handler(self.services, _authorization(scope), body)), media_type="application/json"
+            )
         except Exception as exc:  # noqa: BLE001 - every error gets the contract's answer
             answer = response_for(exc, scope["method"], scope["path"])
         await answer(scope, receive, send)
+
+    async def _serve_get(self, handler: GetHandler, scope: Scope, receive: Receive, send: Send) -> None:
+        query = scope.get("query_string", b"").decode("latin-1")
+        try:
+            answer = Response(
+                to_json(await handler(self.services, _authorization(scope), query)), media_type="application/json"
+            )
+        except Exception as exc:  # noqa: BLE001 - every error gets the contract's answer
+            answer = response_for(exc, scope["method"], scope["path"])
+        await answer(scope, receive, send)
+
+
+def _authorization(scope: Scope) -> str:
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            return str(value.decode("latin-1"))
+    return ""

@@ -223,6 +223,10 @@ class MessagingService:
         self.wakeups = wakeups
         self._pending: dict[int, tuple[float, frozenset[str]]] = {}
         self._pending_loads: dict[int, asyncio.Future[frozenset[str]]] = {}
+        # Bumped whenever an organisation's set is dropped: a load that ran meanwhile (and may have
+        # read the database before the change) is not kept.
+        self._pending_generation: dict[int, int] = {}
+        wakeups.on_wake = self._forget_pending  # a send in another process: read the set again
 
     # -- flags ----------------------------------------------------------------------------------
     def enabled(self, item_type: str) -> bool:
@@ -256,7 +260,7 @@ class MessagingService:
         machine_ids = targets.target_ids()
         sent = await run_in_threadpool(self._create, org_id, item_type, fields, machine_ids, expires_in, actor)
         if sent.deliveries:
-            self._pending.pop(org_id, None)  # the hint sees the new deliveries at once in this process
+            self._forget_pending(org_id)  # the hint and the inbox see the new deliveries at once
             await self.wakeups.wake(org_id, machine_ids)
         return sent
 
@@ -313,7 +317,7 @@ class MessagingService:
                 raise NotFound(f"no {item_type} with that id in this organisation")
             repo.expire_due(conn, now=now, item_type=item_type, item_id=item_id)  # expired stays expired
             cancelled = repo.cancel_queued(conn, org_id=org_id, now=now, item_type=item_type, item_id=item_id)
-        self._pending.pop(org_id, None)
+        self._forget_pending(org_id)
         return cancelled
 
     # -- reading (readers and admins) -----------------------------------------------------------
@@ -432,7 +436,11 @@ class MessagingService:
         deadline = loop.time() + wait
         with self.wakeups.waiting(org_id, machine_id) as arrived:
             while True:
-                items = await run_in_threadpool(self.inbox, org_id=org_id, machine_id=machine_id)
+                # Most polls find nothing: the per-organisation set of machines with something
+                # queued answers them without a query (10,000 waiting agents cost one per 2 s).
+                items = []
+                if await self.has_queued(org_id=org_id, machine_id=machine_id):
+                    items = await run_in_threadpool(self.inbox, org_id=org_id, machine_id=machine_id)
                 left = deadline - loop.time()
                 if items or left <= 0:
                     return items
@@ -494,7 +502,7 @@ class MessagingService:
                     return current
                 raise StateConflict(f"the delivery changed meanwhile (now {current})", current)
         if row.state == "queued":
-            self._pending.pop(org_id, None)
+            self._forget_pending(org_id)
         return state.state
 
     @staticmethod
@@ -518,14 +526,23 @@ class MessagingService:
             ids = entry[1]
         return machine_id in ids
 
+    def _forget_pending(self, org_id: int) -> None:
+        self._pending.pop(org_id, None)
+        self._pending_loads.pop(org_id, None)  # a load under way may predate the change: not shared
+        self._pending_generation[org_id] = self._pending_generation.get(org_id, 0) + 1
+
     async def _load_pending(self, org_id: int) -> frozenset[str]:
+        generation = self._pending_generation.get(org_id, 0)
+        expires = time.monotonic() + PENDING_CACHE_SECONDS
+        types = self.enabled_types()
         try:
-            types = self.enabled_types()
             ids = frozenset(await run_in_threadpool(self._machines_with_queued, org_id, types))
-            self._pending[org_id] = (time.monotonic() + PENDING_CACHE_SECONDS, ids)
-            return ids
         finally:
-            self._pending_loads.pop(org_id, None)
+            if generation == self._pending_generation.get(org_id, 0):
+                self._pending_loads.pop(org_id, None)
+        if generation == self._pending_generation.get(org_id, 0):
+            self._pending[org_id] = (expires, ids)
+        return ids
 
     def _machines_with_queued(self, org_id: int, types: Sequence[str]) -> set[str]:
         with self.engine.connect() as conn:

@@ -16,7 +16,7 @@ import contextlib
 import json
 import logging
 import secrets
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -39,6 +39,9 @@ class Wakeups:
         self._origin = secrets.token_hex(8)  # this process's own publications come back: skip them
         self._listener: asyncio.Task[None] | None = None
         self._publisher: Any = None
+        # Called with the organisation of every wake-up received from another process (the
+        # messaging service drops what it cached about that organisation's queue).
+        self.on_wake: Callable[[int], None] | None = None
 
     @property
     def shared(self) -> str:
@@ -110,6 +113,8 @@ class Wakeups:
                 return
             org_id = int(data["org"])
             machines = data.get("machines")
+            if self.on_wake is not None:
+                self.on_wake(org_id)
             self.wake_local(org_id, None if machines is None else [str(m) for m in machines])
         except (ValueError, KeyError, TypeError):
             log.warning("ignored a malformed wake-up: %.200s", payload)

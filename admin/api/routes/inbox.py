@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from typing import Any, Literal
+from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
@@ -27,6 +28,7 @@ from common.constants import MACHINE_ID_MAX_LENGTH, SCOPE_AGENT
 
 router = APIRouter(prefix="/agent", tags=["agent inbox"], responses=error_responses(401, 403, 404, 422, 429))
 MAX_WAIT_SECONDS = 25.0
+PATH_INBOX = "/api/agent/inbox"  # also served by api/hot_routes.py
 
 
 class Features(BaseModel):
@@ -99,9 +101,18 @@ def _wait(raw: str | None) -> float:
     },
 )
 async def inbox(request: Request) -> dict[str, Any]:
-    services, key = await _agent_key(request)
-    machine_id = _machine_id(request.query_params.get("machine_id"))
-    wait = _wait(request.query_params.get("wait"))
+    # Served by api/hot_routes.py ahead of the framework (10,000 waiting agents re-ask every 25 s);
+    # this route documents it and answers the same.
+    return await serve_inbox(request.app.state.services, request.headers.get("authorization", ""), request.url.query)
+
+
+async def serve_inbox(services: AppServices, authorization: str, query: str) -> dict[str, Any]:
+    """GET /api/agent/inbox as a function of the Authorization header and the query string."""
+    services.messaging.require_any()  # both flags off: this path does not exist
+    key = await authorize(services.accounts, authorization, SCOPE_AGENT)
+    params = parse_qs(query, keep_blank_values=True)
+    machine_id = _machine_id(_one(params, "machine_id"))
+    wait = _wait(_one(params, "wait"))
     _speaks_for(key, machine_id)
     refusal = await services.limiter.hit(INBOX_LIMIT, key.org_id, "inbox", machine_id)
     if refusal:
@@ -110,6 +121,13 @@ async def inbox(request: Request) -> dict[str, Any]:
     items = await messaging.wait_for_inbox(org_id=key.org_id, machine_id=machine_id, wait=wait)
     features = {"messaging": messaging.enabled("message"), "commands": messaging.enabled("command")}
     return {"items": items, "features": features}
+
+
+def _one(params: dict[str, list[str]], name: str) -> str | None:
+    values = params.get(name)
+    if values is not None and len(values) > 1:
+        raise ApiError(422, f"Invalid {name}: given more than once")
+    return values[0] if values else None
 
 
 @router.post(

@@ -1,0 +1,202 @@
+"""Messages and commands (issue 12): broadcast creation, delivery latency, the cost of waiting agents.
+
+One real server process (`python -m admin serve`, flags on, pinned to core 0), its organisation
+made with the CLI, 10,000 machines known through heartbeats. Simulated agents
+(bench/_waiting_agents.py, pinned to core 1 with the load generator) hold the inbox long poll.
+
+- broadcast: POST /api/messages and /api/commands with "all": true to 10,000 machines, the request's
+  wall time as the client sees it (median and worst of --rounds).
+- latency: 1,000 waiting agents; a message to all 1,000; each posts `delivered` the moment it
+  gets it; latency is the time from just before the POST to the server's 200 for `delivered`
+  (p50/p95/max over --rounds broadcasts).
+- waiting: the report rate (wrk, 16 connections, 10,000 machines) without waiting agents, then
+  with 10,000 agents holding a long poll, in the same run; the server's RSS with them waiting.
+
+    .venv/bin/python bench/messaging.py [--seconds 10] [--rounds 5] [--postgres]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+from _loadgen import post_each, run_load
+from _servers import BENCH_DIR, LOAD_CPU, admin_cli, child_env, fresh_postgres_database, pinned, running_dashfleet
+
+FLEET = 10_000
+LATENCY_AGENTS = 1_000
+ENV = {
+    "DASHFLEET_FEATURE_MESSAGING": "true",
+    "DASHFLEET_FEATURE_COMMANDS": "true",
+    "DASHFLEET_REPORT_LIMIT_PER_MINUTE": "1000000",
+    "DASHFLEET_PING_LIMIT_PER_MINUTE": "1000000",
+}
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS")
+
+
+def server_pid(server) -> int:
+    """The Python process itself (taskset execs it, keeping the pid)."""
+    return server.proc.pid
+
+
+class Agents:
+    """The simulated agents' process."""
+
+    def __init__(self, url: str, key: str, machines: int, ack: bool, spread: float) -> None:
+        cmd = [sys.executable, str(BENCH_DIR / "_waiting_agents.py"), "--url", url, "--key", key]
+        cmd += ["--machines", str(machines), "--spread", str(spread)] + (["--ack"] if ack else [])
+        self.proc = subprocess.Popen(
+            pinned(cmd, LOAD_CPU), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=child_env()
+        )
+        line = self.proc.stdout.readline()
+        if not line.startswith("ready"):
+            raise RuntimeError(f"the agents did not start: {line!r}")
+        time.sleep(2.0)  # the last requests reach the server and start waiting
+
+    def dump(self) -> dict[str, list[float]]:
+        self.proc.stdin.write("dump\n")
+        self.proc.stdin.flush()
+        out = json.loads(self.proc.stdout.readline())
+        self.proc.wait(timeout=30)
+        return out
+
+
+def pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+def broadcast(client: httpx.Client, rounds: int) -> dict:
+    out = {}
+    for what, body in (
+        ("message", {"title": "Reboot tonight", "body": "Save your work."}),
+        ("command", {"kind": "report_now"}),
+    ):
+        times = []
+        for _ in range(rounds):
+            started = time.perf_counter()
+            resp = client.post(f"/api/{what}s", json={**body, "all": True})
+            times.append(time.perf_counter() - started)
+            assert resp.status_code == 201 and resp.json()["deliveries"] == FLEET, resp.text
+            client.post(f"/api/{what}s/{resp.json()[what + '_id']}/cancel")  # out of the agents' way
+        out[what] = {"median_s": statistics.median(times), "max_s": max(times)}
+        print(
+            f"  broadcast of a {what} to {FLEET:,} machines: median {statistics.median(times) * 1e3:.0f} ms, "
+            f"worst {max(times) * 1e3:.0f} ms",
+            flush=True,
+        )
+    return out
+
+
+def latency(client: httpx.Client, url: str, key: str, rounds: int) -> dict:
+    agents = Agents(url, key, LATENCY_AGENTS, ack=True, spread=5.0)
+    targets = [f"bench-{i:05d}" for i in range(LATENCY_AGENTS)]
+    sent_at = {}
+    for n in range(rounds):
+        sent_at_round = time.time()
+        resp = client.post("/api/messages", json={"title": f"round {n}", "machine_ids": targets})
+        assert resp.status_code == 201, resp.text
+        message_id = resp.json()["message_id"]
+        sent_at[message_id] = sent_at_round
+        deadline = time.monotonic() + 60
+        while client.get(f"/api/messages/{message_id}").json()["progress"]["delivered"] < LATENCY_AGENTS:
+            assert time.monotonic() < deadline, "not every agent got the message within 60 s"
+            time.sleep(0.2)
+        time.sleep(1.0)
+    accepted = agents.dump()
+    samples = [t - sent_at[m] for m, times in accepted.items() if m in sent_at for t in times]
+    result = {
+        "agents": LATENCY_AGENTS,
+        "rounds": rounds,
+        "samples": len(samples),
+        "p50_s": pct(samples, 50),
+        "p95_s": pct(samples, 95),
+        "max_s": max(samples),
+    }
+    print(
+        f"  send -> delivered, {LATENCY_AGENTS:,} waiting agents, {rounds} broadcasts ({len(samples):,} deliveries): "
+        f"p50 {result['p50_s'] * 1e3:.0f} ms, p95 {result['p95_s'] * 1e3:.0f} ms, max {result['max_s'] * 1e3:.0f} ms",
+        flush=True,
+    )
+    return result
+
+
+def waiting(server, url: str, key: str, seconds: float) -> dict:
+    pid = server_pid(server)
+    rss_idle = rss_mb(pid)
+    without = run_load(url, "/api/fleet/report", "report", FLEET, key, seconds=seconds, server_pid=pid)
+    agents = Agents(url, key, FLEET, ack=False, spread=25.0)  # started as a fleet's agents are: spread out
+    rss_waiting = rss_mb(pid)
+    with_agents = run_load(url, "/api/fleet/report", "report", FLEET, key, seconds=seconds, server_pid=pid)
+    rss_after = rss_mb(pid)
+    agents.dump()
+    result = {
+        "rss_mb_before": rss_idle,
+        "rss_mb_waiting": rss_waiting,
+        "rss_mb_waiting_under_load": rss_after,
+        "reports_per_s_without": without.rps,
+        "reports_per_s_with": with_agents.rps,
+        "ratio": with_agents.rps / without.rps,
+        "p99_ms_without": without.p99_ms,
+        "p99_ms_with": with_agents.p99_ms,
+        "generator": without.generator,
+    }
+    print(
+        f"  server RSS: {rss_idle:.0f} MB before, {rss_waiting:.0f} MB with {FLEET:,} agents waiting, "
+        f"{rss_after:.0f} MB after the report load",
+        flush=True,
+    )
+    print(
+        f"  reports/s ({FLEET:,} machines): {without.rps:,.0f} without waiting agents, {with_agents.rps:,.0f} with "
+        f"{FLEET:,} waiting ({result['ratio']:.0%}); p99 {without.p99_ms:.1f} -> {with_agents.p99_ms:.1f} ms",
+        flush=True,
+    )
+    return result
+
+
+def run(label: str, env: dict[str, str], args) -> dict:
+    print(f"{label}:", flush=True)
+    with running_dashfleet(label, env) as (server, agent_key):
+        admin_key = admin_cli(
+            server.workdir, env, "key", "create", "--org", "bench", "--scope", "admin", "--scope", "read"
+        )["api_key"]
+        url = server.base_url
+        statuses = post_each(url + "/api/fleet/ping", "ping", FLEET, agent_key)
+        assert set(statuses) == {200}, statuses
+        with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {admin_key}"}, timeout=120) as client:
+            out = {"broadcast": broadcast(client, args.rounds)}
+            out["latency"] = latency(client, url, agent_key, args.rounds)
+        out["waiting"] = waiting(server, url, agent_key, args.seconds)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--postgres", action="store_true", help="also on PostgreSQL (127.0.0.1:5432)")
+    args = parser.parse_args()
+    results = {"sqlite": run("sqlite", ENV, args)}
+    if args.postgres:
+        with fresh_postgres_database() as db_url:
+            results["postgres"] = run("postgres", {**ENV, "DASHFLEET_DATABASE_URL": db_url}, args)
+    out = BENCH_DIR / "results" / "messaging.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(results, indent=2))
+    print(f"raw figures: {out}")
+
+
+if __name__ == "__main__":
+    main()
