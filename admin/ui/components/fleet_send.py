@@ -37,7 +37,7 @@ class FleetSend:
         page = self.services.fleet.list_fleet(
             org_id=self.user.org_id, flt=view.fleet_filter(), limit=MAX_TARGETS, offset=0, take_expired=False
         )
-        return [m["machine_id"] for m in page.data]
+        return [m.machine_id for m in page.data]
 
     def open(self, item_type: str) -> None:
         selected = [row["machine_id"] for row in self.table.selected]

@@ -246,3 +246,23 @@ def test_with_one_flag_off_its_items_are_never_served(server_factory, contract):
     contract.error(tenant.send("command", kind="report_now", all=True), 404)
     assert tenant.item("message", message_id)["deliveries"][0]["state"] == "queued"
     assert tenant.org.ping(desk).json()["inbox"] is True  # for the message
+
+
+def test_a_machine_bound_key_speaks_only_for_its_own_machine(tenant, msg_server, contract):
+    desk, other = tenant.machines("desk", "desk")
+    enroll_key = msg_server.make_key(tenant.org.name, "enroll")["api_key"]
+    enrolled = tenant.org.post(
+        "/api/agent/enroll", json={"machine_id": desk, "hardware_id": "hw-" + desk}, key=enroll_key
+    )
+    assert enrolled.status_code == 201, enrolled.text
+    own_key = enrolled.json()["agent_key"]
+    tenant.message([desk, other])
+    mine = tenant.inbox(desk, key=own_key)["items"][0]["delivery_id"]
+    theirs = tenant.inbox(other)["items"][0]["delivery_id"]  # read with the organisation key
+    contract.error(tenant.org.get("/api/agent/inbox", params={"machine_id": other}, key=own_key), 403)
+    contract.error(tenant.post_state(theirs, other, "delivered", key=own_key), 403)
+    assert tenant.post_state(mine, desk, "delivered", key=own_key).json()["state"] == "delivered"
+    # Its own machine's delivery posted under another machine's name: 403 before anything is looked up.
+    contract.error(tenant.post_state(mine, other, "displayed", key=own_key), 403)
+    # The organisation key keeps working for every machine.
+    assert tenant.post_state(theirs, other, "delivered").json()["state"] == "delivered"
