@@ -140,7 +140,7 @@ def offline_candidates(
         M.c.org_id == org_id, M.c.last_seen < cutoff, not_(held), not_(away)
     )
     if machine_ids is not None:
-        stmt = stmt.where(M.c.machine_id.in_(machine_ids))
+        stmt = stmt.where(_bytewise(conn, M.c.machine_id).in_(machine_ids))
     return conn.execute(stmt).all()
 
 
@@ -153,7 +153,10 @@ def last_seen_of(conn: Connection, keys: list[tuple[int, str]]) -> dict[tuple[in
     for org_id, machine_ids in by_org.items():
         for start in range(0, len(machine_ids), 500):
             chunk = machine_ids[start : start + 500]
-            stmt = select(M.c.machine_id, M.c.last_seen).where(M.c.org_id == org_id, M.c.machine_id.in_(chunk))
+            # In the column's index collation ("C" on PostgreSQL), or the index cannot serve it.
+            stmt = select(M.c.machine_id, M.c.last_seen).where(
+                M.c.org_id == org_id, _bytewise(conn, M.c.machine_id).in_(chunk)
+            )
             for machine_id, last_seen in conn.execute(stmt):
                 found[(org_id, machine_id)] = last_seen
     return found

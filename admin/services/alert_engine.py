@@ -400,12 +400,7 @@ class AlertEngine:
                     change = decide(rule, machine_id, old, "firing", silenced=silenced, now=now, value=None)
                     if change is not None:
                         changes.append(change)
-        for change in changes:
-            try:
-                with self.engine.begin() as conn:
-                    change.applied = self.write_change(conn, change)
-            except Exception:
-                log.exception("alert sweep could not write a change")
+        self._write_all(changes)
         for change in changes:  # the snapshot follows what was written
             if change.applied:
                 states = snapshot[change.org_id].states.setdefault(change.machine_id, {})
@@ -414,6 +409,26 @@ class AlertEngine:
                 else:
                     states[change.rule.id] = change.new
         return snapshot, versions, changes
+
+    def _write_all(self, changes: list[Change], chunk: int = 500) -> None:
+        """A sweep's changes, a few hundred per transaction (a site outage is thousands at once);
+        a chunk the database refuses is written change by change, so one bad row stops nothing."""
+        for start in range(0, len(changes), chunk):
+            part = changes[start : start + chunk]
+            try:
+                with self.engine.begin() as conn:
+                    for change in part:
+                        change.applied = self.write_change(conn, change)
+                continue
+            except Exception:
+                log.exception("alert sweep could not write %d changes together; writing them one by one", len(part))
+            for change in part:
+                try:
+                    with self.engine.begin() as conn:
+                        change.applied = self.write_change(conn, change)
+                except Exception:
+                    change.applied = False
+                    log.exception("alert sweep could not write a change")
 
     def install_sweep(self, result: tuple[dict[int, OrgAlerts], dict[int, int], list[Change]]) -> None:
         snapshot, versions, changes = result
