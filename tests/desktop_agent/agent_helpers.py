@@ -348,7 +348,11 @@ class VirtualDesktop:
                 stderr=(self._logs / "trayer.log").open("w"),
             )
         )
-        wait_until(self._tray_is_up, "trayer to own the system tray selection", timeout=30)
+        try:
+            wait_until(self._tray_is_up, "trayer to own the system tray selection", timeout=30)
+        except BaseException:  # pytest's failure too: never leave Xvfb and trayer running
+            self.close()
+            raise
 
     def _tray_is_up(self) -> bool:
         from Xlib import X, display
