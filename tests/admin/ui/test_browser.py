@@ -7,6 +7,7 @@ generous ceiling and only guards against hanging.
 
 from __future__ import annotations
 
+import shlex
 import shutil
 from dataclasses import dataclass
 from urllib.parse import quote
@@ -288,3 +289,31 @@ def test_pages_and_api_docs_work_under_the_content_security_policy(browser, ui_s
         assert "DashFleet" in browser.find_element(By.CSS_SELECTOR, ".swagger-ui .info .title").text
     finally:
         browser.execute_cdp_cmd("Page.removeScriptToEvaluateOnNewDocument", {"identifier": script["identifier"]})
+
+
+def test_an_install_link_made_in_the_browser_serves_its_script_and_fits_a_phone(browser, ui_server, account) -> None:
+    """Without DASHFLEET_PUBLIC_URL, links are made only from a browser on the server itself."""
+    sign_in(browser, ui_server, account.email, "/install-agent")
+    browser.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride", {"width": 390, "height": 844, "deviceScaleFactor": 2, "mobile": True}
+    )
+    browser.get(ui_server.url + "/install-agent")
+    wait(browser).until(EC.element_to_be_clickable((By.XPATH, "//button[contains(., 'Create install link')]"))).click()
+    command = (
+        wait(browser)
+        .until(
+            EC.visibility_of_element_located(
+                (By.XPATH, "//div[contains(text(), '/install/') and contains(text(), '.sh')]")
+            )
+        )
+        .text
+    )
+    assert command.startswith(f"curl -sSL {ui_server.url}/install/") and command.endswith(".sh | sudo sh"), command
+    overflow = browser.execute_script("return document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0, f"/install-agent scrolls sideways by {overflow} px at 390 px"
+    browser.find_element(By.XPATH, "//div[@role='tab'][contains(., 'Windows')]").click()
+    windows = wait(browser).until(EC.visibility_of_element_located((By.XPATH, "//div[contains(text(), '.ps1')]"))).text
+    assert "irm -UseBasicParsing" in windows
+
+    script = ui_server.http.get(shlex.split(command)[2])  # the URL curl fetches
+    assert script.status_code == 200 and "enroll_token = " in script.text
