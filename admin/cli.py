@@ -21,6 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from admin.core.config import Settings
 from admin.core.db import MigrationFailed, migrate
 from admin.services.accounts import KEY_CACHE_SECONDS, ROLES, AccountService
+from admin.services.audit import Actor
 from admin.services.errors import ServiceError
 from common.constants import ALL_SCOPES, SCOPE_AGENT, SCOPE_READ
 from common.version import __version__
@@ -72,7 +73,7 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> None:
 
 
 def cmd_org_create(args: argparse.Namespace, settings: Settings) -> None:
-    org, key = _accounts(settings).create_org(args.name)
+    org, key = _accounts(settings).create_org(args.name, actor=Actor.cli())
     _print_json({"org_id": org.id, "name": org.name, "api_key": key.api_key, "key_id": key.key_id})
 
 
@@ -106,14 +107,14 @@ def cmd_org_set(args: argparse.Namespace, settings: Settings) -> None:
 def cmd_key_create(args: argparse.Namespace, settings: Settings) -> None:
     accounts = _accounts(settings)
     org = accounts.org_named(args.org)
-    key = accounts.create_key(org_id=org.id, scopes=args.scope or [SCOPE_AGENT, SCOPE_READ])
+    key = accounts.create_key(org_id=org.id, scopes=args.scope or [SCOPE_AGENT, SCOPE_READ], actor=Actor.cli())
     _print_json({"key_id": key.key_id, "api_key": key.api_key, "scopes": key.scopes})
 
 
 def cmd_key_revoke(args: argparse.Namespace, settings: Settings) -> None:
     accounts = _accounts(settings)
     org = accounts.org_named(args.org)
-    key = accounts.revoke_key(org_id=org.id, key_id=args.key_id)
+    key = accounts.revoke_key(org_id=org.id, key_id=args.key_id, actor=Actor.cli())
     # Running servers remember a key for KEY_CACHE_SECONDS: waiting that long before answering
     # means that once this command has returned, every server refuses the key ("at once").
     time.sleep(KEY_CACHE_SECONDS)
@@ -150,7 +151,9 @@ def _install_links(settings: Settings):
 
 def cmd_install_link_create(args: argparse.Namespace, settings: Settings) -> None:
     org = _accounts(settings).org_named(args.org)
-    created = _install_links(settings).create(org_id=org.id, actor="cli", expires_in=args.expires_in, uses=args.uses)
+    created = _install_links(settings).create(
+        org_id=org.id, actor=Actor.cli(), expires_in=args.expires_in, uses=args.uses
+    )
     _print_json(created.as_dict())
 
 
@@ -175,7 +178,7 @@ def cmd_install_link_list(args: argparse.Namespace, settings: Settings) -> None:
 
 def cmd_install_link_revoke(args: argparse.Namespace, settings: Settings) -> None:
     org = _accounts(settings).org_named(args.org)
-    link = _install_links(settings).revoke(org_id=org.id, link_id=args.link_id, actor="cli")
+    link = _install_links(settings).revoke(org_id=org.id, link_id=args.link_id, actor=Actor.cli())
     time.sleep(KEY_CACHE_SECONDS)  # as `key revoke`: every running server refuses its enrol key now
     _print_json({"link_id": link.link_id, "revoked": True, "revoked_at": link.revoked_at})
 
@@ -194,7 +197,9 @@ def _read_password(settings: Settings) -> str:
 def cmd_user_create(args: argparse.Namespace, settings: Settings) -> None:
     accounts = _accounts(settings)
     org = accounts.org_named(args.org)
-    user = accounts.create_user(org_id=org.id, email=args.email, password=_read_password(settings), role=args.role)
+    user = accounts.create_user(
+        org_id=org.id, email=args.email, password=_read_password(settings), role=args.role, actor=Actor.cli()
+    )
     _print_json({"user_id": user.id, "email": user.email, "org": org.name, "role": user.role})
 
 
@@ -374,11 +379,36 @@ def build_parser() -> argparse.ArgumentParser:
     restore.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     restore.set_defaults(handler=cmd_restore)
 
+    audit = commands.add_parser("audit", help="the audit log").add_subparsers(dest="action", required=True)
+    audit_verify = audit.add_parser("verify", help="check the audit log's hash chain; name its first broken link")
+    audit_verify.add_argument("--org", help="one organisation (default: all)")
+    audit_verify.set_defaults(handler=cmd_audit_verify)
+
     demo = commands.add_parser("demo", help="a complete local fleet: server, demo org and login, live agent")
     demo.add_argument("--host", default="127.0.0.1")
     demo.add_argument("--port", type=_port, default=8000)
     demo.set_defaults(handler=cmd_demo)
     return parser
+
+
+def cmd_audit_verify(args: argparse.Namespace, settings: Settings) -> None:
+    from admin.core.db import make_engine
+    from admin.services.audit import AuditService
+
+    org_id = _accounts(settings).org_named(args.org).id if args.org else None
+    verdicts = AuditService(make_engine(settings), settings.audit_retention_days).verify(org_id=org_id)
+    broken = [v for v in verdicts if not v.ok]
+    _print_json(
+        {
+            "ok": not broken,
+            "organisations": len(verdicts),
+            "entries_checked": sum(v.checked for v in verdicts),
+            "broken": [{"org_id": v.org_id, "entry_id": v.broken_id, "reason": v.reason} for v in broken],
+        }
+    )
+    if broken:
+        first = broken[0]
+        raise CliError(f"audit log broken: organisation {first.org_id}, entry {first.broken_id}: {first.reason}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -41,6 +41,8 @@ async def _maintenance_loop(services: AppServices) -> None:
             overdue = await run_in_threadpool(services.messaging.maintain)
             if overdue:
                 log.info("maintenance: %d deliveries expired", overdue)
+            if pruned := await run_in_threadpool(services.audit.prune):
+                log.info("maintenance: %d audit entries past retention deleted", pruned)
         except Exception:
             log.exception("maintenance run failed")
         await asyncio.sleep(services.settings.maintenance_interval_seconds)
@@ -111,7 +113,7 @@ def create_app(settings: Settings | None = None, *, with_ui: bool = True) -> Fas
     app.include_router(downloads.router)
     app.include_router(install_links.router)
     app.include_router(metrics_routes.server_router)  # GET /metrics, outside /api
-    document_bearer_auth(app, "fleet", "messages and commands", "agent inbox", "alerts", "agent")
+    document_bearer_auth(app, "fleet", "messages and commands", "agent inbox", "alerts", "agent", "audit", "metrics")
     if with_ui:
         from admin.ui import mount_ui
 

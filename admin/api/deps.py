@@ -10,6 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from admin.api.errors import ApiError, Unauthorized
 from admin.core.limits import Refusal
 from admin.services.accounts import AccountService, Principal
+from admin.services.audit import Actor
 from admin.services.context import AppServices
 from common.constants import SCOPE_ADMIN, SCOPE_ENROLL, SCOPE_READ
 
@@ -71,3 +72,9 @@ def _requires(scope: str):
 ReadKey = Annotated[Principal, _requires(SCOPE_READ)]
 AdminKey = Annotated[Principal, _requires(SCOPE_ADMIN)]
 EnrolKey = Annotated[Principal, _requires(SCOPE_ENROLL)]
+
+
+def key_actor(request: Request, key: Principal) -> Actor:
+    """The audit log's "who": the key, from the client's address (uvicorn resolves the proxy's
+    X-Forwarded-For from trusted proxies only)."""
+    return Actor.key(key.key_id, request.client.host if request.client else None)

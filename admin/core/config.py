@@ -41,6 +41,7 @@ class Settings(BaseSettings):
     history_min_spacing_seconds: float = Field(
         SAMPLE_MIN_SPACING_SECONDS, ge=0, le=3600, description="history keeps one sample per machine per this long"
     )
+    audit_retention_days: float = Field(365, gt=0, description="audit entries older than this are deleted")
     maintenance_interval_seconds: float = Field(60, gt=0, description="period of the expiry/retention job")
     # Alerts (docs/alerts.md): the offline/pending sweep's period, the notifier's polling period (it
     # is also woken at once by this process's events), the first retry's delay (doubling up to an

@@ -1,6 +1,7 @@
 """SQLModel tables. Times are server Unix seconds (UTC); JSON documents are stored as text."""
 
 from admin.models.alerts import AlertChannel, AlertDelivery, AlertEvent, AlertRule, AlertSilence, AlertState
+from admin.models.audit import AuditEntry
 from admin.models.install_links import InstallLink
 from admin.models.messaging import Command, Delivery, Message
 from admin.models.tables import ApiKey, ExpiredMachine, Machine, Organization, Sample, User
@@ -14,6 +15,7 @@ __all__ = [
     "AlertSilence",
     "AlertState",
     "ApiKey",
+    "AuditEntry",
     "Command",
     "Delivery",
     "ExpiredMachine",

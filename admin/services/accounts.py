@@ -18,6 +18,8 @@ from admin.core import security
 from admin.models import ApiKey, Organization, User
 from admin.repositories import accounts as repo
 from admin.repositories import sessions as sessions_repo
+from admin.services import audit
+from admin.services.audit import UNATTRIBUTED, Actor
 from admin.services.errors import Conflict, InvalidInput, NotFound
 from admin.services.sessions import renew_session_secret
 from common.constants import ALL_SCOPES, SCOPE_AGENT, SCOPE_ENROLL, SCOPE_READ
@@ -100,7 +102,7 @@ class AccountService:
         self._cache_lock = threading.Lock()
 
     # -- organisations -------------------------------------------------------------------
-    def create_org(self, name: str) -> tuple[Organization, CreatedKey]:
+    def create_org(self, name: str, *, actor: Actor | str = UNATTRIBUTED) -> tuple[Organization, CreatedKey]:
         """A new organisation with its first key (scopes agent and read, as in the original design)."""
         name = _check_name(name)
         with Session(self.engine) as session:
@@ -112,6 +114,16 @@ class AccountService:
                 session.flush()
                 assert org.id is not None  # given by the database at the flush
                 key = self.add_key(session, org.id, [SCOPE_AGENT, SCOPE_READ])
+                conn = session.connection()
+                audit.record(conn, org_id=org.id, actor=actor, action="org.create", target=f"org {name}")
+                audit.record(
+                    conn,
+                    org_id=org.id,
+                    actor=actor,
+                    action="key.create",
+                    target=f"key {key.key_id}",
+                    detail={"scopes": key.scopes},
+                )
                 session.commit()
             except IntegrityError:
                 raise Conflict(f"an organisation named {name!r} already exists") from None
@@ -125,17 +137,17 @@ class AccountService:
                 raise NotFound(f"no organisation named {name!r}")
             return org
 
-    def set_require_enrolment(self, *, org_id: int, required: bool) -> Organization:
+    def set_require_enrolment(self, *, org_id: int, required: bool, actor: Actor | str = UNATTRIBUTED) -> Organization:
         """Refuse (or accept again) reports and heartbeats from the organisation's unbound keys."""
-        return self._change_org(org_id, require_enrolment=required)
+        return self._change_org(org_id, actor, require_enrolment=required)
 
-    def set_machine_quota(self, *, org_id: int, quota: int | None) -> Organization:
+    def set_machine_quota(self, *, org_id: int, quota: int | None, actor: Actor | str = UNATTRIBUTED) -> Organization:
         """At most `quota` machines; None: the server's DASHFLEET_MACHINE_QUOTA."""
         if quota is not None and (isinstance(quota, bool) or not 1 <= quota <= MACHINE_QUOTA_MAX):
             raise InvalidInput(f"the machine quota must be a whole number from 1 to {MACHINE_QUOTA_MAX}")
-        return self._change_org(org_id, machine_quota=quota)
+        return self._change_org(org_id, actor, machine_quota=quota)
 
-    def _change_org(self, org_id: int, **values: object) -> Organization:
+    def _change_org(self, org_id: int, actor: Actor | str, **values: object) -> Organization:
         with Session(self.engine) as session:
             org = repo.org_by_id(session, org_id)
             if org is None:
@@ -143,6 +155,14 @@ class AccountService:
             for name, value in values.items():
                 setattr(org, name, value)
             session.add(org)
+            audit.record(
+                session.connection(),
+                org_id=org_id,
+                actor=actor,
+                action="org.settings",
+                target=f"org {org.name}",
+                detail=values,
+            )
             session.commit()
             session.refresh(org)
         self.forget_cached_keys()  # keys carry their organisation's settings in the cache
@@ -179,14 +199,22 @@ class AccountService:
         assert row.id is not None  # given by the database at the flush
         return CreatedKey(key_id=row.id, api_key=secret, scopes=scopes)
 
-    def create_key(self, *, org_id: int, scopes: Iterable[str]) -> CreatedKey:
+    def create_key(self, *, org_id: int, scopes: Iterable[str], actor: Actor | str = UNATTRIBUTED) -> CreatedKey:
         chosen = _check_scopes(list(scopes))
         with Session(self.engine) as session:
             key = self.add_key(session, org_id, chosen)
+            audit.record(
+                session.connection(),
+                org_id=org_id,
+                actor=actor,
+                action="key.create",
+                target=f"key {key.key_id}",
+                detail={"scopes": chosen},
+            )
             session.commit()
             return key
 
-    def revoke_key(self, *, org_id: int, key_id: int) -> ApiKey:
+    def revoke_key(self, *, org_id: int, key_id: int, actor: Actor | str = UNATTRIBUTED) -> ApiKey:
         with Session(self.engine) as session:
             key = repo.key_by_id(session, org_id=org_id, key_id=key_id)
             if key is None:
@@ -194,6 +222,14 @@ class AccountService:
             if key.revoked_at is None:
                 key.revoked_at = time.time()
                 session.add(key)
+                audit.record(
+                    session.connection(),
+                    org_id=org_id,
+                    actor=actor,
+                    action="key.revoke",
+                    target=f"key {key_id}",
+                    detail={"scopes": key.scopes.split()},
+                )
                 session.commit()
                 session.refresh(key)
         self.forget_cached_keys()
@@ -244,7 +280,9 @@ class AccountService:
             return cast(Principal | bool | None, self._key_cache.get(security.hash_api_key(secret), False))
 
     # -- users ---------------------------------------------------------------------------
-    def create_user(self, *, org_id: int, email: str, password: str, role: str = "viewer") -> User:
+    def create_user(
+        self, *, org_id: int, email: str, password: str, role: str = "viewer", actor: Actor | str = UNATTRIBUTED
+    ) -> User:
         email = normalise_email(email)
         if role not in ROLES:
             raise InvalidInput(f"role must be one of {', '.join(ROLES)}")
@@ -259,6 +297,15 @@ class AccountService:
             user = User(org_id=org_id, email=email, password_hash=security.hash_password(password), role=role)
             session.add(user)
             try:
+                session.flush()
+                audit.record(
+                    session.connection(),
+                    org_id=org_id,
+                    actor=actor,
+                    action="user.create",
+                    target=f"user {email}",
+                    detail={"role": role},
+                )
                 session.commit()
             except IntegrityError:
                 raise Conflict(taken) from None
@@ -281,7 +328,7 @@ class AccountService:
             raise InvalidInput(f"{email} is a user of several organisations: name one with --org")
         return users[0]
 
-    def set_password(self, *, org_id: int, user_id: int, password: str) -> None:
+    def set_password(self, *, org_id: int, user_id: int, password: str, actor: Actor | str = UNATTRIBUTED) -> None:
         """A new password; every web session of the user ends (on every server process)."""
         check_password(password)
         password_hash = security.hash_password(password)
@@ -291,6 +338,9 @@ class AccountService:
                 raise NotFound("no such user in this organisation")
             user.password_hash = password_hash
             renew_session_secret(session, user)
+            audit.record(
+                session.connection(), org_id=org_id, actor=actor, action="user.password", target=f"user {user.email}"
+            )
             session.commit()
 
     def authenticate_user(self, email: str, password: str) -> User | None:
@@ -322,7 +372,7 @@ class AccountService:
         with Session(self.engine) as session:
             return list(repo.users_of(session, org_id=org_id))
 
-    def set_role(self, *, org_id: int, user_id: int, role: str) -> User:
+    def set_role(self, *, org_id: int, user_id: int, role: str, actor: Actor | str = UNATTRIBUTED) -> User:
         if role not in ROLES:
             raise InvalidInput(f"role must be one of {', '.join(ROLES)}")
         with Session(self.engine) as session:
@@ -333,13 +383,21 @@ class AccountService:
                 raise Conflict("the organisation needs at least one admin")
             if user.role != role:
                 renew_session_secret(session, user)  # signs in again, with the new role from the start
-            user.role = role
+            before, user.role = user.role, role
             session.add(user)
+            audit.record(
+                session.connection(),
+                org_id=org_id,
+                actor=actor,
+                action="user.role",
+                target=f"user {user.email}",
+                detail={"from": before, "to": role},
+            )
             session.commit()
             session.refresh(user)
             return user
 
-    def delete_user(self, *, org_id: int, user_id: int) -> None:
+    def delete_user(self, *, org_id: int, user_id: int, actor: Actor | str = UNATTRIBUTED) -> None:
         with Session(self.engine) as session:
             user = repo.user_by_id(session, org_id=org_id, user_id=user_id)
             if user is None:
@@ -349,4 +407,12 @@ class AccountService:
             assert user.id is not None  # a stored user
             sessions_repo.delete_of_user(session, user.id)
             session.delete(user)
+            audit.record(
+                session.connection(),
+                org_id=org_id,
+                actor=actor,
+                action="user.delete",
+                target=f"user {user.email}",
+                detail={"role": user.role},
+            )
             session.commit()

@@ -13,6 +13,7 @@ from admin.services.accounts import AccountService
 from admin.services.admission import MachineAdmission
 from admin.services.alert_engine import AlertEngine
 from admin.services.alerts import AlertService
+from admin.services.audit import AuditService
 from admin.services.downloads import Downloads
 from admin.services.enrolment import EnrolmentService
 from admin.services.fleet import FleetService
@@ -44,6 +45,7 @@ class AppServices:
     enrolment: EnrolmentService
     admission: MachineAdmission
     sessions: WebSessionService
+    audit: AuditService
 
     @classmethod
     def build(cls, settings: Settings) -> AppServices:
@@ -83,4 +85,5 @@ class AppServices:
             enrolment=EnrolmentService(engine, accounts),
             admission=admission,
             sessions=WebSessionService(engine, settings.resolved_storage_secret()),
+            audit=AuditService(engine, settings.audit_retention_days),
         )

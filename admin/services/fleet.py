@@ -19,7 +19,9 @@ from admin.core.config import Settings
 from admin.repositories import accounts as accounts_repo
 from admin.repositories import machines as repo
 from admin.repositories import messaging as messaging_repo
+from admin.services import audit
 from admin.services.alert_engine import AlertEngine
+from admin.services.audit import UNATTRIBUTED, Actor
 from admin.services.errors import NotFound
 from admin.services.public import (
     AwayOut,
@@ -379,12 +381,13 @@ class FleetService:
             for b, cpu, ram, disk, n in rows
         ]
 
-    def delete_machine(self, *, org_id: int, machine_id: str) -> None:
+    def delete_machine(self, *, org_id: int, machine_id: str, actor: Actor | str = UNATTRIBUTED) -> None:
         """Remove the machine, its history and its own keys (an enrolled agent is cut off: its
         machine id is free for other hardware to enrol)."""
         with self.engine.begin() as conn:
             if not repo.delete_machine(conn, org_id=org_id, machine_id=machine_id):
                 raise NotFound("no machine with that id in this organisation")
+            audit.record(conn, org_id=org_id, actor=actor, action="machine.delete", target=f"machine {machine_id}")
             # What waited for it will never be delivered: cancelled, in the same transaction.
             messaging_repo.cancel_queued(conn, org_id=org_id, now=time.time(), machine_id=machine_id)
             accounts_repo.revoke_machine_keys(conn, org_id=org_id, machine_id=machine_id, now=time.time())

@@ -30,7 +30,9 @@ from admin.core import security
 from admin.core.config import Settings
 from admin.models import ApiKey, InstallLink
 from admin.repositories import install_links as repo
+from admin.services import audit as audit_log
 from admin.services.accounts import AccountService
+from admin.services.audit import Actor
 from admin.services.errors import InvalidInput, NotFound
 from common.constants import API_KEY_PREFIX, SCOPE_ENROLL
 
@@ -203,7 +205,7 @@ class InstallLinkService:
         self,
         *,
         org_id: int,
-        actor: str,
+        actor: Actor | str,
         expires_in: int = DEFAULT_EXPIRES_IN_SECONDS,
         uses: int = DEFAULT_USES,
         request_base: str | None = None,
@@ -232,14 +234,23 @@ class InstallLinkService:
                 org_id=org_id,
                 code_hash=hash_code(code),
                 enroll_key_id=key.id,
-                created_by=actor,
+                created_by=str(actor),
                 created_at=now,
                 expires_at=now + expires_in,
                 uses_allowed=uses,
             )
             session.add(link)
-            session.commit()
+            session.flush()
             assert link.id is not None
+            audit_log.record(
+                session.connection(),
+                org_id=org_id,
+                actor=actor,
+                action="install_link.create",
+                target=f"install link {link.id}",
+                detail={"uses": uses, "expires_in": expires_in, "enroll_key_id": key.id},
+            )
+            session.commit()
             link_id, key_id, expires_at = link.id, key.id, link.expires_at
         audit.info(
             "install link created: org %s link %s by %s (enrol key %s, %d uses, expires in %d s)",
@@ -254,7 +265,7 @@ class InstallLinkService:
         with Session(self.engine) as session:
             return [LinkInfo.of(link, now) for link in repo.links_of(session, org_id=org_id)]
 
-    def revoke(self, *, org_id: int, link_id: int, actor: str) -> LinkInfo:
+    def revoke(self, *, org_id: int, link_id: int, actor: Actor | str) -> LinkInfo:
         with Session(self.engine) as session:
             link = repo.link_by_id(session, org_id=org_id, link_id=link_id)
             if link is None:
@@ -262,13 +273,20 @@ class InstallLinkService:
             if link.revoked_at is None:
                 link.revoked_at = time.time()
                 session.add(link)
+                audit_log.record(
+                    session.connection(),
+                    org_id=org_id,
+                    actor=actor,
+                    action="install_link.revoke",
+                    target=f"install link {link_id}",
+                )
                 session.commit()
                 session.refresh(link)
                 audit.info("install link revoked: org %s link %s by %s", org_id, link_id, actor)
             info = LinkInfo.of(link, time.time())
             key_id = link.enroll_key_id
         # Scripts already served carry the enrol key: it goes with the link.
-        self.accounts.revoke_key(org_id=org_id, key_id=key_id)
+        self.accounts.revoke_key(org_id=org_id, key_id=key_id, actor=actor)
         return info
 
     def use(self, code: str, *, client: str) -> tuple[LinkUse | None, str]:
@@ -283,6 +301,14 @@ class InstallLinkService:
                 return None, "unknown"
             assert link.id is not None  # a stored row
             taken = repo.take_use(session, link_id=link.id, now=now)
+            if taken:
+                audit_log.record(
+                    session.connection(),
+                    org_id=link.org_id,
+                    actor=Actor("install script", client),
+                    action="install_link.use",
+                    target=f"install link {link.id}",
+                )
             session.commit()
             session.refresh(link)
         if not taken:
@@ -311,5 +337,5 @@ class InstallLinkService:
         with Session(self.engine) as session:
             due = repo.expired_unrevoked_key_ids(session, now=time.time())
         for org_id, key_id in due:
-            self.accounts.revoke_key(org_id=org_id, key_id=key_id)
+            self.accounts.revoke_key(org_id=org_id, key_id=key_id, actor="server (install link expired)")
         return len(due)

@@ -32,6 +32,8 @@ from starlette.concurrency import run_in_threadpool
 
 from admin.core.config import Settings
 from admin.repositories import messaging as repo
+from admin.services import audit
+from admin.services.audit import UNATTRIBUTED, Actor
 from admin.services.errors import Conflict, InvalidInput, NotFound, ServiceError
 from admin.services.wakeups import Wakeups
 from common.schemas import MachineId
@@ -244,18 +246,24 @@ class MessagingService:
             raise FeatureOff("messages and commands are not enabled on this server")
 
     # -- sending (admins) -----------------------------------------------------------------------
-    async def send_message(self, *, org_id: int, message: MessageIn, actor: str) -> Sent:
+    async def send_message(self, *, org_id: int, message: MessageIn, actor: Actor | str) -> Sent:
         self.require(MESSAGE)
         row = {"title": message.title, "body": message.body, "severity": message.severity}
         return await self._send(org_id, MESSAGE, row, message, message.expires_in, actor)
 
-    async def send_command(self, *, org_id: int, command: CommandIn, actor: str) -> Sent:
+    async def send_command(self, *, org_id: int, command: CommandIn, actor: Actor | str) -> Sent:
         self.require(COMMAND)
         row = {"kind": command.kind, "args": json.dumps(command.args), "timeout": command.timeout}
         return await self._send(org_id, COMMAND, row, command, command.expires_in, actor)
 
     async def _send(
-        self, org_id: int, item_type: str, fields: dict[str, Any], targets: _Targets, expires_in: int, actor: str
+        self,
+        org_id: int,
+        item_type: str,
+        fields: dict[str, Any],
+        targets: _Targets,
+        expires_in: int,
+        actor: Actor | str,
     ) -> Sent:
         machine_ids = targets.target_ids()
         sent = await run_in_threadpool(self._create, org_id, item_type, fields, machine_ids, expires_in, actor)
@@ -271,7 +279,7 @@ class MessagingService:
         fields: dict[str, Any],
         machine_ids: list[str] | None,
         expires_in: int,
-        actor: str,
+        actor: Actor | str,
     ) -> Sent:
         now = time.time()
         item_id = uuid.uuid4().hex
@@ -288,7 +296,7 @@ class MessagingService:
                 "org_id": org_id,
                 "created": now,
                 "expires": expires,
-                "created_by": actor[:400],
+                "created_by": str(actor)[:400],
                 "target_all": machine_ids is None,
                 "targets": 0 if machine_ids is None else len(machine_ids),
                 **fields,
@@ -306,9 +314,18 @@ class MessagingService:
                 repo.set_targets(conn, item_type=item_type, item_id=item_id, targets=count)
             else:
                 count = repo.insert_deliveries(conn, machine_ids=machine_ids, **args)
+            summary: dict[str, Any] = {k: fields[k] for k in ("kind", "args", "title", "severity") if k in fields}
+            audit.record(
+                conn,
+                org_id=org_id,
+                actor=actor,
+                action=f"{item_type}.send",
+                target=f"{item_type} {item_id}",
+                detail={**summary, "machines": "all" if machine_ids is None else machine_ids[:20], "deliveries": count},
+            )
         return Sent(item_id=item_id, deliveries=count)
 
-    def cancel(self, *, org_id: int, item_type: str, item_id: str) -> int:
+    def cancel(self, *, org_id: int, item_type: str, item_id: str, actor: Actor | str = UNATTRIBUTED) -> int:
         """Deliveries not yet delivered become cancelled; returns how many."""
         self.require(item_type)
         now = time.time()
@@ -317,6 +334,14 @@ class MessagingService:
                 raise NotFound(f"no {item_type} with that id in this organisation")
             repo.expire_due(conn, now=now, item_type=item_type, item_id=item_id)  # expired stays expired
             cancelled = repo.cancel_queued(conn, org_id=org_id, now=now, item_type=item_type, item_id=item_id)
+            audit.record(
+                conn,
+                org_id=org_id,
+                actor=actor,
+                action=f"{item_type}.cancel",
+                target=f"{item_type} {item_id}",
+                detail={"cancelled": cancelled},
+            )
         self._forget_pending(org_id)
         return cancelled
 

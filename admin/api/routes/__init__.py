@@ -1,7 +1,7 @@
 from fastapi import APIRouter, Request, Response
 
 from admin.api.errors import ApiError
-from admin.api.routes import agent, alerts, fleet, inbox, messaging, metrics, status
+from admin.api.routes import agent, alerts, audit, fleet, inbox, messaging, metrics, status
 
 api_router = APIRouter(prefix="/api")
 api_router.include_router(status.router)
@@ -12,6 +12,7 @@ api_router.include_router(alerts.router)
 api_router.include_router(alerts.agent_router)
 api_router.include_router(metrics.fleet_router)
 api_router.include_router(agent.router)
+api_router.include_router(audit.router)
 
 
 ANY_METHOD = ["GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE"]

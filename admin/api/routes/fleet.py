@@ -10,7 +10,7 @@ from pydantic_core import to_json
 from starlette.concurrency import run_in_threadpool
 
 from admin.api.agent_handlers import accept_ping, accept_report
-from admin.api.deps import AdminKey, ReadKey, ServicesDep, too_many
+from admin.api.deps import AdminKey, ReadKey, ServicesDep, key_actor, too_many
 from admin.api.errors import error_responses
 from admin.core.limits import FLEET_LIST_LIMIT
 from admin.services.fleet import HISTORY_MAX_HOURS, FleetFilter
@@ -134,6 +134,10 @@ async def machine_history(
 @router.delete(
     "/machine", summary="Delete a machine and its history (key scope 'admin')", responses=error_responses(404)
 )
-async def delete_machine(key: AdminKey, services: ServicesDep, machine_id: MachineIdQuery) -> DeletedOut:
-    await run_in_threadpool(services.fleet.delete_machine, org_id=key.org_id, machine_id=machine_id)
+async def delete_machine(
+    request: Request, key: AdminKey, services: ServicesDep, machine_id: MachineIdQuery
+) -> DeletedOut:
+    await run_in_threadpool(
+        services.fleet.delete_machine, org_id=key.org_id, machine_id=machine_id, actor=key_actor(request, key)
+    )
     return DeletedOut(deleted=machine_id)

@@ -14,7 +14,7 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from admin.api.agent_handlers import parse_body
-from admin.api.deps import authorize
+from admin.api.deps import authorize, key_actor
 from admin.api.errors import ApiError, error_responses
 from admin.services.accounts import Principal
 from admin.services.messaging import COMMAND, MESSAGE, CommandIn, MessageIn, MessagingService
@@ -83,7 +83,7 @@ def _routes(item_type: str, model: type[MessageIn] | type[CommandIn], sent: type
         service = _service(request, item_type)
         key = await _key(request, SCOPE_ADMIN)
         _, payload = parse_body(await request.body(), model)
-        actor = f"key {key.key_id}"
+        actor = key_actor(request, key)
         if item_type == MESSAGE:
             done = await service.send_message(org_id=key.org_id, message=payload, actor=actor)
         else:
@@ -128,7 +128,11 @@ def _routes(item_type: str, model: type[MessageIn] | type[CommandIn], sent: type
         service = _service(request, item_type)
         key = await _key(request, SCOPE_ADMIN)
         cancelled = await run_in_threadpool(
-            service.cancel, org_id=key.org_id, item_type=item_type, item_id=request.path_params[f"{noun}_id"]
+            service.cancel,
+            org_id=key.org_id,
+            item_type=item_type,
+            item_id=request.path_params[f"{noun}_id"],
+            actor=key_actor(request, key),
         )
         return {"cancelled": cancelled}
 

@@ -15,6 +15,7 @@ from admin.services.context import AppServices
 from admin.services.errors import ServiceError
 from admin.services.messaging import COMMAND, COMMAND_KINDS, MESSAGE, SEVERITIES, CommandIn, MessageIn, Sent
 from admin.ui import auth
+from admin.ui.actor import ui_actor
 
 STATE_COLOURS = {
     "queued": "grey-7",
@@ -137,7 +138,7 @@ async def send(services: AppServices, form: MessageForm | CommandForm, targets: 
     except ValidationError as exc:
         ui.notify(f"Not sent: {first_error(exc)}", type="warning")
         return None
-    actor = f"user {user.email}"
+    actor = ui_actor(user)
     try:
         if isinstance(payload, MessageIn):
             sent = await services.messaging.send_message(org_id=user.org_id, message=payload, actor=actor)

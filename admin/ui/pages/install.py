@@ -13,10 +13,12 @@ from fastapi import Request
 from nicegui import app, ui
 from starlette.concurrency import run_in_threadpool
 
+from admin.services.audit import Actor
 from admin.services.context import AppServices
 from admin.services.errors import ServiceError
 from admin.services.install_links import DEFAULT_USES, MAX_USES, CreatedLink, LinkInfo
 from admin.ui import auth, theme
+from admin.ui.actor import ui_actor
 from admin.ui.components.copy_text import copy_text
 from admin.ui.components.format import exact_time, zone
 from admin.ui.guard import signed_in_page
@@ -58,14 +60,14 @@ class InstallScreen:
         self.request_base = request_base
         self.tz = zone(app.storage.user.get("tz"))
 
-    async def _as_admin(self, action: Callable[[int, str], object]) -> object | None:
+    async def _as_admin(self, action: Callable[[int, Actor], object]) -> object | None:
         """Run an action for the organisation if the user is (still) an admin; None when refused."""
         user = await auth.current_user(self.services)
         if user is None or not user.is_admin:
             ui.notify("Only an admin can make or revoke install links.", type="negative")
             return None
         try:
-            return await run_in_threadpool(action, user.org_id, user.email)
+            return await run_in_threadpool(action, user.org_id, ui_actor(user))
         except ServiceError as refused:
             ui.notify(refused.message, type="negative")
             return None

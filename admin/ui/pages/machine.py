@@ -16,6 +16,7 @@ from admin.services.errors import NotFound
 from admin.services.fleet import with_unknown_sensors
 from admin.services.public import MachineOut
 from admin.ui import auth, theme
+from admin.ui.actor import ui_actor
 from admin.ui.components import history_chart
 from admin.ui.components.format import duration, exact_time, gib, relative_time, sensor, text, zone
 from admin.ui.components.machine_deliveries import DeliveryPanel, delivery_panels
@@ -239,7 +240,9 @@ class MachineScreen:
             ui.notify("Only an admin can remove machines.", type="negative")
             return
         try:
-            await run_in_threadpool(self.services.fleet.delete_machine, org_id=user.org_id, machine_id=self.machine_id)
+            await run_in_threadpool(
+                self.services.fleet.delete_machine, org_id=user.org_id, machine_id=self.machine_id, actor=ui_actor(user)
+            )
         except NotFound:
             ui.notify("This machine was already gone.", type="warning")
         else:

@@ -17,6 +17,7 @@ from admin.services.context import AppServices
 from admin.services.errors import NotFound
 from admin.services.messaging import COMMAND, MESSAGE
 from admin.ui import auth, theme
+from admin.ui.actor import ui_actor
 from admin.ui.components.deliveries import KIND_LABELS, SEVERITY_COLOURS, output_box, progress_text, state_badge
 from admin.ui.components.fleet_view import machine_href
 from admin.ui.components.format import exact_time, relative_time, zone
@@ -49,7 +50,9 @@ async def cancel(services: AppServices, item_type: str, item_id: str) -> None:
         ui.notify("Only an admin can cancel.", type="negative")
         return
     try:
-        n = await run_in_threadpool(services.messaging.cancel, org_id=user.org_id, item_type=item_type, item_id=item_id)
+        n = await run_in_threadpool(
+            services.messaging.cancel, org_id=user.org_id, item_type=item_type, item_id=item_id, actor=ui_actor(user)
+        )
     except NotFound:
         ui.notify("It is gone.", type="warning")
         return

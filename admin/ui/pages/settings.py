@@ -13,9 +13,11 @@ from nicegui import app, ui
 from starlette.concurrency import run_in_threadpool
 
 from admin.services.accounts import MIN_PASSWORD_LENGTH, ROLES
+from admin.services.audit import Actor
 from admin.services.context import AppServices
 from admin.services.errors import ServiceError
 from admin.ui import auth, theme
+from admin.ui.actor import ui_actor
 from admin.ui.components.copy_text import copy_text
 from admin.ui.components.format import duration, exact_time, zone
 from admin.ui.guard import signed_in_page
@@ -50,14 +52,16 @@ class SettingsScreen:
         self.server_url = server_url
         self.tz = zone(app.storage.user.get("tz"))
 
-    async def _as_admin(self, action: Callable[[int], object], done: str) -> bool:
-        """Run a change for the organisation if the user is (still) an admin; say how it went."""
+    async def _as_admin(self, action: Callable[[int, Actor], object], done: str) -> bool:
+        """Run a change for the organisation if the user is (still) an admin; say how it went.
+        The action gets the organisation and who acts (the audit log's user and address)."""
         user = await auth.current_user(self.services)
         if user is None or not user.is_admin:
             ui.notify("Only an admin can change the organisation's settings.", type="negative")
             return False
+        actor = ui_actor(user)
         try:
-            await run_in_threadpool(action, user.org_id)
+            await run_in_threadpool(action, user.org_id, actor)
         except ServiceError as refused:
             ui.notify(refused.message, type="negative")
             return False
@@ -122,8 +126,8 @@ class SettingsScreen:
     async def create_key(self, scopes: list[str]) -> None:
         created = {}
 
-        def make(org_id: int) -> None:
-            created["key"] = self.services.accounts.create_key(org_id=org_id, scopes=scopes)
+        def make(org_id: int, actor: Actor) -> None:
+            created["key"] = self.services.accounts.create_key(org_id=org_id, scopes=scopes, actor=actor)
 
         if not await self._as_admin(make, ""):
             return
@@ -150,7 +154,8 @@ class SettingsScreen:
 
     async def revoke_key(self, key_id: int) -> None:
         if await self._as_admin(
-            lambda org_id: self.services.accounts.revoke_key(org_id=org_id, key_id=key_id), f"Key #{key_id} revoked."
+            lambda org_id, actor: self.services.accounts.revoke_key(org_id=org_id, key_id=key_id, actor=actor),
+            f"Key #{key_id} revoked.",
         ):
             await self.show_keys()
 
@@ -215,14 +220,17 @@ class SettingsScreen:
 
     async def set_role(self, user_id: int, role: str) -> None:
         await self._as_admin(
-            lambda org_id: self.services.accounts.set_role(org_id=org_id, user_id=user_id, role=role),
+            lambda org_id, actor: self.services.accounts.set_role(
+                org_id=org_id, user_id=user_id, role=role, actor=actor
+            ),
             f"Role changed to {role}.",
         )
         await self.show_users()  # shows the stored role, whether or not the change was accepted
 
     async def remove_user(self, user_id: int) -> None:
         if await self._as_admin(
-            lambda org_id: self.services.accounts.delete_user(org_id=org_id, user_id=user_id), "User removed."
+            lambda org_id, actor: self.services.accounts.delete_user(org_id=org_id, user_id=user_id, actor=actor),
+            "User removed.",
         ):
             await self.show_users()
 
@@ -253,9 +261,9 @@ class SettingsScreen:
         )
 
     async def add_user(self, email: ui.input, password: ui.input, role: ui.select) -> None:
-        def create(org_id: int) -> None:
+        def create(org_id: int, actor: Actor) -> None:
             self.services.accounts.create_user(
-                org_id=org_id, email=email.value or "", password=password.value or "", role=role.value
+                org_id=org_id, email=email.value or "", password=password.value or "", role=role.value, actor=actor
             )
 
         if await self._as_admin(create, f"User {(email.value or '').strip().lower()} added."):
