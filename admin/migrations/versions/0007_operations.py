@@ -1,7 +1,7 @@
 """audit log: one row per change, chained by hash; updates refused by a trigger
 
 Revision ID: 0007_operations
-Revises: 0003_enrolment
+Revises: 0004_web_sessions
 Create Date: 2026-11-30 06:30:00
 """
 
@@ -10,7 +10,7 @@ import sqlmodel
 from alembic import op
 
 revision = "0007_operations"
-down_revision = "0003_enrolment"
+down_revision = "0004_web_sessions"
 branch_labels = None
 depends_on = None
 
