@@ -95,9 +95,12 @@ def cmd_org_set(args: argparse.Namespace, settings: Settings) -> None:
     org = accounts.org_named(args.name)
     changed = False
     if args.machine_quota is not False:  # checked first: a bad quota changes nothing
-        org, changed = accounts.set_machine_quota(org_id=org.id, quota=args.machine_quota), True
+        org, changed = accounts.set_machine_quota(org_id=org.id, quota=args.machine_quota, actor=Actor.cli()), True
     if args.require_enrolment is not None:
-        org, changed = accounts.set_require_enrolment(org_id=org.id, required=args.require_enrolment), True
+        org, changed = (
+            accounts.set_require_enrolment(org_id=org.id, required=args.require_enrolment, actor=Actor.cli()),
+            True,
+        )
     if changed:
         # As for a revoked key: running servers see the change within their key cache's lifetime.
         time.sleep(KEY_CACHE_SECONDS)
@@ -207,7 +210,7 @@ def cmd_user_set_password(args: argparse.Namespace, settings: Settings) -> None:
     accounts = _accounts(settings)
     org_id = accounts.org_named(args.org).id if args.org else None
     user = accounts.user_by_email(email=args.email, org_id=org_id)
-    accounts.set_password(org_id=user.org_id, user_id=user.id, password=_read_password(settings))
+    accounts.set_password(org_id=user.org_id, user_id=user.id, password=_read_password(settings), actor=Actor.cli())
     org = accounts.org(user.org_id)
     # The user's web sessions have ended (on every server process): they sign in with the new one.
     _print_json({"user_id": user.id, "email": user.email, "org": org.name, "sessions_ended": True})

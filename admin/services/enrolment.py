@@ -18,7 +18,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from admin.repositories import accounts as repo
+from admin.services import audit
 from admin.services.accounts import AccountService
+from admin.services.audit import UNATTRIBUTED, Actor
 from admin.services.errors import Conflict
 from common.constants import SCOPE_AGENT
 
@@ -47,17 +49,17 @@ class EnrolmentService:
         self.engine = engine
         self.accounts = accounts
 
-    def enrol(self, *, org_id: int, machine_id: str, hardware_id: str) -> Enrolled:
+    def enrol(self, *, org_id: int, machine_id: str, hardware_id: str, actor: Actor | str = UNATTRIBUTED) -> Enrolled:
         for attempt in range(ENROL_ATTEMPTS):
             try:
-                return self._enrol_once(org_id=org_id, machine_id=machine_id, hardware_id=hardware_id)
+                return self._enrol_once(org_id=org_id, machine_id=machine_id, hardware_id=hardware_id, actor=actor)
             except IntegrityError:
                 # Another enrolment of this machine id committed first: decide again against it.
                 if attempt == ENROL_ATTEMPTS - 1:
                     raise Conflict("this machine id is being enrolled by another request; try again") from None
         raise AssertionError("unreachable")
 
-    def _enrol_once(self, *, org_id: int, machine_id: str, hardware_id: str) -> Enrolled:
+    def _enrol_once(self, *, org_id: int, machine_id: str, hardware_id: str, actor: Actor | str) -> Enrolled:
         with Session(self.engine) as session:
             live = repo.live_machine_keys(session, org_id=org_id, machine_id=machine_id)
             if any(key.bound_hardware_id != hardware_id for key in live):
@@ -68,6 +70,14 @@ class EnrolmentService:
             replaced = repo.revoke_machine_keys(session, org_id=org_id, machine_id=machine_id, now=time.time())
             key = self.accounts.add_key(
                 session, org_id, [SCOPE_AGENT], bound_machine_id=machine_id, bound_hardware_id=hardware_id
+            )
+            audit.record(
+                session.connection(),
+                org_id=org_id,
+                actor=actor,
+                action="machine.enrol",
+                target=f"machine {machine_id}",
+                detail={"key_id": key.key_id, "hardware_id": hardware_id, "replaced_keys": replaced},
             )
             session.commit()
         if replaced:
@@ -87,11 +97,19 @@ class EnrolmentService:
                 for key in repo.enrolled_keys(session, org_id=org_id)
             ]
 
-    def reset(self, *, org_id: int, machine_id: str) -> int:
+    def reset(self, *, org_id: int, machine_id: str, actor: Actor | str = UNATTRIBUTED) -> int:
         """Revoke the machine's own keys: its agent enrols again (from any hardware) with the enrol
         key it was installed with. How many keys were revoked (0: it was not enrolled)."""
         with Session(self.engine) as session:
             revoked = repo.revoke_machine_keys(session, org_id=org_id, machine_id=machine_id, now=time.time())
+            audit.record(
+                session.connection(),
+                org_id=org_id,
+                actor=actor,
+                action="machine.enrolment_reset",
+                target=f"machine {machine_id}",
+                detail={"revoked_keys": revoked},
+            )
             session.commit()
         if revoked:
             self.accounts.forget_cached_keys()

@@ -5,12 +5,12 @@ from __future__ import annotations
 import time
 from typing import Annotated
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from limits import parse
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from admin.api.deps import EnrolKey, ServicesDep, too_many
+from admin.api.deps import EnrolKey, ServicesDep, key_actor, too_many
 from admin.api.errors import error_responses
 from common.schemas import MachineId, SystemText
 
@@ -52,13 +52,17 @@ class EnrolOut(BaseModel):
     response_model=EnrolOut,
     responses=error_responses(400, 409, 413, 429),
 )
-async def enroll(key: EnrolKey, services: ServicesDep, body: EnrolIn) -> EnrolOut:
+async def enroll(request: Request, key: EnrolKey, services: ServicesDep, body: EnrolIn) -> EnrolOut:
     refusal = await services.limiter.hit(ENROL_LIMIT, "enrol", key.org_id, body.machine_id)
     if refusal:
         raise too_many(refusal, "enrolments of this machine id")
     await services.admission.admit(org_id=key.org_id, machine_id=body.machine_id, org_quota=key.org_machine_quota)
     enrolled = await run_in_threadpool(
-        services.enrolment.enrol, org_id=key.org_id, machine_id=body.machine_id, hardware_id=body.hardware_id
+        services.enrolment.enrol,
+        org_id=key.org_id,
+        machine_id=body.machine_id,
+        hardware_id=body.hardware_id,
+        actor=key_actor(request, key),
     )
     # Enrolment is the machine's first contact: it is listed at once, as a heartbeat would list it.
     await services.fleet.record_ping(

@@ -13,6 +13,7 @@ from admin.services.accounts import MIN_PASSWORD_LENGTH
 from admin.services.context import AppServices
 from admin.services.errors import ServiceError
 from admin.ui import auth, theme
+from admin.ui.actor import ui_actor
 from admin.ui.guard import signed_in_page
 
 
@@ -64,7 +65,9 @@ class AccountScreen:
             return
         try:
             await run_in_threadpool(
-                lambda: self.services.accounts.set_password(org_id=me.org_id, user_id=me.id, password=new)
+                lambda: self.services.accounts.set_password(
+                    org_id=me.org_id, user_id=me.id, password=new, actor=ui_actor(self.user)
+                )
             )
         except ServiceError as refused:
             self.error.text = refused.message

@@ -256,7 +256,9 @@ class SettingsScreen:
         """An admin sets another user's password (of their own organisation only: the service
         looks the user up in the admin's organisation); that user's sessions end."""
         return await self._as_admin(
-            lambda org_id: self.services.accounts.set_password(org_id=org_id, user_id=user_id, password=password),
+            lambda org_id, actor: self.services.accounts.set_password(
+                org_id=org_id, user_id=user_id, password=password, actor=actor
+            ),
             "Password set. They were signed out everywhere.",
         )
 
@@ -331,8 +333,8 @@ class SettingsScreen:
                 ).props("outline dense").mark("reset-enrolment")
 
     async def reset_enrolment(self, machine_id: str) -> None:
-        def reset(org_id: int) -> None:
-            self.services.enrolment.reset(org_id=org_id, machine_id=machine_id)
+        def reset(org_id: int, actor: Actor) -> None:
+            self.services.enrolment.reset(org_id=org_id, machine_id=machine_id, actor=actor)
 
         if await self._as_admin(reset, "Enrolment reset: the machine's key is revoked."):
             self.enrolled_list.refresh(await self._enrolled())
@@ -340,7 +342,9 @@ class SettingsScreen:
 
     async def set_require_enrolment(self, required: bool) -> None:
         await self._as_admin(
-            lambda org_id: self.services.accounts.set_require_enrolment(org_id=org_id, required=required),
+            lambda org_id, actor: self.services.accounts.set_require_enrolment(
+                org_id=org_id, required=required, actor=actor
+            ),
             "Only enrolled machines' own keys are accepted now."
             if required
             else "Organisation agent keys are accepted again.",
@@ -352,8 +356,8 @@ class SettingsScreen:
             ui.notify("The machine quota must be a whole number.", type="negative")
             return
         await self._as_admin(
-            lambda org_id: self.services.accounts.set_machine_quota(
-                org_id=org_id, quota=None if quota is None else int(quota)
+            lambda org_id, actor: self.services.accounts.set_machine_quota(
+                org_id=org_id, quota=None if quota is None else int(quota), actor=actor
             ),
             f"Machine quota: {int(quota)} machines." if quota is not None else "Machine quota: the server's default.",
         )
