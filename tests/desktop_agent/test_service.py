@@ -7,7 +7,7 @@ import logging
 import random
 
 import pytest
-from agent_helpers import STATUS_LINE, history, machine
+from agent_helpers import STATUS_LINE, free_port, history, machine
 
 from desktop_agent.config import AgentConfig
 from desktop_agent.icons import icon_key
@@ -44,6 +44,25 @@ def test_a_cycle_reports_and_empties_the_queue(make_service, fleet_org, machine_
     assert STATUS_LINE.match(line)["outcome"] == "OK HTTP 200"
     assert len(service.queue) == 0 and service.state.connected is True and service.state.status_line == line
     assert len(history(fleet_org, machine_id)) == 1
+
+
+def test_with_nothing_queued_a_report_is_sent_without_touching_the_disk(
+    make_service, fleet_org, machine_id, monkeypatch
+):
+    """The usual cycle sends at once: writing, fsyncing and deleting the report cost more CPU than
+    the request (docs/benchmarks.md). Only a report that could not be sent is written."""
+    import desktop_agent.queue as queue_module
+
+    written: list[str] = []
+    real = queue_module.write_durably
+    monkeypatch.setattr(queue_module, "write_durably", lambda path, *rest: (written.append(path), real(path, *rest)))
+    service = make_service()
+    for _ in range(3):
+        assert STATUS_LINE.match(service.report_cycle())["outcome"] == "OK HTTP 200"
+    assert written == [] and len(history(fleet_org, machine_id)) == 3
+    down = make_service(server_url=f"http://127.0.0.1:{free_port()}")
+    assert STATUS_LINE.match(down.report_cycle())["outcome"].startswith("QUEUED 1 (")
+    assert len(written) == 1 and len(down.queue) == 1
 
 
 def test_paused_sends_nothing_queues_nothing_and_resume_sends_again(make_service, fleet_org, machine_id):
