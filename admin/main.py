@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import time
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -79,6 +80,9 @@ def create_app(settings: Settings | None = None, *, with_ui: bool = True) -> Fas
         # out of the collector's sight, full collections under load drop from 100+ ms to ~10 ms.
         gc.collect()
         gc.freeze()
+        # The start-up grace counts from now, when agents can reach the server (not from when the
+        # process began: imports and migrations may take longer than the offline window).
+        services.alert_engine.started = time.time()
         # Thousands of agents holding the inbox long poll are thousands of live requests: with
         # Python's default thresholds every few hundred requests a full collection walked them all
         # (stalls of a second and more, docs/benchmarks.md "Messages and commands"). Collections

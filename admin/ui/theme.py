@@ -19,7 +19,7 @@ DARK_KEY = "dark"  # app.storage.user: True, False or None (follow the system)
 # not read) is grey, never a healthy green.
 UNKNOWN_COLOUR = "grey-7"
 HEALTH_COLOURS = {"ok": "positive", "warning": "orange-9", "critical": "negative"}
-CONNECTION_COLOURS = {"online": "positive", "offline": UNKNOWN_COLOUR}
+CONNECTION_COLOURS = {"online": "positive", "offline": UNKNOWN_COLOUR, "away": "info"}  # away: said goodbye
 
 
 def health_colour(status: str | None) -> str:

@@ -137,13 +137,18 @@ def os_text(system: dict, os_name: str | None) -> str:
     return f"{name} {version}".strip() if isinstance(version, str) else str(name)
 
 
+def shown_status(machine: MachineOut) -> str:
+    """'away' for a machine offline by its own word (its agent said goodbye), else its status."""
+    return "away" if machine.away is not None and machine.status == "offline" else machine.status
+
+
 def to_row(machine: MachineOut, *, now: float, tz: tzinfo) -> dict:
     """One table row. Values are plain strings and numbers: the table shows them as text."""
     return {
         "machine_id": machine.machine_id,
         "href": machine_href(machine.machine_id),
         "hostname": machine.hostname or "",
-        "status": machine.status,
+        "status": shown_status(machine),
         "health_score": machine.health_score,
         "health_text": "–" if machine.health_score is None else f"{machine.health_score:.0f}",
         "health_status": machine.health_status or "unknown",

@@ -18,6 +18,7 @@ from admin.services.public import MachineOut
 from admin.ui import auth, theme
 from admin.ui.actor import ui_actor
 from admin.ui.components import history_chart
+from admin.ui.components.fleet_view import shown_status
 from admin.ui.components.format import duration, exact_time, gib, relative_time, sensor, text, zone
 from admin.ui.components.machine_deliveries import DeliveryPanel, delivery_panels
 from admin.ui.guard import signed_in_page
@@ -93,9 +94,8 @@ class MachineScreen:
         report = machine.report
         with ui.row().classes("w-full items-center gap-2"):
             ui.label(machine.machine_id).classes("text-2xl font-bold break-all").mark("machine-id")
-            ui.badge(machine.status, color=theme.connection_colour(machine.status)).props("outline").mark(
-                "machine-status"
-            )
+            status = shown_status(machine)
+            ui.badge(status, color=theme.connection_colour(status)).props("outline").mark("machine-status")
         last_seen = ui.label(f"Last seen {relative_time(machine.last_seen, now)}").classes("text-sm text-grey-7")
         last_seen.tooltip(exact_time(machine.last_seen, self.tz))
         with ui.element("div").classes("grid grid-cols-1 md:grid-cols-2 gap-4 w-full"):

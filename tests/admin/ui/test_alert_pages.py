@@ -5,10 +5,12 @@ an admin demoted since the page loaded changes nothing."""
 from __future__ import annotations
 
 import asyncio
+import time
 
 from nicegui.testing import User
+from sqlalchemy import text
 
-from admin.services.alerts import ChannelIn, RuleIn
+from admin.services.alerts import ChannelIn, GoodbyeIn, RuleIn
 from tests.helpers.ui import add_report, make_account, sign_in
 
 XSS = "<img src=x onerror=alert(1)>"
@@ -127,3 +129,13 @@ async def test_other_organisations_alerts_are_not_shown(admin: User, services, a
         await admin.open(path)
         await admin.should_not_see("theirs")
         await admin.should_not_see("their-pc")
+
+
+async def test_a_machine_that_said_goodbye_shows_as_away(admin: User, services, admin_account) -> None:
+    await add_report(services, admin_account, "laptop", now=time.time() - 3600)
+    services.alerts.goodbye(org_id=admin_account.org_id, spec=GoodbyeIn(machine_id="laptop", reason="shutdown"))
+    with services.engine.begin() as conn:  # an hour ago, as if the laptop had been shut down then
+        conn.execute(text("UPDATE machine SET last_seen = last_seen - 3600, goodbye_at = goodbye_at - 3600"))
+    await admin.open("/machine?id=laptop")
+    await admin.should_see(marker="machine-status")
+    assert admin.find(marker="machine-status").elements.pop().text == "away"
