@@ -317,3 +317,23 @@ def test_an_install_link_made_in_the_browser_serves_its_script_and_fits_a_phone(
 
     script = ui_server.http.get(shlex.split(command)[2])  # the URL curl fetches
     assert script.status_code == 200 and "enroll_token = " in script.text
+
+
+def test_a_message_sent_in_the_browser_shows_its_delivery_change_live(browser, ui_server, account) -> None:
+    """The machine page's Messages panel in Chromium: send, then the state the agent posts appears
+    without reloading; the title stays text. (CUSTOM has messaging on, commands off.)"""
+    assert account.org.ping("pc-msg").status_code == 200
+    sign_in(browser, ui_server, account.email, "/machine?id=pc-msg")
+    wait(browser).until(EC.presence_of_element_located((By.XPATH, "//*[contains(text(), 'Messages to this machine')]")))
+    title = browser.find_element(By.XPATH, "//label[.//*[contains(text(), 'Title')]]//input")
+    title.send_keys(XSS_ID)
+    browser.find_element(By.XPATH, "//button[.//*[contains(text(), 'Send')]]").click()
+    wait(browser).until(EC.presence_of_element_located((By.XPATH, "//*[contains(text(), 'queued')]")))
+    inbox = account.org.get("/api/agent/inbox", params={"machine_id": "pc-msg"}).json()["items"]
+    delivery = inbox[0]["delivery_id"]
+    assert inbox[0]["message"]["title"] == XSS_ID
+    posted = account.org.post(f"/api/agent/deliveries/{delivery}", json={"machine_id": "pc-msg", "state": "displayed"})
+    assert posted.status_code == 200
+    wait(browser).until(EC.presence_of_element_located((By.XPATH, "//*[contains(text(), 'displayed')]")))
+    assert browser.execute_script("return window.pwned === undefined")
+    assert "Commands to this machine" not in browser.find_element(By.CSS_SELECTOR, ".q-page").text
