@@ -17,8 +17,10 @@ from sqlalchemy import Engine
 
 from admin.core.config import Settings
 from admin.repositories import alerts as repo
+from admin.services import audit
 from admin.services.accounts import normalise_email
 from admin.services.alert_engine import AlertEngine
+from admin.services.audit import UNATTRIBUTED, Actor
 from admin.services.channels import (
     PEOPLE_KINDS,
     SendFailed,
@@ -173,7 +175,7 @@ class AlertService:
                 raise NotFound(f"no machine {machine_id!r} in this organisation")
 
     # -- channels -----------------------------------------------------------------------------------
-    def create_channel(self, *, org_id: int, spec: ChannelIn) -> int:
+    def create_channel(self, *, org_id: int, spec: ChannelIn, actor: Actor | str = UNATTRIBUTED) -> int:
         config, secret = _channel_parts(spec)
         with self.engine.begin() as conn:
             channel_id = repo.insert_row(
@@ -188,6 +190,14 @@ class AlertService:
                     "created_at": time.time(),
                 },
             )
+            audit.record(
+                conn,
+                org_id=org_id,
+                actor=actor,
+                action="alert_channel.create",
+                target=f"channel {channel_id}",
+                detail={"name": spec.name, "kind": spec.kind},
+            )
         self._changed()
         return channel_id
 
@@ -195,7 +205,9 @@ class AlertService:
         with self.engine.connect() as conn:
             return [_channel_public(r) for r in repo.rows(conn, repo.C, org_id=org_id)]
 
-    def update_channel(self, *, org_id: int, channel_id: int, patch: ChannelPatch) -> dict[str, Any]:
+    def update_channel(
+        self, *, org_id: int, channel_id: int, patch: ChannelPatch, actor: Actor | str = UNATTRIBUTED
+    ) -> dict[str, Any]:
         with self.engine.begin() as conn:
             found = repo.row(conn, repo.C, org_id=org_id, row_id=channel_id)
             if found is None:
@@ -222,13 +234,25 @@ class AlertService:
                 values={"name": spec.name, "config": json.dumps(config), "secret": json.dumps(new_secret)},
             )
             updated = repo.row(conn, repo.C, org_id=org_id, row_id=channel_id)
+            # The secret's value is never logged, only that it changed.
+            audit.record(
+                conn,
+                org_id=org_id,
+                actor=actor,
+                action="alert_channel.update",
+                target=f"channel {channel_id}",
+                detail={"changed": sorted(patch.model_fields_set)},
+            )
         self._changed()
         return _channel_public(updated)
 
-    def delete_channel(self, *, org_id: int, channel_id: int) -> None:
+    def delete_channel(self, *, org_id: int, channel_id: int, actor: Actor | str = UNATTRIBUTED) -> None:
         with self.engine.begin() as conn:
             if not repo.delete_channel(conn, org_id=org_id, channel_id=channel_id):
                 raise NotFound("no such channel in this organisation")
+            audit.record(
+                conn, org_id=org_id, actor=actor, action="alert_channel.delete", target=f"channel {channel_id}"
+            )
         self._changed()
 
     def test_channel(self, *, org_id: int, channel_id: int, client: Any) -> dict[str, Any]:
@@ -278,10 +302,18 @@ class AlertService:
             "machine_ids": None if spec.machine_ids is None else json.dumps(sorted(set(spec.machine_ids))),
         }
 
-    def create_rule(self, *, org_id: int, spec: RuleIn) -> int:
+    def create_rule(self, *, org_id: int, spec: RuleIn, actor: Actor | str = UNATTRIBUTED) -> int:
         with self.engine.begin() as conn:
             values = self._rule_values(conn, org_id, spec)
             rule_id = repo.insert_row(conn, repo.R, {"org_id": org_id, "created_at": time.time(), **values})
+            audit.record(
+                conn,
+                org_id=org_id,
+                actor=actor,
+                action="alert_rule.create",
+                target=f"rule {rule_id}",
+                detail=spec.model_dump(mode="json"),
+            )
         self._changed()
         return rule_id
 
@@ -289,7 +321,9 @@ class AlertService:
         with self.engine.connect() as conn:
             return [_rule_public(r) for r in repo.rows(conn, repo.R, org_id=org_id)]
 
-    def update_rule(self, *, org_id: int, rule_id: int, patch: RulePatch) -> dict[str, Any]:
+    def update_rule(
+        self, *, org_id: int, rule_id: int, patch: RulePatch, actor: Actor | str = UNATTRIBUTED
+    ) -> dict[str, Any]:
         with self.engine.begin() as conn:
             found = repo.row(conn, repo.R, org_id=org_id, row_id=rule_id)
             if found is None:
@@ -308,17 +342,26 @@ class AlertService:
             values = self._rule_values(conn, org_id, spec)
             repo.update_row(conn, repo.R, org_id=org_id, row_id=rule_id, values=values)
             updated = repo.row(conn, repo.R, org_id=org_id, row_id=rule_id)
+            audit.record(
+                conn,
+                org_id=org_id,
+                actor=actor,
+                action="alert_rule.update",
+                target=f"rule {rule_id}",
+                detail=patch.model_dump(mode="json", exclude_unset=True),
+            )
         self._changed()
         return _rule_public(updated)
 
-    def delete_rule(self, *, org_id: int, rule_id: int) -> None:
+    def delete_rule(self, *, org_id: int, rule_id: int, actor: Actor | str = UNATTRIBUTED) -> None:
         with self.engine.begin() as conn:
             if not repo.delete_rule(conn, org_id=org_id, rule_id=rule_id):
                 raise NotFound("no such rule in this organisation")
+            audit.record(conn, org_id=org_id, actor=actor, action="alert_rule.delete", target=f"rule {rule_id}")
         self._changed()
 
     # -- silences -----------------------------------------------------------------------------------
-    def create_silence(self, *, org_id: int, spec: SilenceIn) -> int:
+    def create_silence(self, *, org_id: int, spec: SilenceIn, actor: Actor | str = UNATTRIBUTED) -> int:
         with self.engine.begin() as conn:
             self._require_machines(conn, org_id, spec.machine_ids)
             silence_id = repo.insert_row(
@@ -333,6 +376,14 @@ class AlertService:
                     "comment": spec.comment,
                     "created_at": time.time(),
                 },
+            )
+            audit.record(
+                conn,
+                org_id=org_id,
+                actor=actor,
+                action="silence.create",
+                target=f"silence {silence_id}",
+                detail=spec.model_dump(mode="json"),
             )
         self._changed()
         return silence_id
@@ -356,10 +407,11 @@ class AlertService:
             for s in found
         ]
 
-    def delete_silence(self, *, org_id: int, silence_id: int) -> None:
+    def delete_silence(self, *, org_id: int, silence_id: int, actor: Actor | str = UNATTRIBUTED) -> None:
         with self.engine.begin() as conn:
             if not repo.delete_silence(conn, org_id=org_id, silence_id=silence_id):
                 raise NotFound("no such silence in this organisation")
+            audit.record(conn, org_id=org_id, actor=actor, action="silence.delete", target=f"silence {silence_id}")
         self._changed()
 
     # -- what fires, what happened --------------------------------------------------------------------

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, Request
 from starlette.concurrency import run_in_threadpool
 
-from admin.api.deps import AdminKey, ReadKey, ServicesDep, authorize, check_machine
+from admin.api.deps import AdminKey, ReadKey, ServicesDep, authorize, check_machine, key_actor
 from admin.api.errors import error_responses
 from admin.services.accounts import Principal
 from admin.services.alerts import AckIn, ChannelIn, ChannelPatch, GoodbyeIn, MachineId, RuleIn, RulePatch, SilenceIn
@@ -61,8 +61,12 @@ async def acknowledge(key: AdminKey, services: ServicesDep, body: AckIn) -> dict
 
 # -- channels -------------------------------------------------------------------------------------------
 @router.post("/channels", status_code=201, summary="Add a channel (secrets are never shown again)", responses=NOT_FOUND)
-async def create_channel(key: AdminKey, services: ServicesDep, body: ChannelIn) -> dict[str, Any]:
-    return {"channel_id": await run_in_threadpool(services.alerts.create_channel, org_id=key.org_id, spec=body)}
+async def create_channel(request: Request, key: AdminKey, services: ServicesDep, body: ChannelIn) -> dict[str, Any]:
+    return {
+        "channel_id": await run_in_threadpool(
+            services.alerts.create_channel, org_id=key.org_id, spec=body, actor=key_actor(request, key)
+        )
+    }
 
 
 @router.get("/channels", summary="The organisation's channels, without their secrets")
@@ -71,15 +75,25 @@ async def list_channels(key: ReadKey, services: ServicesDep) -> dict[str, Any]:
 
 
 @router.patch("/channels/{channel_id}", summary="Change a channel (an omitted secret is kept)", responses=NOT_FOUND)
-async def update_channel(key: AdminKey, services: ServicesDep, channel_id: Id, body: ChannelPatch) -> dict[str, Any]:
-    return await run_in_threadpool(services.alerts.update_channel, org_id=key.org_id, channel_id=channel_id, patch=body)
+async def update_channel(
+    request: Request, key: AdminKey, services: ServicesDep, channel_id: Id, body: ChannelPatch
+) -> dict[str, Any]:
+    return await run_in_threadpool(
+        services.alerts.update_channel,
+        org_id=key.org_id,
+        channel_id=channel_id,
+        patch=body,
+        actor=key_actor(request, key),
+    )
 
 
 @router.delete(
     "/channels/{channel_id}", summary="Delete a channel and what waits to be sent to it", responses=NOT_FOUND
 )
-async def delete_channel(key: AdminKey, services: ServicesDep, channel_id: Id) -> dict[str, Any]:
-    await run_in_threadpool(services.alerts.delete_channel, org_id=key.org_id, channel_id=channel_id)
+async def delete_channel(request: Request, key: AdminKey, services: ServicesDep, channel_id: Id) -> dict[str, Any]:
+    await run_in_threadpool(
+        services.alerts.delete_channel, org_id=key.org_id, channel_id=channel_id, actor=key_actor(request, key)
+    )
     return {"ok": True, "deleted": channel_id}
 
 
@@ -92,8 +106,12 @@ async def test_channel(key: AdminKey, services: ServicesDep, channel_id: Id) -> 
 
 # -- rules ----------------------------------------------------------------------------------------------
 @router.post("/rules", status_code=201, summary="Add a rule", responses=NOT_FOUND)
-async def create_rule(key: AdminKey, services: ServicesDep, body: RuleIn) -> dict[str, Any]:
-    return {"rule_id": await run_in_threadpool(services.alerts.create_rule, org_id=key.org_id, spec=body)}
+async def create_rule(request: Request, key: AdminKey, services: ServicesDep, body: RuleIn) -> dict[str, Any]:
+    return {
+        "rule_id": await run_in_threadpool(
+            services.alerts.create_rule, org_id=key.org_id, spec=body, actor=key_actor(request, key)
+        )
+    }
 
 
 @router.get("/rules", summary="The organisation's rules")
@@ -102,20 +120,30 @@ async def list_rules(key: ReadKey, services: ServicesDep) -> dict[str, Any]:
 
 
 @router.patch("/rules/{rule_id}", summary="Change a rule", responses=NOT_FOUND)
-async def update_rule(key: AdminKey, services: ServicesDep, rule_id: Id, body: RulePatch) -> dict[str, Any]:
-    return await run_in_threadpool(services.alerts.update_rule, org_id=key.org_id, rule_id=rule_id, patch=body)
+async def update_rule(
+    request: Request, key: AdminKey, services: ServicesDep, rule_id: Id, body: RulePatch
+) -> dict[str, Any]:
+    return await run_in_threadpool(
+        services.alerts.update_rule, org_id=key.org_id, rule_id=rule_id, patch=body, actor=key_actor(request, key)
+    )
 
 
 @router.delete("/rules/{rule_id}", summary="Delete a rule and its alerts' state", responses=NOT_FOUND)
-async def delete_rule(key: AdminKey, services: ServicesDep, rule_id: Id) -> dict[str, Any]:
-    await run_in_threadpool(services.alerts.delete_rule, org_id=key.org_id, rule_id=rule_id)
+async def delete_rule(request: Request, key: AdminKey, services: ServicesDep, rule_id: Id) -> dict[str, Any]:
+    await run_in_threadpool(
+        services.alerts.delete_rule, org_id=key.org_id, rule_id=rule_id, actor=key_actor(request, key)
+    )
     return {"ok": True, "deleted": rule_id}
 
 
 # -- silences -------------------------------------------------------------------------------------------
 @router.post("/silences", status_code=201, summary="Add a silence (one-off or weekly)", responses=NOT_FOUND)
-async def create_silence(key: AdminKey, services: ServicesDep, body: SilenceIn) -> dict[str, Any]:
-    return {"silence_id": await run_in_threadpool(services.alerts.create_silence, org_id=key.org_id, spec=body)}
+async def create_silence(request: Request, key: AdminKey, services: ServicesDep, body: SilenceIn) -> dict[str, Any]:
+    return {
+        "silence_id": await run_in_threadpool(
+            services.alerts.create_silence, org_id=key.org_id, spec=body, actor=key_actor(request, key)
+        )
+    }
 
 
 @router.get("/silences", summary="The organisation's silences")
@@ -124,8 +152,10 @@ async def list_silences(key: ReadKey, services: ServicesDep) -> dict[str, Any]:
 
 
 @router.delete("/silences/{silence_id}", summary="End and delete a silence", responses=NOT_FOUND)
-async def delete_silence(key: AdminKey, services: ServicesDep, silence_id: Id) -> dict[str, Any]:
-    await run_in_threadpool(services.alerts.delete_silence, org_id=key.org_id, silence_id=silence_id)
+async def delete_silence(request: Request, key: AdminKey, services: ServicesDep, silence_id: Id) -> dict[str, Any]:
+    await run_in_threadpool(
+        services.alerts.delete_silence, org_id=key.org_id, silence_id=silence_id, actor=key_actor(request, key)
+    )
     return {"ok": True, "deleted": silence_id}
 
 

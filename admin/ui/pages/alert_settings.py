@@ -14,9 +14,11 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from admin.services.alerts import ChannelIn, RuleIn, SilenceIn
+from admin.services.audit import Actor
 from admin.services.context import AppServices
 from admin.services.errors import ServiceError
 from admin.ui import auth, theme
+from admin.ui.actor import ui_actor
 from admin.ui.components.format import relative_time
 from admin.ui.guard import signed_in_page
 
@@ -31,14 +33,15 @@ def _problem(exc: Exception) -> str:
     return getattr(exc, "message", str(exc))
 
 
-async def _as_admin(services: AppServices, action: Callable[[auth.SignedInUser], Any], done: str) -> bool:
-    """Runs `action(user)` off the event loop if the user is (still) an admin; says how it went."""
+async def _as_admin(services: AppServices, action: Callable[[auth.SignedInUser, Actor], Any], done: str) -> bool:
+    """Runs `action(user, actor)` off the event loop if the user is (still) an admin; says how it went
+    (the actor is who the audit log names: the user and their browser's address)."""
     user = await auth.current_user(services)
     if user is None or not user.is_admin:
         ui.notify("Only an admin can change alerts.", type="negative")
         return False
     try:
-        await run_in_threadpool(action, user)
+        await run_in_threadpool(action, user, ui_actor(user))
     except (ValidationError, ServiceError) as exc:
         ui.notify(_problem(exc), type="negative")
         return False
@@ -72,7 +75,10 @@ class Listing:
 
 
 def _delete_button(
-    services: AppServices, what: str, delete: Callable[[auth.SignedInUser], Any], after: Callable[[], Awaitable[None]]
+    services: AppServices,
+    what: str,
+    delete: Callable[[auth.SignedInUser, Actor], Any],
+    after: Callable[[], Awaitable[None]],
 ) -> None:
     async def go() -> None:
         if await _as_admin(services, delete, f"{what} deleted."):
@@ -111,7 +117,7 @@ def register(services: AppServices) -> None:
                     _delete_button(
                         services,
                         "Rule",
-                        lambda u, rid=rule["rule_id"]: alerts.delete_rule(org_id=u.org_id, rule_id=rid),
+                        lambda u, who, rid=rule["rule_id"]: alerts.delete_rule(org_id=u.org_id, rule_id=rid, actor=who),
                         listing.refresh,
                     )
 
@@ -132,7 +138,7 @@ def register(services: AppServices) -> None:
             machines = ui.textarea("Machines (one id per line; empty: all)").mark("rule-machines")
 
             async def add() -> None:
-                def create(u: auth.SignedInUser) -> None:
+                def create(u: auth.SignedInUser, who: Actor) -> None:
                     spec = RuleIn(
                         name=name.value or "",
                         kind=kind.value,
@@ -143,7 +149,7 @@ def register(services: AppServices) -> None:
                         channels=list(chosen.value or []),
                         machine_ids=_ids(machines.value or ""),
                     )
-                    alerts.create_rule(org_id=u.org_id, spec=spec)
+                    alerts.create_rule(org_id=u.org_id, spec=spec, actor=who)
 
                 if await _as_admin(services, create, "Rule added."):
                     await listing.refresh()
@@ -171,7 +177,7 @@ def register(services: AppServices) -> None:
                     async def test(cid: int = channel["channel_id"]) -> None:
                         result: dict[str, Any] = {}
 
-                        def send(u: auth.SignedInUser) -> None:
+                        def send(u: auth.SignedInUser, _who: Actor) -> None:
                             result.update(
                                 alerts.test_channel(org_id=u.org_id, channel_id=cid, client=services.notifier.client)
                             )
@@ -183,7 +189,9 @@ def register(services: AppServices) -> None:
                     _delete_button(
                         services,
                         "Channel",
-                        lambda u, cid=channel["channel_id"]: alerts.delete_channel(org_id=u.org_id, channel_id=cid),
+                        lambda u, who, cid=channel["channel_id"]: alerts.delete_channel(
+                            org_id=u.org_id, channel_id=cid, actor=who
+                        ),
                         listing.refresh,
                     )
 
@@ -203,7 +211,7 @@ def register(services: AppServices) -> None:
             async def add() -> None:
                 lines = [line.strip() for line in (target.value or "").splitlines() if line.strip()]
 
-                def create(u: auth.SignedInUser) -> None:
+                def create(u: auth.SignedInUser, who: Actor) -> None:
                     fields: dict[str, Any] = {"name": name.value or "", "kind": kind.value}
                     if kind.value == "webhook":
                         fields.update(url=lines[0] if lines else None, secret=secret.value or None)
@@ -211,7 +219,7 @@ def register(services: AppServices) -> None:
                         fields["to"] = lines
                     else:
                         fields["urls"] = lines
-                    alerts.create_channel(org_id=u.org_id, spec=ChannelIn(**fields))
+                    alerts.create_channel(org_id=u.org_id, spec=ChannelIn(**fields), actor=who)
 
                 if await _as_admin(services, create, "Channel added."):
                     secret.value = ""
@@ -241,7 +249,9 @@ def register(services: AppServices) -> None:
                     _delete_button(
                         services,
                         "Silence",
-                        lambda u, sid=silence["silence_id"]: alerts.delete_silence(org_id=u.org_id, silence_id=sid),
+                        lambda u, who, sid=silence["silence_id"]: alerts.delete_silence(
+                            org_id=u.org_id, silence_id=sid, actor=who
+                        ),
                         listing.refresh,
                     )
 
@@ -262,7 +272,7 @@ def register(services: AppServices) -> None:
             comment = ui.input("Comment").mark("silence-comment")
 
             async def add() -> None:
-                def create(u: auth.SignedInUser) -> None:
+                def create(u: auth.SignedInUser, who: Actor) -> None:
                     ids = _ids(machines.value or "")
                     starts = time.time() + float(starts_in.value or 0) * 3600
                     spec = SilenceIn(
@@ -273,7 +283,7 @@ def register(services: AppServices) -> None:
                         weekly=bool(weekly.value),
                         comment=comment.value or "",
                     )
-                    alerts.create_silence(org_id=u.org_id, spec=spec)
+                    alerts.create_silence(org_id=u.org_id, spec=spec, actor=who)
 
                 if await _as_admin(services, create, "Silence added."):
                     await listing.refresh()
