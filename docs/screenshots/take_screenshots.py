@@ -115,6 +115,27 @@ asyncio.run(main())
     subprocess.run([sys.executable, "-c", code], cwd=workdir, env=env, check=True)
 
 
+def seed_messages(url: str, agent_key: str, admin_key: str) -> None:
+    """A message to the whole fleet (one machine acknowledged it) and a script run on lab-01."""
+    admin = {"Authorization": f"Bearer {admin_key}"}
+    agent = {"Authorization": f"Bearer {agent_key}"}
+    body = {"title": "Reboot tonight at 22:00", "body": "Save your work before you leave.", "severity": "warning"}
+    httpx.post(f"{url}/api/messages", json={**body, "all": True}, headers=admin)
+    script = {"kind": "run_script", "args": {"name": "clear-temp", "args": ["--older-than", "7d"]}}
+    httpx.post(f"{url}/api/commands", json={**script, "machine_ids": ["lab-01"]}, headers=admin)
+    for item in httpx.get(f"{url}/api/agent/inbox", params={"machine_id": "lab-01"}, headers=agent).json()["items"]:
+        path = f"{url}/api/agent/deliveries/{item['delivery_id']}"
+        if item["type"] == "message":
+            httpx.post(path, json={"machine_id": "lab-01", "state": "acknowledged"}, headers=agent)
+            continue
+        for state in ("delivered", "running"):
+            httpx.post(path, json={"machine_id": "lab-01", "state": state}, headers=agent)
+        output = "".join(f"removed /tmp/cache-{n:03d}\n" for n in range(40)) + "40 files, 12.5 MiB freed\n"
+        httpx.post(
+            path, json={"machine_id": "lab-01", "state": "succeeded", "exit_code": 0, "output": output}, headers=agent
+        )
+
+
 def driver() -> webdriver.Chrome:
     options = webdriver.ChromeOptions()
     for arg in ("headless", "no-sandbox", "disable-dev-shm-usage", "hide-scrollbars"):
@@ -165,6 +186,7 @@ def main() -> None:
     cli(workdir, env, "user", "create", EMAIL, "--org", "Acme", "--role", "admin")
     cli(workdir, env, "user", "create", "viewer@acme.example", "--org", "Acme")
     backfill_history(workdir, env, "lab-01")
+    admin_key = cli(workdir, env, "key", "create", "--org", "Acme", "--scope", "admin", "--scope", "read")["api_key"]
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     server = subprocess.Popen(
@@ -184,10 +206,12 @@ def main() -> None:
             except httpx.TransportError:
                 time.sleep(0.1)
         seed(url, api_key)
+        seed_messages(url, api_key, admin_key)
         pages = {
             "fleet": "/",
             "machine": "/machine?id=lab-01",
             "settings": "/settings",
+            "messages": "/messages",
             "xss": "/machine?id=" + quote(XSS_ID, safe=""),
         }
         for mode in ("light", "dark"):
