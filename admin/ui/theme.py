@@ -80,6 +80,7 @@ def frame(user: auth.SignedInUser, title: str) -> Iterator[ui.column]:
                 ui.link(label, path).classes("text-white no-underline px-2").mark(marker)
         if user.is_admin:
             ui.link("Settings", "/settings").classes("text-white no-underline px-2").mark("nav-settings")
+            ui.link("Audit", "/audit").classes("text-white no-underline px-2").mark("nav-audit")
         ui.space()
         with ui.column().classes("gap-0 items-end max-sm:hidden"):
             ui.label(user.email).classes("text-sm text-white").mark("user-email")

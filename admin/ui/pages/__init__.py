@@ -6,7 +6,18 @@ from admin.services.context import AppServices
 
 
 def register_pages(services: AppServices) -> None:
-    from admin.ui.pages import account, alert_settings, alerts, fleet, install, login, machine, messages, settings
+    from admin.ui.pages import (
+        account,
+        alert_settings,
+        alerts,
+        audit,
+        fleet,
+        install,
+        login,
+        machine,
+        messages,
+        settings,
+    )
 
-    for page in (login, fleet, machine, messages, settings, install, account, alerts, alert_settings):
+    for page in (login, fleet, machine, messages, settings, install, account, alerts, alert_settings, audit):
         page.register(services)
