@@ -113,12 +113,18 @@ def confirm(
     question: str, verb: str, action: Callable[[], Awaitable[None]], *, detail: str = "", marker: str = "confirm"
 ) -> None:
     """Ask before a change that cannot be undone; the dialog is gone once answered either way."""
+
+    def discard() -> None:
+        # The action may have refreshed the part of the page the dialog was made in, deleting it.
+        if not dialog.is_deleted:
+            dialog.delete()
+
     with ui.dialog() as dialog, ui.card().classes("max-w-md"):
         ui.label(question)
         if detail:
             ui.label(detail).classes("font-mono break-all")
         with ui.row().classes("w-full justify-end"):
-            ui.button("Cancel", on_click=dialog.delete).props("flat").mark("cancel")
+            ui.button("Cancel", on_click=discard).props("flat").mark("cancel")
 
             async def go() -> None:
                 # The action runs while the dialog still exists (closed): it checks the session in
@@ -127,10 +133,10 @@ def confirm(
                 try:
                     await action()
                 finally:
-                    dialog.delete()
+                    discard()
 
             ui.button(verb, color="negative", on_click=go).mark(marker)
-    dialog.on("hide", dialog.delete)  # Escape or a click outside
+    dialog.on("hide", discard)  # Escape or a click outside
     dialog.open()
 
 

@@ -64,10 +64,9 @@ class AccountScreen:
             self.error.text = "Wrong current password."
             return
         try:
+            actor = ui_actor(self.user)  # here: the page's context is not there in the worker thread
             await run_in_threadpool(
-                lambda: self.services.accounts.set_password(
-                    org_id=me.org_id, user_id=me.id, password=new, actor=ui_actor(self.user)
-                )
+                lambda: self.services.accounts.set_password(org_id=me.org_id, user_id=me.id, password=new, actor=actor)
             )
         except ServiceError as refused:
             self.error.text = refused.message
