@@ -26,14 +26,14 @@ $(STAMP): pyproject.toml
 	touch $@
 
 # Debian packages the browser, tray, notification and installer tests need; installed only when missing.
-SYS_BINARIES := chromium chromedriver Xvfb trayer dunst dbus-daemon shellcheck
+SYS_BINARIES := chromium chromedriver Xvfb trayer dunst dbus-daemon shellcheck strace
 sysdeps:
 	@missing=""; for b in $(SYS_BINARIES); do command -v $$b >/dev/null || missing="$$missing $$b"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages for:$$missing"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
-	    chromium chromium-driver xvfb trayer x11-utils dunst dbus shellcheck >/dev/null; \
+	    chromium chromium-driver xvfb trayer x11-utils dunst dbus shellcheck strace >/dev/null; \
 	fi
 
 lint: venv
