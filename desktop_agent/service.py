@@ -105,6 +105,7 @@ class AgentService:
         self._stop = threading.Event()
         self._wake_report = threading.Event()
         self._lock = threading.Lock()
+        self._notify_lock = threading.RLock()  # a listener may itself update the state
         self._state = AgentState(queued=len(queue) if queue else 0)
         self._listeners: list[Callable[[AgentState], None]] = []
         self._threads: list[threading.Thread] = []
@@ -128,17 +129,27 @@ class AgentService:
         return self._state
 
     def subscribe(self, listener: Callable[[AgentState], None]) -> None:
-        self._listeners.append(listener)
+        """Calls listener with the current state at once, then with each new one, in order: a
+        listener that subscribes after the first reading (the tray starts while the loops run)
+        still sees it."""
+        with self._notify_lock:
+            self._listeners.append(listener)
+            self._call(listener, self._state)
 
     def _update(self, **changes: Any) -> None:
-        with self._lock:
-            self._state = replace(self._state, **changes)
-            state = self._state
-        for listener in list(self._listeners):
-            try:
-                listener(state)
-            except Exception:
-                log.exception("state listener failed")
+        with self._notify_lock:  # listeners see the states in the order they were made
+            with self._lock:
+                self._state = replace(self._state, **changes)
+                state = self._state
+            for listener in list(self._listeners):
+                self._call(listener, state)
+
+    @staticmethod
+    def _call(listener: Callable[[AgentState], None], state: AgentState) -> None:
+        try:
+            listener(state)
+        except Exception:
+            log.exception("state listener failed")
 
     # --- commands ---
 

@@ -143,3 +143,15 @@ def test_start_times_and_periods_are_jittered(make_service):
     periods = [service._period(60.0) for _ in range(200)]
     assert all(0 <= d <= START_SPREAD_SECONDS for d in firsts) and max(firsts) - min(firsts) > 5
     assert all(54 <= p <= 66 for p in periods) and max(periods) - min(periods) > 6
+
+
+def test_a_listener_that_subscribes_late_sees_the_current_state_first(make_service):
+    """The tray subscribes while the loops may already have taken a reading (a full disk at start):
+    it gets that state at once, then each later one, in order, so no warning is lost to the race."""
+    service = make_service()
+    service.pause()
+    seen: list[bool] = []
+    service.subscribe(lambda state: seen.append(state.paused))
+    assert seen == [True]
+    service.resume()
+    assert seen[:2] == [True, False]

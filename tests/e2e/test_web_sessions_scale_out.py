@@ -14,12 +14,13 @@ from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.e2e.test_scale_out import deployment, start_node
+from tests.helpers.browser import SESSION_COOKIE as COOKIE
+from tests.helpers.browser import sign_in as browser_sign_in
 from tests.helpers.servers import service_unavailable
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.browser, pytest.mark.slow]
 
 PASSWORD = "correct horse battery"
-COOKIE = "dashfleet_session"
 
 
 def signed_in_on(node, token: str) -> bool:
@@ -30,12 +31,7 @@ def signed_in_on(node, token: str) -> bool:
 
 
 def sign_in(driver, node, email: str) -> str:
-    driver.get(node.url + "/login")
-    wait = WebDriverWait(driver, 20)
-    wait.until(EC.element_to_be_clickable((By.CSS_SELECTOR, "input[type=email]"))).send_keys(email)
-    driver.find_element(By.CSS_SELECTOR, "input[type=password]").send_keys(PASSWORD + "\n")
-    wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, ".q-header")))
-    return driver.get_cookie(COOKIE)["value"]
+    return browser_sign_in(driver, node.url, email, PASSWORD, "/login")
 
 
 def test_sessions_are_shared_and_ended_across_processes(server_factory, postgres, redis_url, nicegui_driver):

@@ -20,6 +20,7 @@ from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.helpers.api import Org
+from tests.helpers.browser import sign_in as browser_sign_in
 from tests.helpers.servers import ServerProcess, service_unavailable
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -27,7 +28,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 PASSWORD = "correct horse battery"
 # onerror would set a flag (and alert) if the id were ever parsed as HTML.
 XSS_ID = '<img src=x onerror="window.pwned=1;alert(1)">'
-WAIT_SECONDS = 15
+WAIT_SECONDS = 30
 # Settings unlike the defaults, so agreement with /api/config cannot be a coincidence.
 CUSTOM = {
     "refresh_interval_ms": 1500,
@@ -106,13 +107,7 @@ def wait(browser: WebDriver):
 
 
 def sign_in(browser: WebDriver, server: ServerProcess, email: str, path: str = "/") -> None:
-    browser.get(server.url + path)
-    wait(browser).until(EC.url_contains("/login"))
-    wait(browser).until(EC.element_to_be_clickable((By.CSS_SELECTOR, "input[type=email]"))).send_keys(email)
-    browser.find_element(By.CSS_SELECTOR, "input[type=password]").send_keys(PASSWORD)
-    browser.find_element(By.XPATH, "//button[normalize-space()='Sign in']").click()
-    wait(browser).until(lambda b: "/login" not in b.current_url)
-    wait(browser).until(EC.presence_of_element_located((By.CSS_SELECTOR, ".q-header")))
+    browser_sign_in(browser, server.url, email, PASSWORD, path, timeout=WAIT_SECONDS)
 
 
 def machine_cells(browser: WebDriver) -> list[str]:
