@@ -9,7 +9,7 @@ from sqlalchemy import Connection, and_, delete, exists, func, insert, not_, or_
 from sqlalchemy.dialects import postgresql, sqlite
 
 from admin.models import AlertChannel, AlertDelivery, AlertEvent, AlertRule, AlertSilence, AlertState, Machine
-from admin.repositories.machines import _bytewise
+from admin.repositories.machines import FIRING_STATES, _bytewise
 
 R = AlertRule.__table__
 C = AlertChannel.__table__
@@ -181,7 +181,7 @@ def firing(conn: Connection, *, org_id: int, machine_id: str | None = None) -> S
     stmt = (
         select(ST, R.c.name.label("rule"), R.c.kind, R.c.severity)
         .join(R, R.c.id == ST.c.rule_id)
-        .where(ST.c.org_id == org_id, ST.c.state.in_(("firing", "silenced", "unknown")))
+        .where(ST.c.org_id == org_id, ST.c.state.in_(FIRING_STATES))
         .order_by(ST.c.since.desc(), ST.c.id)
     )
     if machine_id is not None:

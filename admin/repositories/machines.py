@@ -5,15 +5,34 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from sqlalchemy import Connection, Integer, bindparam, cast, delete, exists, func, insert, literal_column, or_, select
+from sqlalchemy import (
+    Connection,
+    Integer,
+    bindparam,
+    case,
+    cast,
+    delete,
+    exists,
+    func,
+    insert,
+    literal_column,
+    or_,
+    select,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
-from admin.models import ExpiredMachine, Machine, Sample
+from admin.models import AlertRule, AlertState, ExpiredMachine, Machine, Sample
 from common.constants import SAMPLE_MIN_SPACING_SECONDS
 
 M = Machine.__table__
 S = Sample.__table__
 E = ExpiredMachine.__table__
+ST = AlertState.__table__
+R = AlertRule.__table__
+
+# The alert states that fire now (as GET /api/alerts lists them): firing, firing inside a silence,
+# and firing when the machine went offline (unknown).
+FIRING_STATES = ("firing", "silenced", "unknown")
 
 
 class MachineFilter(Protocol):
@@ -132,6 +151,7 @@ def list_machines(
     offset: int,
     sort: str = "machine_id",
     descending: bool = False,
+    with_alerts: bool = False,
 ) -> tuple[int, Sequence]:
     count = conn.execute(
         _filtered(select(func.count()).select_from(M), org_id=org_id, now=now, offline_after=offline_after, flt=flt)
@@ -141,13 +161,31 @@ def list_machines(
     order = [key.desc() if descending else key.asc()]
     if sort != "machine_id":
         order.append(_bytewise(conn, M.c.machine_id))  # ties broken stably
+    columns = [M, *_alert_columns()] if with_alerts else [M]
     rows = conn.execute(
-        _filtered(select(M), org_id=org_id, now=now, offline_after=offline_after, flt=flt)
+        _filtered(select(*columns), org_id=org_id, now=now, offline_after=offline_after, flt=flt)
         .order_by(*order)
         .limit(limit)
         .offset(offset)
     ).all()
     return count, rows
+
+
+def _alert_columns() -> list:
+    """Per listed machine: how many of its alerts fire now (`alerts_firing`) and the worst severity
+    among them (`alerts_critical`: 1 if any is critical). Correlated subqueries in the page's own
+    query, evaluated for the page's rows only (one query per page, not one per machine); they
+    range over the org's firing states by ix_alert_state_org_state."""
+    mine = (ST.c.org_id == M.c.org_id) & (ST.c.machine_id == M.c.machine_id) & ST.c.state.in_(FIRING_STATES)
+    firing = select(func.count()).select_from(ST).where(mine).scalar_subquery().label("alerts_firing")
+    critical = (
+        select(func.coalesce(func.max(case((R.c.severity == "critical", 1), else_=0)), 0))
+        .select_from(ST.join(R, R.c.id == ST.c.rule_id))
+        .where(mine)
+        .scalar_subquery()
+        .label("alerts_critical")
+    )
+    return [firing, critical]
 
 
 def get_machine(conn: Connection, *, org_id: int, machine_id: str):

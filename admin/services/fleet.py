@@ -42,6 +42,14 @@ SORT_KEYS = frozenset(repo.SORT_COLUMNS)  # what a listing may be sorted by
 
 
 @dataclass(frozen=True)
+class MachineAlerts:
+    """What fires now on one machine, for the fleet table: how many alerts, and the worst severity."""
+
+    firing: int
+    worst: str  # "critical" or "warning"
+
+
+@dataclass(frozen=True)
 class FleetFilter:
     """What a listing is narrowed by; None is "any"."""
 
@@ -284,6 +292,27 @@ class FleetService:
         `take_expired` names each expired machine once, in the first listing that takes it (the
         API's); the web UI lists without taking, so it never hides an expiry from a script.
         """
+        return self._list(org_id, flt, limit, offset, sort, descending, take_expired=take_expired, with_alerts=False)[0]
+
+    def list_fleet_with_alerts(
+        self, *, org_id: int, flt: FleetFilter, limit: int, offset: int, sort: str, descending: bool
+    ) -> tuple[FleetOut, dict[str, MachineAlerts]]:
+        """The web UI's page of the fleet (nothing expired is taken) with each listed machine's
+        alerts, read in the page's own query (the API's Machine is the contract's and has no alerts)."""
+        return self._list(org_id, flt, limit, offset, sort, descending, take_expired=False, with_alerts=True)
+
+    def _list(
+        self,
+        org_id: int,
+        flt: FleetFilter,
+        limit: int,
+        offset: int,
+        sort: str,
+        descending: bool,
+        *,
+        take_expired: bool,
+        with_alerts: bool,
+    ) -> tuple[FleetOut, dict[str, MachineAlerts]]:
         now = time.time()
         self.expire(org_id=org_id, now=now)
         expired: list[str] = []
@@ -304,8 +333,18 @@ class FleetService:
                 offset=offset,
                 sort=sort,
                 descending=descending,
+                with_alerts=with_alerts,
             )
-        return FleetOut(count=count, expired=expired, data=[self.to_public(r, now) for r in rows])
+        alerts = (
+            {
+                r.machine_id: MachineAlerts(r.alerts_firing, "critical" if r.alerts_critical else "warning")
+                for r in rows
+                if r.alerts_firing
+            }
+            if with_alerts
+            else {}
+        )
+        return FleetOut(count=count, expired=expired, data=[self.to_public(r, now) for r in rows]), alerts
 
     def summary(self, *, org_id: int) -> dict[str, int]:
         with self.engine.connect() as conn:

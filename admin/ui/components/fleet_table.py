@@ -9,6 +9,7 @@ from __future__ import annotations
 from nicegui import ui
 
 from admin.ui import theme
+from admin.ui.components.alert_list import SEVERITY_COLOURS
 from admin.ui.components.fleet_view import ROWS_PER_PAGE_OPTIONS
 
 
@@ -18,6 +19,7 @@ def _js_map(colours: dict[str, str]) -> str:
 
 
 _CONNECTION, _HEALTH, _UNKNOWN = _js_map(theme.CONNECTION_COLOURS), _js_map(theme.HEALTH_COLOURS), theme.UNKNOWN_COLOUR
+_SEVERITY = _js_map(SEVERITY_COLOURS)
 
 # Phones (Quasar's xs, below 600 px) see machine, status, health and last seen; wider screens more.
 _WIDER_THAN_PHONE = {"classes": "gt-xs", "headerClasses": "gt-xs"}
@@ -26,6 +28,7 @@ _WIDER_THAN_TABLET = {"classes": "gt-sm", "headerClasses": "gt-sm"}
 COLUMNS = [
     {"name": "machine_id", "label": "Machine", "field": "machine_id", "sortable": True, "align": "left"},
     {"name": "status", "label": "Status", "field": "status", "align": "left"},
+    {"name": "alerts", "label": "Alerts", "field": "alerts_text", "align": "left"},
     {"name": "health_score", "label": "Health", "field": "health_text", "sortable": True, "align": "left"},
     {
         "name": "cpu_percent",
@@ -79,6 +82,14 @@ _HEALTH_CELL = f"""
            :label="props.value" :title="props.row.health_status" />
 </q-td>
 """
+# Nothing when nothing fires; else "2 critical": how many fire now and the worst severity.
+_ALERTS_CELL = f"""
+<q-td :props="props">
+  <q-badge v-if="props.row.alerts_firing" :color="({_SEVERITY})[props.row.alerts_worst] || '{_UNKNOWN}'"
+           :label="props.value" :title="props.row.alerts_firing + ' firing, worst ' + props.row.alerts_worst"
+           data-testid="alerts-badge" />
+</q-td>
+"""
 _LAST_SEEN_CELL = """
 <q-td :props="props"><span :title="props.row.last_seen_exact">{{ props.value }}</span></q-td>
 """
@@ -90,6 +101,7 @@ def fleet_table(pagination: dict) -> ui.table:
     table.classes("w-full")
     table.add_slot("body-cell-machine_id", _MACHINE_CELL)
     table.add_slot("body-cell-status", _STATUS_CELL)
+    table.add_slot("body-cell-alerts", _ALERTS_CELL)
     table.add_slot("body-cell-health_score", _HEALTH_CELL)
     table.add_slot("body-cell-last_seen", _LAST_SEEN_CELL)
     return table

@@ -11,7 +11,7 @@ from datetime import tzinfo
 from urllib.parse import quote
 
 from admin.services.fleet import SORT_KEYS as SERVICE_SORT_KEYS
-from admin.services.fleet import FleetFilter
+from admin.services.fleet import FleetFilter, MachineAlerts
 from admin.services.public import MachineOut
 from admin.ui.components.format import exact_time, relative_time, sensor
 
@@ -142,9 +142,12 @@ def shown_status(machine: MachineOut) -> str:
     return "away" if machine.away is not None and machine.status == "offline" else machine.status
 
 
-def to_row(machine: MachineOut, *, now: float, tz: tzinfo) -> dict:
+def to_row(machine: MachineOut, *, now: float, tz: tzinfo, alerts: MachineAlerts | None = None) -> dict:
     """One table row. Values are plain strings and numbers: the table shows them as text."""
     return {
+        "alerts_firing": alerts.firing if alerts else 0,
+        "alerts_worst": alerts.worst if alerts else "",
+        "alerts_text": f"{alerts.firing} {alerts.worst}" if alerts else "",
         "machine_id": machine.machine_id,
         "href": machine_href(machine.machine_id),
         "hostname": machine.hostname or "",

@@ -15,6 +15,7 @@ from nicegui import app, ui
 from starlette.concurrency import run_in_threadpool
 
 from admin.services.context import AppServices
+from admin.services.fleet import MachineAlerts
 from admin.services.public import FleetOut
 from admin.ui import auth
 from admin.ui.components.fleet_send import FleetSend
@@ -32,6 +33,7 @@ OS_NAMES_MAX_AGE_SECONDS = 30.0
 class Snapshot:
     view: FleetView  # the view actually shown (its page clamped to the last one)
     page: FleetOut
+    alerts: dict[str, MachineAlerts]  # what fires on the page's machines (none: not listed)
     counts: dict
     os_names: list | None  # None: not asked for this time (see OS_NAMES_MAX_AGE_SECONDS)
     at: float
@@ -41,23 +43,22 @@ def load_snapshot(services: AppServices, org_id: int, view: FleetView, *, with_o
     """Everything one refresh shows: the page of machines, the counts, the OS names."""
     fleet = services.fleet
 
-    def page_of(v: FleetView) -> FleetOut:
-        return fleet.list_fleet(
+    def page_of(v: FleetView) -> tuple[FleetOut, dict[str, MachineAlerts]]:
+        return fleet.list_fleet_with_alerts(
             org_id=org_id,
             flt=v.fleet_filter(),
             limit=v.rows_per_page,
             offset=v.offset,
             sort=v.sort_by,
             descending=v.descending,
-            take_expired=False,
         )
 
-    page = page_of(view)
+    page, alerts = page_of(view)
     if not page.data and view.page > view.last_page(page.count):  # machines left: show the last page
         view = replace(view, page=view.last_page(page.count))
-        page = page_of(view)
+        page, alerts = page_of(view)
     os_names = fleet.os_names(org_id=org_id) if with_os_names else None
-    return Snapshot(view, page, fleet.summary(org_id=org_id), os_names, time.time())
+    return Snapshot(view, page, alerts, fleet.summary(org_id=org_id), os_names, time.time())
 
 
 class FleetScreen:
@@ -163,7 +164,9 @@ class FleetScreen:
         self.view = snapshot.view
         if app.storage.user.get(STORAGE_KEY) != self.view.as_storage():  # each write goes to disk
             app.storage.user[STORAGE_KEY] = self.view.as_storage()
-        rows = [to_row(m, now=snapshot.at, tz=self.tz) for m in snapshot.page.data]
+        rows = [
+            to_row(m, now=snapshot.at, tz=self.tz, alerts=snapshot.alerts.get(m.machine_id)) for m in snapshot.page.data
+        ]
         self.table.rows = rows
         self.table.pagination = self.view.pagination(snapshot.page.count)
         self.summary.show(snapshot.counts)

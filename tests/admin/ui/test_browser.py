@@ -19,7 +19,7 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
 
-from tests.helpers.api import Org
+from tests.helpers.api import Org, sample_report
 from tests.helpers.browser import sign_in as browser_sign_in
 from tests.helpers.servers import ServerProcess, service_unavailable
 
@@ -152,6 +152,29 @@ def test_a_hostile_machine_id_stays_text(browser, ui_server, account) -> None:
     assert browser.find_elements(By.CSS_SELECTOR, ".q-page img[src=x]") == []
     with pytest.raises(NoAlertPresentException):
         browser.switch_to.alert.text  # noqa: B018 - reading it is the check
+
+
+def test_the_fleet_table_shows_a_machines_alerts_as_a_badge(browser, ui_server, account) -> None:
+    org, email = account.org, account.email
+    resp = org.post(
+        "/api/alerts/rules",
+        key=account.admin_key,
+        json={"name": XSS_ID, "kind": "cpu", "threshold": 50, "severity": "critical"},
+    )
+    assert resp.status_code == 201, resp.text
+    try:
+        assert org.report("hot-pc", sample_report(cpu_percent=99)).status_code == 200
+        assert org.report("calm-pc").status_code == 200
+        sign_in(browser, ui_server, email)
+        shows_machines(browser, ["calm-pc", "hot-pc"])
+        badges = wait(browser).until(
+            lambda b: b.find_elements(By.CSS_SELECTOR, "[data-testid=alerts-badge]"), "no alert badge was drawn"
+        )
+        assert [badge.text for badge in badges] == ["1 critical"]  # on hot-pc's row only
+        assert badges[0].get_attribute("title") == "1 firing, worst critical"
+        assert browser.execute_script("return window.pwned") is None
+    finally:
+        org.request("DELETE", f"/api/alerts/rules/{resp.json()['rule_id']}", key=account.admin_key)
 
 
 def test_without_signing_in_every_page_leads_to_sign_in_and_shows_no_data(browser, ui_server, account) -> None:

@@ -6,8 +6,12 @@ import time
 
 from nicegui import ui
 from nicegui.testing import User
+from sqlalchemy import event
 
+from admin.services.alerts import RuleIn
+from admin.ui.components.fleet_view import FleetView
 from admin.ui.components.format import duration
+from admin.ui.pages.fleet import load_snapshot
 from tests.helpers.ui import (
     Account,
     add_report,
@@ -229,3 +233,60 @@ async def test_a_sensor_that_could_not_be_read_shows_as_unknown(admin: User, ser
         assert rows[machine_id]["disk_percent"] == "unknown", machine_id
         assert rows[machine_id]["cpu_percent"] == "30%"
     assert rows["null-disk"]["health_text"] == rows["old-agent"]["health_text"]
+
+
+async def test_the_table_shows_what_fires_on_each_machine_from_the_pages_own_query(
+    admin: User, services, admin_account
+) -> None:
+    org_id = admin_account.org_id
+    services.alerts.create_rule(org_id=org_id, spec=RuleIn(name=XSS_ID, kind="cpu", threshold=50, severity="warning"))
+    services.alerts.create_rule(org_id=org_id, spec=RuleIn(name="RAM", kind="ram", threshold=50, severity="critical"))
+    stranger = make_account(services)
+    services.alerts.create_rule(org_id=stranger.org_id, spec=RuleIn(name="theirs", kind="cpu", threshold=1))
+    await add_report(services, admin_account, "calm", cpu=10, ram=10)
+    await add_report(services, admin_account, "hot", cpu=90, ram=10)
+    await add_report(services, admin_account, XSS_ID, cpu=90, ram=90)
+    await add_report(services, stranger, "calm", cpu=99)  # the same id, firing in another organisation
+    await admin.open("/")
+    await shows_machines(admin, ["<img src=x onerror=alert(1)>", "calm", "hot"])
+    rows = {row["machine_id"]: row for row in table_rows(admin)}
+    assert (rows["calm"]["alerts_firing"], rows["calm"]["alerts_text"]) == (0, "")
+    assert (rows["hot"]["alerts_firing"], rows["hot"]["alerts_text"]) == (1, "1 warning")
+    assert (rows[XSS_ID]["alerts_firing"], rows[XSS_ID]["alerts_text"]) == (2, "2 critical")
+    # The badge is a Vue binding of the row's plain text (never HTML), and no rule name is in the row.
+    assert "v-html" not in fleet_table_slot(admin, "body-cell-alerts")
+    assert all(XSS_ID not in str(value) for key, value in rows[XSS_ID].items() if key not in ("machine_id", "href"))
+
+    # One query for the page whatever it lists: not one more per machine.
+    view = FleetView()
+    few = statements_of(services, lambda: load_snapshot(services, org_id, view))
+    for n in range(15):
+        await add_report(services, admin_account, f"more-{n:02d}", cpu=95, ram=95)
+    many = statements_of(services, lambda: load_snapshot(services, org_id, view))
+    assert len(load_snapshot(services, org_id, view).alerts) == 17
+    assert many == few
+
+    await add_report(services, admin_account, "hot", cpu=10, ram=10)  # resolved: the badge goes
+    await refresh_now(admin)
+    rows = {row["machine_id"]: row for row in table_rows(admin)}
+    assert (rows["hot"]["alerts_firing"], rows["hot"]["alerts_text"]) == (0, "")
+
+
+def fleet_table_slot(user: User, name: str) -> str:
+    table = user.find(marker="fleet-table").elements.pop()
+    return str(table.slots[name].template)
+
+
+def statements_of(services, action) -> int:
+    """How many SQL statements `action` runs."""
+    seen: list[str] = []
+
+    def count(_conn, _cursor, statement, *_args) -> None:
+        seen.append(statement)
+
+    event.listen(services.engine, "before_cursor_execute", count)
+    try:
+        action()
+    finally:
+        event.remove(services.engine, "before_cursor_execute", count)
+    return len(seen)
