@@ -13,9 +13,10 @@ import logging
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
 from admin.core.config import Settings
@@ -142,6 +143,36 @@ def cmd_key_list(args: argparse.Namespace, settings: Settings) -> None:
             ]
         }
     )
+
+
+def _enrolment(settings: Settings):
+    from admin.core.db import make_engine
+    from admin.services.enrolment import EnrolmentService
+
+    engine = make_engine(settings)
+    return EnrolmentService(engine, AccountService(engine))
+
+
+def _machine_id(text: str) -> str:
+    from common.schemas import MachineId
+
+    try:
+        return TypeAdapter(MachineId).validate_python(text)
+    except ValidationError as exc:
+        raise argparse.ArgumentTypeError(f"invalid machine id: {exc.errors()[0]['msg']}") from None
+
+
+def cmd_enrolment_list(args: argparse.Namespace, settings: Settings) -> None:
+    org = _accounts(settings).org_named(args.org)
+    # machine_id, hardware_id, key_id, key_prefix, enrolled_at: never the key itself.
+    _print_json({"machines": [asdict(m) for m in _enrolment(settings).enrolled_machines(org_id=org.id)]})
+
+
+def cmd_enrolment_reset(args: argparse.Namespace, settings: Settings) -> None:
+    org = _accounts(settings).org_named(args.org)
+    revoked = _enrolment(settings).reset(org_id=org.id, machine_id=args.machine_id, actor=Actor.cli())
+    time.sleep(KEY_CACHE_SECONDS)  # as `key revoke`: every running server refuses the machine's keys now
+    _print_json({"machine_id": args.machine_id, "revoked_keys": revoked})
 
 
 def _install_links(settings: Settings):
@@ -328,6 +359,19 @@ def build_parser() -> argparse.ArgumentParser:
     key_list = key.add_parser("list", help="list an organisation's keys (never the secrets)")
     key_list.add_argument("--org", required=True, help="organisation name")
     key_list.set_defaults(handler=cmd_key_list)
+
+    enrolment = commands.add_parser("enrolment", help="machines enrolled with their own keys").add_subparsers(
+        dest="action", required=True
+    )
+    enrolment_list = enrolment.add_parser("list", help="an organisation's enrolled machines (never the keys)")
+    enrolment_list.add_argument("--org", required=True, help="organisation name")
+    enrolment_list.set_defaults(handler=cmd_enrolment_list)
+    enrolment_reset = enrolment.add_parser(
+        "reset", help="revoke a machine's own keys: its agent enrols again, from any hardware"
+    )
+    enrolment_reset.add_argument("--org", required=True, help="organisation name")
+    enrolment_reset.add_argument("machine_id", type=_machine_id, metavar="MACHINE_ID")
+    enrolment_reset.set_defaults(handler=cmd_enrolment_reset)
 
     user = commands.add_parser("user", help="web UI users").add_subparsers(dest="action", required=True)
     user_create = user.add_parser("create", help="make a user (password from DASHFLEET_PASSWORD or a prompt)")

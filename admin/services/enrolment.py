@@ -18,10 +18,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from admin.repositories import accounts as repo
+from admin.repositories import machines as machines_repo
 from admin.services import audit
 from admin.services.accounts import AccountService
 from admin.services.audit import UNATTRIBUTED, Actor
-from admin.services.errors import Conflict
+from admin.services.errors import Conflict, NotFound
 from common.constants import SCOPE_AGENT
 
 ENROL_ATTEMPTS = 2  # a lost race for the unique live-key index is retried once, then answered
@@ -99,9 +100,16 @@ class EnrolmentService:
 
     def reset(self, *, org_id: int, machine_id: str, actor: Actor | str = UNATTRIBUTED) -> int:
         """Revoke the machine's own keys: its agent enrols again (from any hardware) with the enrol
-        key it was installed with. How many keys were revoked (0: it was not enrolled)."""
+        key it was installed with. How many keys were revoked (0: it was known but not enrolled).
+
+        A machine id the organisation neither has nor has enrolled is NotFound, and nothing is
+        written (no audit entry): the API answers another organisation's machine the same way."""
         with Session(self.engine) as session:
             revoked = repo.revoke_machine_keys(session, org_id=org_id, machine_id=machine_id, now=time.time())
+            if not revoked and not machines_repo.machine_exists(
+                session.connection(), org_id=org_id, machine_id=machine_id
+            ):
+                raise NotFound(f"no machine {machine_id!r} in this organisation")
             audit.record(
                 session.connection(),
                 org_id=org_id,

@@ -81,6 +81,12 @@ class DeletedOut(BaseModel):
     deleted: str = Field(description="the machine id")
 
 
+class EnrolmentResetOut(BaseModel):
+    ok: Literal[True] = True
+    machine_id: str
+    revoked_keys: int = Field(description="the machine's own keys revoked now (0: it was not enrolled)")
+
+
 class ReportAccepted(BaseModel):
     ok: Literal[True] = True
     machine_id: str

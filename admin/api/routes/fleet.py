@@ -14,7 +14,15 @@ from admin.api.deps import AdminKey, ReadKey, ServicesDep, key_actor, too_many
 from admin.api.errors import error_responses
 from admin.core.limits import FLEET_LIST_LIMIT
 from admin.services.fleet import HISTORY_MAX_HOURS, FleetFilter
-from admin.services.public import DeletedOut, FleetOut, HistoryBucketsOut, HistoryOut, MachineOut, ReportAccepted
+from admin.services.public import (
+    DeletedOut,
+    EnrolmentResetOut,
+    FleetOut,
+    HistoryBucketsOut,
+    HistoryOut,
+    MachineOut,
+    ReportAccepted,
+)
 from common.constants import MACHINE_ID_MAX_LENGTH, SYSTEM_FIELD_MAX_LENGTH
 from common.schemas import PingIn, PingOut, ReportIn
 
@@ -141,3 +149,21 @@ async def delete_machine(
         services.fleet.delete_machine, org_id=key.org_id, machine_id=machine_id, actor=key_actor(request, key)
     )
     return DeletedOut(deleted=machine_id)
+
+
+@router.post(
+    "/machine/enrolment/reset",
+    summary="Reset a machine's enrolment: revoke its own keys (key scope 'admin')",
+    description="The machine's keys (made by `POST /api/agent/enroll`) are revoked at once; its agent enrols "
+    "again with the enrol key it was installed with, from any hardware (so a replaced computer can take the "
+    "machine id). The machine and its history stay. A machine id the organisation does not have: 404, "
+    "nothing changed.",
+    responses=error_responses(404),
+)
+async def reset_enrolment(
+    request: Request, key: AdminKey, services: ServicesDep, machine_id: MachineIdQuery
+) -> EnrolmentResetOut:
+    revoked = await run_in_threadpool(
+        services.enrolment.reset, org_id=key.org_id, machine_id=machine_id, actor=key_actor(request, key)
+    )
+    return EnrolmentResetOut(machine_id=machine_id, revoked_keys=revoked)
