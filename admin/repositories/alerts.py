@@ -45,6 +45,13 @@ def delete_rule(conn: Connection, *, org_id: int, rule_id: int) -> bool:
     return conn.execute(delete(R).where(R.c.org_id == org_id, R.c.id == rule_id)).rowcount > 0
 
 
+def rule_states(conn: Connection, *, rule_id: int, lock: bool) -> Sequence[Any]:
+    """Every state row of a rule; with `lock` (PostgreSQL) they stay locked until the transaction
+    ends, so a report's writer and this change never both act on one row."""
+    stmt = select(ST).where(ST.c.rule_id == rule_id).order_by(ST.c.id)
+    return conn.execute(stmt.with_for_update() if lock else stmt).all()
+
+
 def delete_channel(conn: Connection, *, org_id: int, channel_id: int) -> bool:
     # What was waiting for this channel has nowhere to go.
     conn.execute(delete(D).where(D.c.org_id == org_id, D.c.channel_id == channel_id))

@@ -82,6 +82,12 @@ class Silence:
             return now < self.ends
         return (now - self.starts) % WEEK < self.ends - self.starts
 
+    def window_end(self, now: float) -> float:
+        """The end of the window that covers `now` (call only when it does)."""
+        if not self.weekly:
+            return self.ends
+        return now - (now - self.starts) % WEEK + (self.ends - self.starts)
+
 
 @dataclass(slots=True)
 class OrgAlerts:
@@ -95,6 +101,16 @@ class OrgAlerts:
     def silenced(self, machine_id: str, now: float) -> bool:
         return any(s.covers(machine_id, now) for s in self.silences)
 
+    def silenced_until(self, machine_id: str, now: float) -> float | None:
+        """When the machine's silences that cover `now` end (overlapping windows chain); None: not silenced."""
+        until: float | None = None
+        moment = now
+        while True:
+            ends = [s.window_end(moment) for s in self.silences if s.covers(machine_id, moment)]
+            if not ends or (until is not None and max(ends) <= until):
+                return until
+            until = moment = max(ends)
+
 
 @dataclass(slots=True)
 class Change:
@@ -107,6 +123,7 @@ class Change:
     value: float | None
     at: float
     applied: bool = False
+    not_before: float | None = None  # its notices wait until then (a silence's end)
 
 
 def decide(
@@ -148,6 +165,23 @@ def _json_ids(text: str | None) -> frozenset[str] | None:
     return None if text is None else frozenset(json.loads(text))
 
 
+def rule_of(r: Any) -> Rule:
+    """The engine's rule from its row."""
+    threshold = r.threshold if r.threshold is not None else 0.0
+    return Rule(
+        id=r.id,
+        org_id=r.org_id,
+        name=r.name,
+        kind=r.kind,
+        threshold=threshold,
+        clear=r.clear_below if r.clear_below is not None else threshold,
+        for_seconds=r.for_seconds,
+        severity=r.severity,
+        channels=tuple(json.loads(r.channels)),
+        machines=_json_ids(r.machine_ids),
+    )
+
+
 class AlertEngine:
     def __init__(self, engine: Engine, settings: Settings) -> None:
         self.engine = engine
@@ -162,19 +196,7 @@ class AlertEngine:
         orgs: dict[int, OrgAlerts] = {}
         for r in repo.all_rules(conn):
             org = orgs.setdefault(r.org_id, OrgAlerts())
-            threshold = r.threshold if r.threshold is not None else 0.0
-            rule = Rule(
-                id=r.id,
-                org_id=r.org_id,
-                name=r.name,
-                kind=r.kind,
-                threshold=threshold,
-                clear=r.clear_below if r.clear_below is not None else threshold,
-                for_seconds=r.for_seconds,
-                severity=r.severity,
-                channels=tuple(json.loads(r.channels)),
-                machines=_json_ids(r.machine_ids),
-            )
+            rule = rule_of(r)
             org.rules[rule.id] = rule
             (org.offline_rules if rule.kind == "offline" else org.metric_rules).append(rule)
         for c in repo.all_channel_kinds(conn):
@@ -335,7 +357,7 @@ class AlertEngine:
             kind = kinds.get(channel_id)
             if kind is None:
                 continue  # deleted meanwhile
-            due = change.at
+            due = max(change.at, change.not_before or change.at)
             if kind in PEOPLE_KINDS:  # join the group waiting for this channel, or start one
                 due = repo.pending_group_due(conn, channel_id=channel_id, after=change.at) or (
                     change.at + self.settings.alert_group_seconds
@@ -366,6 +388,27 @@ class AlertEngine:
             deliveries,
         )
         return True
+
+    # -- a rule leaves machines (deleted, or narrowed to fewer machines) -------------------------------
+    def retire(self, conn: Connection, row: Any, *, keep: frozenset[str] | None = None) -> int:
+        """In the caller's transaction: drop the state of `row`'s rule on every machine (but those
+        in `keep`), telling "resolved" where the channels were told it fires, each once. A resolution
+        held back by a silence is sent at the silence's end, as one that resolved inside it would be.
+        Returns how many resolutions were written (the caller wakes the notifier after its commit)."""
+        rule = rule_of(row)
+        now = time.time()
+        org = self.orgs.get(rule.org_id) or OrgAlerts()
+        told = 0
+        for s in repo.rule_states(conn, rule_id=rule.id, lock=conn.dialect.name == "postgresql"):
+            if keep is not None and s.machine_id in keep:
+                continue
+            old = State(s.state, s.since, s.due_at, s.value, s.notified)
+            event = "resolved" if s.notified else None
+            change = Change(rule.org_id, rule, s.machine_id, old, None, event, None, now)
+            change.not_before = org.silenced_until(s.machine_id, now) if event else None
+            if self.write_change(conn, change) and event:
+                told += 1
+        return told
 
     # -- the sweep ----------------------------------------------------------------------------------------
     def sweep(self) -> tuple[dict[int, OrgAlerts], dict[int, int], list[Change]]:

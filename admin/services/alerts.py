@@ -166,8 +166,10 @@ class AlertService:
         self.settings = settings
         self.alerts = alerts
 
-    def _changed(self) -> None:
+    def _changed(self, events: int = 0) -> None:
         self.alerts.refresh()  # this process at once; the others within a sweep
+        if events:
+            self.alerts.on_event()  # the notices just written go out now, not at the next poll
 
     def _require_machines(self, conn: Any, org_id: int, machine_ids: list[str] | None) -> None:
         for machine_id in machine_ids or []:
@@ -342,6 +344,10 @@ class AlertService:
             values = self._rule_values(conn, org_id, spec)
             repo.update_row(conn, repo.R, org_id=org_id, row_id=rule_id, values=values)
             updated = repo.row(conn, repo.R, org_id=org_id, row_id=rule_id)
+            resolved = 0
+            if spec.machine_ids is not None and found.machine_ids != updated.machine_ids:
+                # Machines the rule no longer covers would otherwise keep firing for good.
+                resolved = self.alerts.retire(conn, updated, keep=frozenset(spec.machine_ids))
             audit.record(
                 conn,
                 org_id=org_id,
@@ -350,15 +356,28 @@ class AlertService:
                 target=f"rule {rule_id}",
                 detail=patch.model_dump(mode="json", exclude_unset=True),
             )
-        self._changed()
+        self._changed(resolved)
         return _rule_public(updated)
 
     def delete_rule(self, *, org_id: int, rule_id: int, actor: Actor | str = UNATTRIBUTED) -> None:
+        """Deletes the rule; what it told firing is told resolved (in the same transaction, once)."""
         with self.engine.begin() as conn:
+            found = repo.row(conn, repo.R, org_id=org_id, row_id=rule_id)
+            if found is None:
+                raise NotFound("no such rule in this organisation")
+            resolved = self.alerts.retire(conn, found)
+            # A concurrent delete of the same rule finds it gone here and rolls back what it wrote.
             if not repo.delete_rule(conn, org_id=org_id, rule_id=rule_id):
                 raise NotFound("no such rule in this organisation")
-            audit.record(conn, org_id=org_id, actor=actor, action="alert_rule.delete", target=f"rule {rule_id}")
-        self._changed()
+            audit.record(
+                conn,
+                org_id=org_id,
+                actor=actor,
+                action="alert_rule.delete",
+                target=f"rule {rule_id}",
+                detail={"name": found.name, "resolved": resolved},
+            )
+        self._changed(resolved)
 
     # -- silences -----------------------------------------------------------------------------------
     def create_silence(self, *, org_id: int, spec: SilenceIn, actor: Actor | str = UNATTRIBUTED) -> int:

@@ -53,15 +53,30 @@ class Notifier:
         self.settings = settings
         self.client = httpx.Client(follow_redirects=False)
         self._wakeup: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._lock_file: Any = None
         self._postgres = engine.dialect.name == "postgresql"
 
     def wake(self) -> None:
-        if self._wakeup is not None:
+        """Safe from any thread: a service that changed alerts in a worker thread wakes it too (an
+        asyncio.Event is set only on its own loop's thread)."""
+        if self._wakeup is None or self._loop is None:
+            return
+        try:
+            on_loop = asyncio.get_running_loop() is self._loop
+        except RuntimeError:
+            on_loop = False
+        if on_loop:
             self._wakeup.set()
+            return
+        try:
+            self._loop.call_soon_threadsafe(self._wakeup.set)
+        except RuntimeError:
+            pass  # the loop closed: nothing to wake (a lost wake-up only delays; rows are the truth)
 
     async def run(self) -> None:
         self._wakeup = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
         while True:
             try:
                 sent = await run_in_threadpool(self.send_due)

@@ -128,7 +128,7 @@ async def update_rule(
     )
 
 
-@router.delete("/rules/{rule_id}", summary="Delete a rule and its alerts' state", responses=NOT_FOUND)
+@router.delete("/rules/{rule_id}", summary="Delete a rule; what it told firing is told resolved", responses=NOT_FOUND)
 async def delete_rule(request: Request, key: AdminKey, services: ServicesDep, rule_id: Id) -> dict[str, Any]:
     await run_in_threadpool(
         services.alerts.delete_rule, org_id=key.org_id, rule_id=rule_id, actor=key_actor(request, key)
