@@ -27,6 +27,8 @@ import pytest
 from tests.helpers.api import Contract, Org
 from tests.helpers.servers import (
     BACKENDS,
+    CLI,
+    CLI_COMMANDS,
     REDIS_HOST,
     REDIS_PORT,
     REDIS_TEST_DB,
@@ -38,11 +40,18 @@ from tests.helpers.servers import (
 )
 
 
+def pytest_sessionfinish(session) -> None:
+    CLI.close()
+
+
 def pytest_terminal_summary(terminalreporter) -> None:
     if SPENT["cli runs"] or SPENT["server starts"]:
         terminalreporter.write_line(
             "dashfleet fixtures: {cli runs} CLI runs ({cli seconds:.0f} s), {server starts} server starts "
             "({server start seconds:.0f} s)".format(**SPENT)
+        )
+        terminalreporter.write_line(
+            "dashfleet fixtures' commands: " + ", ".join(f"{n} {cmd}" for cmd, n in CLI_COMMANDS.most_common(8))
         )
 
 

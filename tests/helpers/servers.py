@@ -14,7 +14,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections import deque
+from collections import Counter, deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
@@ -22,6 +22,7 @@ import httpx
 import pytest
 
 from tests.helpers.api import Org
+from tests.helpers.cli_zygote import CliZygote
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # Generous: a loaded CI machine starts a server in 5 s, a machine shared with other work in up to 40.
@@ -40,6 +41,8 @@ REDIS_TEST_DB = 11
 
 
 # What the suite spends on processes, shown at the end of a run (the suite must stay fast).
+CLI = CliZygote()  # closed at the session's end (tests/conftest.py)
+CLI_COMMANDS: Counter[str] = Counter()  # which commands the fixtures run most (the summary line)
 SPENT = {"cli runs": 0, "cli seconds": 0.0, "server starts": 0, "server start seconds": 0.0}
 
 
@@ -145,21 +148,14 @@ class ServerProcess:
         input: str | None = None,
         timeout: float = CLI_TIMEOUT_SECONDS,
     ) -> subprocess.CompletedProcess:
-        """Runs `python -m admin ARGS` here; no terminal on stdin unless `input` is given."""
+        """Runs `python -m admin ARGS` here (forked from tests/helpers/cli_zygote.py, which has
+        imported it once); no terminal on stdin unless `input` is given."""
         started = time.monotonic()
         try:
-            return subprocess.run(
-                [sys.executable, "-m", "admin", *args],
-                cwd=self.workdir,
-                env={**self.env, **(env or {})},
-                input=input,
-                stdin=None if input is not None else subprocess.DEVNULL,
-                capture_output=True,
-                text=True,
-                timeout=timeout,
-            )
+            return CLI.run(list(args), env={**self.env, **(env or {})}, cwd=self.workdir, input=input, timeout=timeout)
         finally:
             SPENT["cli runs"] += 1
+            CLI_COMMANDS[" ".join(a for a in args[:2] if a.isidentifier() or a.replace("-", "").isalpha())] += 1
             SPENT["cli seconds"] += time.monotonic() - started
 
     def cli_json(self, *args: str, **kwargs) -> dict:
