@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Column, Connection, Engine, MetaData, create_engine, event, inspect, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from admin.core.config import Settings
@@ -86,8 +87,9 @@ HEAD_REVISION = "0007_operations"
 
 
 def _at_head(settings: Settings) -> bool:
-    if settings.sqlalchemy_url.startswith("sqlite") and not (settings.data_dir / "dashfleet.db").exists():
-        return False
+    url = make_url(settings.sqlalchemy_url)
+    if url.get_backend_name() == "sqlite" and not (url.database and Path(url.database).exists()):
+        return False  # connecting would create an empty file: Alembic makes it, with its schema
     engine = make_engine(settings)
     try:
         with engine.connect() as conn:

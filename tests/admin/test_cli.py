@@ -277,3 +277,21 @@ def test_user_set_password_changes_it_and_refuses_bad_input(install, acme):
     install.cli_json("user", "create", "pw@example.com", "--org", "beta", env=PASSWORD)
     assert_clean_failure(install.cli("user", "set-password", "pw@example.com", env=new), "--org")
     assert install.cli_json("user", "set-password", "pw@example.com", "--org", "beta", env=new)["org"] == "beta"
+
+
+def test_the_installed_program_itself_runs_and_a_closed_pipe_is_no_traceback(install, acme):
+    """The fixtures fork their commands from a process that imported the CLI once
+    (tests/helpers/cli_zygote.py); this runs the installed `dashfleet-admin` as IT does, including
+    into a reader that leaves early (`dashfleet-admin key list --org acme | head -1`)."""
+    program = os.path.join(os.path.dirname(sys.executable), "dashfleet-admin")
+    args = [program, "key", "list", "--org", "acme"]
+    done = subprocess.run(args, cwd=install.workdir, env=install.env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert f'"key_id": {acme["key_id"]}' in done.stdout, done.stdout
+    reader_gone = subprocess.Popen(
+        args, cwd=install.workdir, env=install.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    reader_gone.stdout.close()  # as `head` does once it has its line
+    stderr = reader_gone.stderr.read()
+    assert reader_gone.wait(timeout=60) != 0
+    assert "Traceback" not in stderr and "BrokenPipeError" not in stderr, stderr

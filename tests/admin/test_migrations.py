@@ -28,6 +28,20 @@ def settings(request, tmp_path) -> Settings:
     return Settings(_env_file=None, data_dir=tmp_path, database_url=url)
 
 
+@pytest.mark.parametrize("where", ["data_dir", "database_url"])
+def test_a_database_at_head_is_not_migrated_again(tmp_path, monkeypatch, where):
+    """Every command migrates first; at head that must cost one query, not Alembic's import and
+    run (most of a command's start-up), wherever the SQLite file is: under data_dir or named by
+    DASHFLEET_DATABASE_URL."""
+    url = f"sqlite:///{tmp_path / 'elsewhere.db'}" if where == "database_url" else ""
+    settings = Settings(_env_file=None, data_dir=tmp_path / "data", database_url=url)
+    migrate(settings)
+    import admin.core.db as db
+
+    monkeypatch.setattr(db, "_upgrade", lambda _settings: pytest.fail("migrated again at head"))
+    migrate(settings)
+
+
 # Alembic says it cannot compare the PostgreSQL-only expression index on SQLite; it is left out.
 @pytest.mark.filterwarnings("ignore:autogenerate skipping metadata-specified expression-based index")
 def test_migrated_schema_matches_the_models(settings):

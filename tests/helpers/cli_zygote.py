@@ -5,7 +5,7 @@ models; the suite runs hundreds of them (organisations, keys and users for each 
 imports `admin.cli` once, then forks a child per command: the child is a real process that runs
 the real `main(argv)` in its own working directory, environment, standard input and output, and
 exits with its status, exactly as `python -m admin` does after its imports. Nothing is mocked; only
-the import is shared. (tests/admin/test_cli.py still runs the installed program itself.)
+the import is shared. (tests/admin/test_cli.py also runs the installed program itself.)
 
 Protocol, one JSON object per line each way:
     -> {"argv": [...], "env": {...}, "cwd": "...", "input": str | null, "timeout": float}
