@@ -12,7 +12,7 @@ import uuid
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from sqlalchemy import Engine
 
 from admin.core.config import Settings
@@ -152,6 +152,14 @@ class GoodbyeIn(BaseModel):
         return value
 
 
+def _first_error(exc: ValidationError) -> str:
+    """What a person can act on: the first problem, where it is (not pydantic's whole report)."""
+    first = exc.errors()[0]
+    message = str(first["msg"]).removeprefix("Value error, ")
+    where = ".".join(str(p) for p in first["loc"])
+    return f"{where}: {message}" if where else message
+
+
 def _ids(text: str | None) -> list[str] | None:
     return None if text is None else json.loads(text)
 
@@ -215,14 +223,16 @@ class AlertService:
             if found is None:
                 raise NotFound("no such channel in this organisation")
             config, secret = json.loads(found.config), json.loads(found.secret)
-            merged: dict[str, Any] = {"name": found.name, "kind": found.kind, **config}
+            # What the config shows but a channel is not made of (an Apprise channel's schemes) stays out.
+            shown = {key: value for key, value in config.items() if key in ChannelIn.model_fields}
+            merged: dict[str, Any] = {"name": found.name, "kind": found.kind, **shown}
             if found.kind == "apprise":
                 merged["urls"] = secret.get("urls")
             merged.update(patch.model_dump(exclude_unset=True, exclude={"secret"}))
             try:
                 spec = ChannelIn.model_validate(merged)
-            except ValueError as exc:
-                raise InvalidInput(str(exc).splitlines()[-1].strip()) from None
+            except ValidationError as exc:
+                raise InvalidInput(_first_error(exc)) from None
             config, new_secret = _channel_parts(spec)
             if "secret" not in patch.model_fields_set and found.kind == "webhook":
                 new_secret = secret  # kept unless replaced ("" removes it)
@@ -339,8 +349,8 @@ class AlertService:
                 merged["machine_ids"] = None
             try:
                 spec = RuleIn.model_validate(merged)
-            except ValueError as exc:
-                raise InvalidInput(str(exc).splitlines()[-1].strip()) from None
+            except ValidationError as exc:
+                raise InvalidInput(_first_error(exc)) from None
             values = self._rule_values(conn, org_id, spec)
             repo.update_row(conn, repo.R, org_id=org_id, row_id=rule_id, values=values)
             updated = repo.row(conn, repo.R, org_id=org_id, row_id=rule_id)

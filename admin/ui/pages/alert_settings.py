@@ -1,5 +1,5 @@
 """/alerts/rules, /alerts/channels, /alerts/silences: everyone signed in sees them; admins add,
-delete and test. Each action checks the role again on the server when it runs (`_as_admin`), so a
+edit (rules and channels), delete and test. Each action checks the role again on the server when it runs (`_as_admin`), so a
 viewer's crafted event or an admin demoted since the page loaded changes nothing.
 """
 
@@ -13,12 +13,13 @@ from nicegui import ui
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from admin.services.alerts import ChannelIn, RuleIn, SilenceIn
+from admin.services.alerts import SilenceIn
 from admin.services.audit import Actor
 from admin.services.context import AppServices
 from admin.services.errors import ServiceError
 from admin.ui import auth, theme
 from admin.ui.actor import ui_actor
+from admin.ui.components.alert_forms import ChannelForm, RuleForm, machine_ids
 from admin.ui.components.format import relative_time
 from admin.ui.guard import signed_in_page
 
@@ -47,12 +48,6 @@ async def _as_admin(services: AppServices, action: Callable[[auth.SignedInUser, 
         return False
     ui.notify(done, type="positive")
     return True
-
-
-def _ids(text: str) -> list[str] | None:
-    """Machine ids, one per line; empty: the whole organisation."""
-    ids = [line.strip() for line in text.splitlines() if line.strip()]
-    return ids or None
 
 
 class Listing:
@@ -89,6 +84,35 @@ def _delete_button(
     )
 
 
+def _edit_button(
+    services: AppServices,
+    what: str,
+    form: Callable[[], Any],
+    save: Callable[[Any, auth.SignedInUser, Actor], Any],
+    after: Callable[[], Awaitable[None]],
+) -> None:
+    """A button that opens `form()` in a dialog; Save runs `save(form, user, actor)` as an admin
+    (checked again on the server when it runs) and closes the dialog only when it was accepted."""
+
+    def open_dialog() -> None:
+        with ui.dialog() as dialog, ui.card().classes("w-full max-w-lg gap-2"):
+            ui.label(f"Edit {what.lower()}").classes("text-lg font-bold")
+            fields = form()
+
+            async def go() -> None:
+                if await _as_admin(services, lambda u, who: save(fields, u, who), f"{what} saved."):
+                    dialog.delete()
+                    await after()
+
+            with ui.row().classes("w-full justify-end"):
+                ui.button("Cancel", on_click=dialog.delete).props("flat")
+                ui.button("Save", on_click=go).mark("edit-save")
+        dialog.on("hide", dialog.delete)
+        dialog.open()
+
+    ui.button(icon="edit", on_click=open_dialog).props(f'flat dense round aria-label="Edit {what}"').mark("edit")
+
+
 def register(services: AppServices) -> None:
     alerts = services.alerts
 
@@ -114,6 +138,15 @@ def register(services: AppServices) -> None:
                         "text-sm text-grey-8 break-all"
                     )
                 if user.is_admin:
+                    _edit_button(
+                        services,
+                        "Rule",
+                        lambda rule=rule: RuleForm(names, rule, prefix="edit-"),
+                        lambda form, u, who, rid=rule["rule_id"]: alerts.update_rule(
+                            org_id=u.org_id, rule_id=rid, patch=form.patch(), actor=who
+                        ),
+                        listing.refresh,
+                    )
                     _delete_button(
                         services,
                         "Rule",
@@ -128,28 +161,11 @@ def register(services: AppServices) -> None:
         if not user.is_admin:
             return
         with theme.section("Add a rule").mark("add-rule"):
-            name = ui.input("Name").mark("rule-name")
-            kind = ui.select(["offline", "cpu", "ram", "disk"], value="offline", label="Kind").mark("rule-kind")
-            threshold = ui.number("Threshold (%)", min=0, max=100).mark("rule-threshold")
-            clear = ui.number("Clears below (%), optional", min=0, max=100).mark("rule-clear")
-            for_seconds = ui.number("For (seconds)", value=0, min=0).mark("rule-for")
-            severity = ui.select(["warning", "critical"], value="warning", label="Severity").mark("rule-severity")
-            chosen = ui.select(names, multiple=True, label="Channels").mark("rule-channels")
-            machines = ui.textarea("Machines (one id per line; empty: all)").mark("rule-machines")
+            form = RuleForm(names)
 
             async def add() -> None:
                 def create(u: auth.SignedInUser, who: Actor) -> None:
-                    spec = RuleIn(
-                        name=name.value or "",
-                        kind=kind.value,
-                        threshold=threshold.value,
-                        clear_below=clear.value,
-                        for_seconds=int(for_seconds.value or 0),
-                        severity=severity.value,
-                        channels=list(chosen.value or []),
-                        machine_ids=_ids(machines.value or ""),
-                    )
-                    alerts.create_rule(org_id=u.org_id, spec=spec, actor=who)
+                    alerts.create_rule(org_id=u.org_id, spec=form.new_rule(), actor=who)
 
                 if await _as_admin(services, create, "Rule added."):
                     await listing.refresh()
@@ -186,6 +202,15 @@ def register(services: AppServices) -> None:
                             ui.notify(f"The channel refused it: {result.get('error')}", type="warning")
 
                     ui.button("Send test", icon="send", on_click=test).props("flat dense").mark("test-channel")
+                    _edit_button(
+                        services,
+                        "Channel",
+                        lambda channel=channel: ChannelForm(channel, prefix="edit-"),
+                        lambda form, u, who, cid=channel["channel_id"]: alerts.update_channel(
+                            org_id=u.org_id, channel_id=cid, patch=form.patch(), actor=who
+                        ),
+                        listing.refresh,
+                    )
                     _delete_button(
                         services,
                         "Channel",
@@ -203,27 +228,15 @@ def register(services: AppServices) -> None:
         if not user.is_admin:
             return
         with theme.section("Add a channel").mark("add-channel"):
-            name = ui.input("Name").mark("channel-name")
-            kind = ui.select(["webhook", "email", "apprise"], value="webhook", label="Kind").mark("channel-kind")
-            target = ui.textarea("Webhook URL, e-mail addresses or Apprise URLs (one per line)").mark("channel-target")
-            secret = ui.input("Webhook secret (optional)", password=True).mark("channel-secret")
+            form = ChannelForm()
 
             async def add() -> None:
-                lines = [line.strip() for line in (target.value or "").splitlines() if line.strip()]
-
                 def create(u: auth.SignedInUser, who: Actor) -> None:
-                    fields: dict[str, Any] = {"name": name.value or "", "kind": kind.value}
-                    if kind.value == "webhook":
-                        fields.update(url=lines[0] if lines else None, secret=secret.value or None)
-                    elif kind.value == "email":
-                        fields["to"] = lines
-                    else:
-                        fields["urls"] = lines
-                    alerts.create_channel(org_id=u.org_id, spec=ChannelIn(**fields), actor=who)
+                    alerts.create_channel(org_id=u.org_id, spec=form.new_channel(), actor=who)
 
                 if await _as_admin(services, create, "Channel added."):
-                    secret.value = ""
-                    target.value = ""
+                    form.secret.value = ""
+                    form.target.value = ""
                     await listing.refresh()
 
             ui.button("Add channel", icon="add", on_click=add).mark("add-channel-button")
@@ -273,7 +286,7 @@ def register(services: AppServices) -> None:
 
             async def add() -> None:
                 def create(u: auth.SignedInUser, who: Actor) -> None:
-                    ids = _ids(machines.value or "")
+                    ids = machine_ids(machines.value or "")
                     starts = time.time() + float(starts_in.value or 0) * 3600
                     spec = SilenceIn(
                         machine_ids=ids,

@@ -7,10 +7,12 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
 from nicegui.testing import User
 from sqlalchemy import text
 
-from admin.services.alerts import ChannelIn, GoodbyeIn, RuleIn
+from admin.services.alerts import ChannelIn, GoodbyeIn, RuleIn, RulePatch
+from admin.services.errors import NotFound
 from tests.helpers.ui import add_report, make_account, sign_in
 
 XSS = "<img src=x onerror=alert(1)>"
@@ -99,6 +101,7 @@ async def test_viewers_see_but_cannot_change(user: User, services, admin_account
         await user.should_see(marker=card)
         await user.should_not_see(marker=form)
         await user.should_not_see(marker="delete")
+        await user.should_not_see(marker="edit")
     await user.should_not_see(marker="test-channel")
     await user.open("/alerts")
     await user.should_see(marker="firing-card")
@@ -139,3 +142,139 @@ async def test_a_machine_that_said_goodbye_shows_as_away(admin: User, services, 
     await admin.open("/machine?id=laptop")
     await admin.should_see(marker="machine-status")
     assert admin.find(marker="machine-status").elements.pop().text == "away"
+
+
+def value_of(user: User, marker: str):
+    return user.find(marker=marker).elements.pop().value
+
+
+def secret_of(services, channel_id: int) -> str:
+    with services.engine.connect() as conn:
+        return conn.execute(text("SELECT secret FROM alert_channel WHERE id = :id"), {"id": channel_id}).scalar_one()
+
+
+def last_audit(services, account, action: str) -> dict:
+    return next(e for e in services.audit.entries(org_id=account.org_id)["data"] if e["action"] == action)
+
+
+async def test_an_admin_edits_a_rule_and_the_audit_log_says_so(admin: User, services, admin_account) -> None:
+    org_id = admin_account.org_id
+    hook = services.alerts.create_channel(
+        org_id=org_id, spec=ChannelIn(name="hook", kind="webhook", url="https://x.example/h")
+    )
+    rule = services.alerts.create_rule(
+        org_id=org_id, spec=RuleIn(name="CPU", kind="cpu", threshold=90, clear_below=80, for_seconds=60)
+    )
+    await admin.open("/alerts/rules")
+    await admin.should_see(marker="rule-row")
+    admin.find(marker="edit").click()
+    await admin.should_see(marker="edit-rule-name")
+    # The dialog holds the rule as it is.
+    assert value_of(admin, "edit-rule-name") == "CPU" and value_of(admin, "edit-rule-threshold") == 90
+    assert value_of(admin, "edit-rule-clear") == 80 and value_of(admin, "edit-rule-for") == 60
+    admin.find(marker="edit-rule-name").clear().type(XSS)
+    admin.find(marker="edit-rule-threshold").elements.pop().value = 95
+    admin.find(marker="edit-rule-severity").elements.pop().value = "critical"
+    admin.find(marker="edit-rule-channels").elements.pop().value = [hook]
+    admin.find(marker="edit-save").click()
+    await admin.should_see("Rule saved.")
+    await admin.should_see(XSS)  # the list shows the new name, as text
+    [saved] = services.alerts.rules(org_id=org_id)
+    assert (saved["rule_id"], saved["name"], saved["kind"]) == (rule, XSS, "cpu")
+    assert (saved["threshold"], saved["clear_below"], saved["severity"]) == (95, 80, "critical")
+    assert saved["channels"] == [hook]
+    entry = last_audit(services, admin_account, "alert_rule.update")
+    assert entry["actor"] == f"user {admin_account.email}" and entry["target"] == f"rule {rule}"
+
+    # Bad input is refused with a reason and changes nothing.
+    admin.find(marker="edit").click()
+    await admin.should_see(marker="edit-rule-clear")
+    admin.find(marker="edit-rule-clear").elements.pop().value = 99  # above the threshold
+    admin.find(marker="edit-save").click()
+    await admin.should_see("clear_below must not be above the threshold")
+    assert services.alerts.rules(org_id=org_id) == [saved]
+
+
+async def test_an_admin_edits_a_channel_and_its_secret_is_kept_unless_a_new_one_is_typed(
+    admin: User, services, admin_account
+) -> None:
+    org_id = admin_account.org_id
+    hook = services.alerts.create_channel(
+        org_id=org_id, spec=ChannelIn(name="hook", kind="webhook", url="https://x.example/h", secret="first-secret")
+    )
+    await admin.open("/alerts/channels")
+    await admin.should_see(marker="channel-row")
+    admin.find(marker="edit").click()
+    await admin.should_see(marker="edit-channel-secret")
+    assert value_of(admin, "edit-channel-secret") in ("", None)  # never shown again, not even here
+    await admin.should_not_see("first-secret")
+    admin.find(marker="edit-channel-name").clear().type("renamed")
+    admin.find(marker="edit-channel-target").clear().type("https://y.example/new")
+    admin.find(marker="edit-save").click()
+    await admin.should_see("Channel saved.")
+    await admin.should_see("https://y.example/new · signed")
+    assert '"first-secret"' in secret_of(services, hook)
+    assert last_audit(services, admin_account, "alert_channel.update")["actor"] == f"user {admin_account.email}"
+
+    admin.find(marker="edit").click()
+    await admin.should_see(marker="edit-channel-secret")
+    admin.find(marker="edit-channel-secret").type("second-secret")
+    admin.find(marker="edit-save").click()
+    await until(lambda: '"second-secret"' in secret_of(services, hook))
+    for entry in services.audit.entries(org_id=org_id)["data"]:
+        assert "second-secret" not in str(entry)
+
+    admin.find(marker="edit").click()
+    await admin.should_see(marker="edit-channel-remove-secret")
+    admin.find(marker="edit-channel-remove-secret").click()
+    admin.find(marker="edit-save").click()
+    await until(lambda: secret_of(services, hook) == "{}")
+    [channel] = services.alerts.channels(org_id=org_id)
+    assert channel["name"] == "renamed" and channel["has_secret"] is False
+
+
+async def test_an_apprise_channels_urls_are_kept_unless_new_ones_are_typed(
+    admin: User, services, admin_account
+) -> None:
+    org_id = admin_account.org_id
+    token_url = "ntfys://secret-token@ntfy.example/topic"
+    apprise = services.alerts.create_channel(
+        org_id=org_id, spec=ChannelIn(name="chat", kind="apprise", urls=[token_url])
+    )
+    await admin.open("/alerts/channels")
+    admin.find(marker="edit").click()
+    await admin.should_see(marker="edit-channel-target")
+    assert value_of(admin, "edit-channel-target") == ""  # the URLs carry tokens: not shown
+    await admin.should_not_see("secret-token")
+    admin.find(marker="edit-channel-name").clear().type("chat room")
+    admin.find(marker="edit-save").click()
+    await admin.should_see("Channel saved.")
+    assert token_url in secret_of(services, apprise)
+    assert services.alerts.channels(org_id=org_id)[0]["name"] == "chat room"
+
+
+@pytest.mark.parametrize("path, name", [("/alerts/rules", "edit-rule-name"), ("/alerts/channels", "edit-channel-name")])
+async def test_an_admin_demoted_meanwhile_edits_nothing(admin: User, services, admin_account, path, name) -> None:
+    org_id = admin_account.org_id
+    services.alerts.create_rule(org_id=org_id, spec=RuleIn(name="Offline", kind="offline"))
+    services.alerts.create_channel(
+        org_id=org_id, spec=ChannelIn(name="hook", kind="webhook", url="https://x.example/h")
+    )
+    make_account(services, "admin", org_name=admin_account.org_name)  # the organisation keeps an admin
+    before = (services.alerts.rules(org_id=org_id), services.alerts.channels(org_id=org_id))
+    await admin.open(path)
+    admin.find(marker="edit").click()
+    await admin.should_see(marker=name)
+    demote(services, admin_account)  # after the page and its dialog were drawn
+    admin.find(marker=name).clear().type("sneaky")
+    admin.find(marker="edit-save").click()
+    await admin.should_see("Only an admin can change alerts.")
+    assert (services.alerts.rules(org_id=org_id), services.alerts.channels(org_id=org_id)) == before
+
+
+def test_the_service_edits_only_its_own_organisations_rules(services, admin_account) -> None:
+    other = make_account(services, "admin")
+    theirs = services.alerts.create_rule(org_id=other.org_id, spec=RuleIn(name="theirs", kind="offline"))
+    with pytest.raises(NotFound):
+        services.alerts.update_rule(org_id=admin_account.org_id, rule_id=theirs, patch=RulePatch(name="mine"))
+    assert services.alerts.rules(org_id=other.org_id)[0]["name"] == "theirs"
