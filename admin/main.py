@@ -37,8 +37,8 @@ async def _maintenance_loop(services: AppServices) -> None:
             done = await run_in_threadpool(services.fleet.maintain)
             await run_in_threadpool(services.install_links.expire)
             await run_in_threadpool(services.sessions.cleanup)  # ended sessions, forgotten failures
-            if done["expired"] or done["pruned_samples"]:
-                log.info("maintenance: %(expired)d machines expired, %(pruned_samples)d samples pruned", done)
+            if done["expired"]:
+                log.info("maintenance: %(expired)d machines expired", done)
             overdue = await run_in_threadpool(services.messaging.maintain)
             if overdue:
                 log.info("maintenance: %d deliveries expired", overdue)
@@ -47,6 +47,25 @@ async def _maintenance_loop(services: AppServices) -> None:
         except Exception:
             log.exception("maintenance run failed")
         await asyncio.sleep(services.settings.maintenance_interval_seconds)
+
+
+async def _history_rollup_loop(services: AppServices) -> None:
+    """Samples into 5-minute and hourly buckets, and each tier's retention (services/history.py);
+    with several processes on PostgreSQL, one of them at a time (the others find it done)."""
+    while True:
+        await asyncio.sleep(services.settings.history_rollup_interval_seconds)
+        try:
+            done = await run_in_threadpool(services.history.roll_up)
+            if done is not None and (done.samples or done.pruned_samples or done.pruned_buckets):
+                log.info(
+                    "history rollup: %d samples into %d buckets; pruned %d samples, %d buckets",
+                    done.samples,
+                    done.buckets,
+                    done.pruned_samples,
+                    done.pruned_buckets,
+                )
+        except Exception:
+            log.exception("history rollup failed")
 
 
 async def _alert_sweep_loop(services: AppServices) -> None:
@@ -76,6 +95,7 @@ def create_app(settings: Settings | None = None, *, with_ui: bool = True) -> Fas
         await run_in_threadpool(services.alert_engine.refresh)
         sweep = asyncio.create_task(_alert_sweep_loop(services))
         notifier = asyncio.create_task(services.notifier.run())
+        rollup = asyncio.create_task(_history_rollup_loop(services))
         # What start-up built (NiceGUI, SQLAlchemy, FastAPI) lives as long as the process: moved
         # out of the collector's sight, full collections under load drop from 100+ ms to ~10 ms.
         gc.collect()
@@ -91,7 +111,7 @@ def create_app(settings: Settings | None = None, *, with_ui: bool = True) -> Fas
         try:
             yield
         finally:
-            for task in (maintenance, sweep, notifier):
+            for task in (maintenance, sweep, notifier, rollup):
                 task.cancel()
             await services.wakeups.stop()
             await services.writer.stop()

@@ -37,7 +37,14 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(65536, ge=1024)
     storage_secret: str = Field("", description="signs web sessions; empty: made once under data_dir")
 
-    history_retention_days: float = Field(30, gt=0, description="history samples older than this are deleted")
+    # History tiers (docs/history.md): raw samples, then 5-minute and hourly buckets that keep each
+    # metric's min, max, mean and count, so a peak survives the rollup.
+    history_raw_retention_hours: float = Field(48, gt=0, description="raw history samples are kept this long")
+    history_5m_retention_days: float = Field(14, gt=0, description="5-minute history buckets are kept this long")
+    history_1h_retention_days: float = Field(400, gt=0, description="hourly history buckets are kept this long")
+    history_rollup_interval_seconds: float = Field(
+        60, gt=0, le=3600, description="period of the background rollup of samples into buckets"
+    )
     history_min_spacing_seconds: float = Field(
         SAMPLE_MIN_SPACING_SECONDS, ge=0, le=3600, description="history keeps one sample per machine per this long"
     )
@@ -93,6 +100,23 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"DASHFLEET_OFFLINE_AFTER_SECONDS ({self.offline_after_seconds}) must be below "
                 f"DASHFLEET_FLEET_TTL_SECONDS ({self.fleet_ttl_seconds})"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _tiers_outlive_their_sources(self) -> Settings:
+        # Each tier is built from the one before it: a bucket must outlive what it is made of, or the
+        # next tier would be rolled up from a tier already pruned.
+        raw, five, hourly = (
+            self.history_raw_retention_hours / 24,
+            self.history_5m_retention_days,
+            self.history_1h_retention_days,
+        )
+        if not raw <= five <= hourly:
+            raise ValueError(
+                "history retention must not shrink from tier to tier: DASHFLEET_HISTORY_RAW_RETENTION_HOURS "
+                f"({raw * 24:g} h) <= DASHFLEET_HISTORY_5M_RETENTION_DAYS ({five:g} d) <= "
+                f"DASHFLEET_HISTORY_1H_RETENTION_DAYS ({hourly:g} d)"
             )
         return self
 

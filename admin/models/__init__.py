@@ -2,6 +2,7 @@
 
 from admin.models.alerts import AlertChannel, AlertDelivery, AlertEvent, AlertRule, AlertSilence, AlertState
 from admin.models.audit import AuditEntry
+from admin.models.history import HistoryBucket, HistoryRollup
 from admin.models.install_links import InstallLink
 from admin.models.messaging import Command, Delivery, Message
 from admin.models.tables import ApiKey, ExpiredMachine, Machine, Organization, Sample, User
@@ -19,6 +20,8 @@ __all__ = [
     "Command",
     "Delivery",
     "ExpiredMachine",
+    "HistoryBucket",
+    "HistoryRollup",
     "InstallLink",
     "LoginFailure",
     "Machine",

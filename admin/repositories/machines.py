@@ -291,10 +291,6 @@ def take_tombstones(conn: Connection, *, org_id: int, limit: int) -> list[str]:
     return [m for m, _ in sorted(rows, key=lambda r: (r[1], r[0]))]
 
 
-def prune_samples(conn: Connection, *, before: float) -> int:
-    return conn.execute(delete(S).where(S.c.ts < before)).rowcount
-
-
 def prune_tombstones(conn: Connection, *, before: float) -> int:
     """Tombstones nobody listed for a long time are of no use to anyone."""
     return conn.execute(delete(E).where(E.c.expired_at < before)).rowcount

@@ -18,6 +18,7 @@ from admin.services.downloads import Downloads
 from admin.services.enrolment import EnrolmentService
 from admin.services.fleet import FleetService
 from admin.services.fleet_metrics import FleetMetrics
+from admin.services.history import HistoryService
 from admin.services.install_links import InstallLinkService
 from admin.services.messaging import MessagingService
 from admin.services.notifier import Notifier
@@ -33,6 +34,7 @@ class AppServices:
     accounts: AccountService
     fleet: FleetService
     fleet_metrics: FleetMetrics
+    history: HistoryService
     limiter: RateLimiter
     writer: GroupWriter
     wakeups: Wakeups
@@ -73,6 +75,7 @@ class AppServices:
             accounts=accounts,
             fleet=fleet,
             fleet_metrics=FleetMetrics(engine, settings),
+            history=HistoryService(engine, settings),
             limiter=limiter,
             writer=writer,
             wakeups=wakeups,

@@ -17,6 +17,7 @@ from sqlalchemy import Engine
 
 from admin.core.config import Settings
 from admin.repositories import accounts as accounts_repo
+from admin.repositories import history as history_repo
 from admin.repositories import machines as repo
 from admin.repositories import messaging as messaging_repo
 from admin.services import audit
@@ -38,6 +39,7 @@ from common.health import compute_health
 from common.schemas import HealthInfo, Report, SystemInfo
 
 HISTORY_MAX_HOURS = 24 * 7
+TOMBSTONE_DAYS = 30  # a machine expired this long ago and never listed since is forgotten
 SORT_KEYS = frozenset(repo.SORT_COLUMNS)  # what a listing may be sorted by
 
 
@@ -220,7 +222,7 @@ class FleetService:
         if measured.tzinfo is None:
             return now
         at = measured.timestamp()
-        oldest = now - min(self.settings.history_retention_days * 86400, SAMPLE_MAX_AGE_SECONDS)
+        oldest = now - min(self.settings.history_1h_retention_days * 86400, SAMPLE_MAX_AGE_SECONDS)
         return at if oldest < at < now else now
 
     async def record_ping(self, *, org_id: int, machine_id: str, hardware_id: str | None, now: float) -> None:
@@ -426,6 +428,7 @@ class FleetService:
         with self.engine.begin() as conn:
             if not repo.delete_machine(conn, org_id=org_id, machine_id=machine_id):
                 raise NotFound("no machine with that id in this organisation")
+            history_repo.delete_machine(conn, org_id=org_id, machine_id=machine_id)
             audit.record(conn, org_id=org_id, actor=actor, action="machine.delete", target=f"machine {machine_id}")
             # What waited for it will never be delivered: cancelled, in the same transaction.
             messaging_repo.cancel_queued(conn, org_id=org_id, now=time.time(), machine_id=machine_id)
@@ -435,11 +438,10 @@ class FleetService:
 
     # -- background maintenance ------------------------------------------------------------
     def maintain(self) -> dict[str, int]:
-        """Expiry for every organisation and history retention; run by a background job."""
+        """Expiry for every organisation; run by a background job. (History retention is the
+        rollup's, services/history.py: a sample is deleted only once it is rolled up.)"""
         now = time.time()
         expired = self.expire(org_id=None, now=now)
-        retention = self.settings.history_retention_days * 86400
         with self.engine.begin() as conn:
-            pruned = repo.prune_samples(conn, before=now - retention)
-            repo.prune_tombstones(conn, before=now - max(retention, 7 * 86400))
-        return {"expired": expired, "pruned_samples": pruned}
+            repo.prune_tombstones(conn, before=now - TOMBSTONE_DAYS * 86400)
+        return {"expired": expired}

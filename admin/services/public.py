@@ -101,3 +101,37 @@ class ErrorOut(BaseModel):
 
     error: str
     detail: list[dict[str, Any]] | None = None  # invalid input (422): where and what, per problem
+
+
+class HistoryRangeBucket(BaseModel):
+    """A chart point: every metric's mean (`cpu_percent`, as in `bucket_seconds` answers), min, max
+    and how many readings it holds (a sensor the agent could not read is no reading)."""
+
+    ts: float = Field(description="the bucket's start (Unix time)")
+    samples: int = Field(description="how many samples the bucket holds")
+    cpu_percent: float | None
+    cpu_min: float | None
+    cpu_max: float | None
+    cpu_count: int
+    ram_percent: float | None
+    ram_min: float | None
+    ram_max: float | None
+    ram_count: int
+    disk_percent: float | None
+    disk_min: float | None
+    disk_max: float | None
+    disk_count: int
+    score: float | None = Field(description="the mean health score")
+    score_min: float | None
+    score_max: float | None
+    score_count: int
+
+
+class HistoryRangeOut(BaseModel):
+    machine_id: str
+    range: Literal["hour", "day", "week", "month", "year"]
+    tier: Literal["raw", "5m", "1h"] = Field(description="what the buckets were read from: samples or a rollup")
+    bucket_seconds: int
+    since: float = Field(description="the start of the first bucket the range covers (Unix time)")
+    until: float = Field(description="the server's time of the answer (Unix time)")
+    buckets: list[HistoryRangeBucket] = Field(description="oldest first; a bucket without samples is left out")

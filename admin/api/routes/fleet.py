@@ -11,15 +11,17 @@ from starlette.concurrency import run_in_threadpool
 
 from admin.api.agent_handlers import accept_ping, accept_report
 from admin.api.deps import AdminKey, ReadKey, ServicesDep, key_actor, too_many
-from admin.api.errors import error_responses
+from admin.api.errors import ApiError, error_responses
 from admin.core.limits import FLEET_LIST_LIMIT
 from admin.services.fleet import HISTORY_MAX_HOURS, FleetFilter
+from admin.services.history import RangeName
 from admin.services.public import (
     DeletedOut,
     EnrolmentResetOut,
     FleetOut,
     HistoryBucketsOut,
     HistoryOut,
+    HistoryRangeOut,
     MachineOut,
     ReportAccepted,
 )
@@ -109,15 +111,23 @@ async def get_machine(key: ReadKey, services: ServicesDep, machine_id: MachineId
 HISTORY_PAGE_MAX = 5000
 
 
+HISTORY_PAGING = ("hours", "limit", "offset", "bucket_seconds")  # the raw-sample forms, not with `range`
+
+
 @router.get(
     "/machine/history",
-    summary="A machine's history: samples oldest first, a page at a time, or averaged per bucket",
-    description="Without `bucket_seconds`: `samples`, at most `limit` of them from `offset`; `next_offset` is "
-    "the offset of the next page, or null after the last. With `bucket_seconds`: `buckets`, the means per "
-    "bucket (`ts` is the bucket's start, `samples` how many it averages).",
+    summary="A machine's history: a range charted from its tier, raw samples a page at a time, or their means",
+    description="With `range` (hour, day, week, month or year): the server reads the finest tier that holds "
+    "the range (raw samples for 48 h, 5-minute buckets for 14 days, hourly buckets for 400 days, by default) "
+    "and answers `buckets` of `bucket_seconds` with each metric's mean, min, max and count; `tier` says which "
+    "it read. `range` is not combined with `hours`, `limit`, `offset` or `bucket_seconds`. Without `range`, the "
+    "raw samples of the last `hours`: `samples`, at most `limit` of them from `offset`; `next_offset` is the "
+    "offset of the next page, or null after the last. With `bucket_seconds`: `buckets`, the means of the raw "
+    "samples per bucket (`ts` is the bucket's start, `samples` how many it averages).",
     responses=error_responses(404),
 )
 async def machine_history(
+    request: Request,
     key: ReadKey,
     services: ServicesDep,
     machine_id: MachineIdQuery,
@@ -125,7 +135,16 @@ async def machine_history(
     limit: Annotated[int, Query(ge=1, le=HISTORY_PAGE_MAX)] = 1000,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     bucket_seconds: Annotated[int | None, Query(ge=60, le=86400)] = None,
-) -> HistoryOut | HistoryBucketsOut:
+    range_name: Annotated[
+        RangeName | None, Query(alias="range", description="hour, day, week, month or year: a chart of that span")
+    ] = None,
+) -> HistoryRangeOut | HistoryOut | HistoryBucketsOut:
+    if range_name is not None:
+        if given := [name for name in HISTORY_PAGING if name in request.query_params]:
+            raise ApiError(422, f"`range` cannot be combined with {', '.join(f'`{n}`' for n in given)}")
+        return await run_in_threadpool(
+            services.history.chart, org_id=key.org_id, machine_id=machine_id, range_name=range_name
+        )
     if bucket_seconds is not None:
         return await run_in_threadpool(
             services.fleet.history_bucketed,
