@@ -48,21 +48,59 @@ def _touched(conn: Connection, width: int) -> str:
     )
 
 
+_SAMPLE_AGGREGATES = ", ".join(f"min(s.{col}), max(s.{col}), avg(s.{col}), count(s.{col})" for _, col in BUCKET_METRICS)
+
+
 def roll_up_samples(conn: Connection, *, after_id: int, upto_id: int, keep_before: float) -> int:
-    """Compute again every 5-minute bucket holding a sample with id in (after_id, upto_id]."""
-    aggregates = ", ".join(f"min(s.{col}), max(s.{col}), avg(s.{col}), count(s.{col})" for _, col in BUCKET_METRICS)
-    sql = f"""
+    """The 5-minute buckets of the samples with id in (after_id, upto_id]. A bucket from
+    `keep_before` on is computed again from all its samples (raw retention has pruned none of
+    them): running it twice gives the same row. An older bucket's first samples may be pruned
+    already, so the new ones (a report that waited in the agent's queue) are merged into it."""
+    params = {"after_id": after_id, "upto_id": upto_id, "keep_before": keep_before}
+    replace = ", ".join(f"{c} = excluded.{c}" for c in ["samples", *_BUCKET_COLUMNS.split(", ")])
+    recomputed = conn.execute(
+        text(f"""
         INSERT INTO history_bucket (org_id, machine_id, width, ts, samples, {_BUCKET_COLUMNS})
-        SELECT t.org_id, t.machine_id, {FIVE_MINUTES}, t.start, count(*), {aggregates}
+        SELECT t.org_id, t.machine_id, {FIVE_MINUTES}, t.start, count(*), {_SAMPLE_AGGREGATES}
         FROM ({_touched(conn, FIVE_MINUTES)}) t JOIN sample s
           ON s.org_id = t.org_id AND s.machine_id = t.machine_id
          AND s.ts >= t.start AND s.ts < t.start + {FIVE_MINUTES}
-        WHERE true
+        WHERE t.start >= :keep_before
         GROUP BY t.org_id, t.machine_id, t.start
-        {_upsert_tail(":keep_before")}
-    """
-    params = {"after_id": after_id, "upto_id": upto_id, "keep_before": keep_before}
-    return conn.execute(text(sql), params).rowcount
+        ON CONFLICT (org_id, machine_id, width, ts) DO UPDATE SET {replace}
+        """),
+        params,
+    ).rowcount
+    start = _bucket(conn, "s.ts", FIVE_MINUTES)
+    merged = conn.execute(
+        text(f"""
+        INSERT INTO history_bucket (org_id, machine_id, width, ts, samples, {_BUCKET_COLUMNS})
+        SELECT s.org_id, s.machine_id, {FIVE_MINUTES}, {start}, count(*), {_SAMPLE_AGGREGATES}
+        FROM sample s
+        WHERE s.id > :after_id AND s.id <= :upto_id AND {start} < :keep_before
+        GROUP BY s.org_id, s.machine_id, {start}
+        ON CONFLICT (org_id, machine_id, width, ts) DO UPDATE SET {_merge(conn)}
+        """),
+        params,
+    ).rowcount
+    return recomputed + merged
+
+
+def _merge(conn: Connection) -> str:
+    """SET clauses adding `excluded` (new samples) to a stored bucket; a null is no reading."""
+    least, greatest = ("least", "greatest") if conn.dialect.name == "postgresql" else ("min", "max")
+    clauses = ["samples = history_bucket.samples + excluded.samples"]
+    for m, _ in BUCKET_METRICS:
+        old, new = f"history_bucket.{m}", f"excluded.{m}"
+        clauses += [
+            # SQLite's two-argument min() is null when either is: each side stands in for a null.
+            f"{m}_min = {least}(coalesce({old}_min, {new}_min), coalesce({new}_min, {old}_min))",
+            f"{m}_max = {greatest}(coalesce({old}_max, {new}_max), coalesce({new}_max, {old}_max))",
+            f"{m}_avg = (coalesce({old}_avg * {old}_count, 0) + coalesce({new}_avg * {new}_count, 0))"
+            f" / nullif({old}_count + {new}_count, 0)",
+            f"{m}_count = {old}_count + {new}_count",
+        ]
+    return ", ".join(clauses)
 
 
 def roll_up_hours(conn: Connection, *, after_id: int, upto_id: int, keep_before: float) -> int:
@@ -119,6 +157,8 @@ def prune(
     samples = conn.execute(
         text("DELETE FROM sample WHERE ts < :before AND id <= :done"), {"before": samples_before, "done": rolled_up_to}
     ).rowcount
+    if samples:
+        _clamp_position(conn)
     buckets = 0
     for width, before in ((FIVE_MINUTES, five_before), (HOUR, hours_before)):
         buckets += conn.execute(
@@ -154,7 +194,24 @@ def chart_buckets(
 
 
 def delete_machine(conn: Connection, *, org_id: int, machine_id: str) -> None:
+    """Its buckets; called in the transaction that deletes its samples."""
     conn.execute(
         text("DELETE FROM history_bucket WHERE org_id = :org AND machine_id = :machine"),
         {"org": org_id, "machine": machine_id},
+    )
+    _clamp_position(conn)
+
+
+def _clamp_position(conn: Connection) -> None:
+    """After samples are deleted: SQLite gives a new row the largest id + 1, so once the newest
+    samples are gone it hands out ids the rollup has passed. Brought back to the newest id left (in
+    the deleting transaction, before any insert), the position never skips a sample. (PostgreSQL's
+    sequence never hands an id out twice.)"""
+    if conn.dialect.name != "sqlite":
+        return
+    conn.execute(
+        text(
+            "UPDATE history_rollup SET done_id = min(done_id, (SELECT coalesce(max(id), 0) FROM sample)), "
+            "seen_id = min(seen_id, (SELECT coalesce(max(id), 0) FROM sample)) WHERE id = 1"
+        )
     )
