@@ -138,7 +138,7 @@ async def machine_history(
     range_name: Annotated[
         RangeName | None, Query(alias="range", description="hour, day, week, month or year: a chart of that span")
     ] = None,
-) -> HistoryRangeOut | HistoryOut | HistoryBucketsOut:
+) -> HistoryOut | HistoryBucketsOut | HistoryRangeOut:
     if range_name is not None:
         if given := [name for name in HISTORY_PAGING if name in request.query_params]:
             raise ApiError(422, f"`range` cannot be combined with {', '.join(f'`{n}`' for n in given)}")

@@ -150,6 +150,7 @@ def test_openapi_documents_the_real_shapes_of_what_is_answered(server, org):
         ("get", "/api/fleet/machine"): machine,
         ("get", HISTORY, "samples"): org.get(HISTORY, params={"machine_id": "shape-1"}).json(),
         ("get", HISTORY, "buckets"): org.get(HISTORY, params={"machine_id": "shape-1", "bucket_seconds": 60}).json(),
+        ("get", HISTORY, "tier"): org.get(HISTORY, params={"machine_id": "shape-1", "range": "year"}).json(),
         ("post", "/api/fleet/report"): org.report("shape-1").json(),
         ("post", "/api/fleet/ping"): org.ping("shape-1").json(),
     }
