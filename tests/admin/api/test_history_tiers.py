@@ -111,8 +111,9 @@ def test_buckets_keep_min_max_mean_and_count_and_gaps_stay_gaps(rolling_server):
 def test_recent_samples_are_charted_from_the_raw_tier(rolling_server):
     org = rolling_server.org()
     now = time.time()
-    send(org, "pc-1", now - 600, cpu=10.0)
-    send(org, "pc-1", now - 540, cpu=90.0)
+    start = (now - 600) // 120 * 120  # one 2-minute bucket of the day, two 1-minute ones of the hour
+    send(org, "pc-1", start + 10, cpu=10.0)
+    send(org, "pc-1", start + 70, cpu=90.0)
     day = chart(org, "pc-1", "day")
     assert (day["tier"], day["bucket_seconds"]) == ("raw", 120)
     (bucket,) = [b for b in day["buckets"] if b["samples"]]
