@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Integer, SmallInteger
+from sqlalchemy import BigInteger, Column, Index, Integer, SmallInteger
 from sqlmodel import Field, SQLModel
 
 from common.constants import MACHINE_ID_MAX_LENGTH
@@ -23,7 +23,8 @@ class HistoryBucket(SQLModel, table=True):
 
     __tablename__ = "history_bucket"
     # The key is the row: without a rowid SQLite stores each bucket once, not once more in an index.
-    __table_args__ = {"sqlite_with_rowid": False}
+    # The second index serves retention (each tier's oldest buckets, across all machines).
+    __table_args__ = (Index("ix_history_bucket_width_ts", "width", "ts"), {"sqlite_with_rowid": False})
 
     org_id: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
     machine_id: str = Field(primary_key=True, max_length=MACHINE_ID_MAX_LENGTH)

@@ -37,6 +37,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("org_id", "machine_id", "width", "ts"),
         sqlite_with_rowid=False,
     )
+    op.create_index("ix_history_bucket_width_ts", "history_bucket", ["width", "ts"], unique=False)
     op.create_table(
         "history_rollup",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -51,4 +52,5 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("history_rollup")
+    op.drop_index("ix_history_bucket_width_ts", table_name="history_bucket")
     op.drop_table("history_bucket")
