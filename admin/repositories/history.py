@@ -168,10 +168,11 @@ def prune(
 
 
 def chart_buckets(
-    conn: Connection, *, org_id: int, machine_id: str, tier: int, since: float, until: float, width: int
+    conn: Connection, *, org_id: int, machine_id: str, tier: int, since: int, until: int, width: int
 ) -> Sequence:
     """One machine's history from `tier` (RAW, FIVE_MINUTES or HOUR) in `width`-second buckets
-    (a multiple of the tier's): (start, samples, then min, max, mean, count per metric), oldest first."""
+    (a multiple of the tier's): (start, samples, then min, max, mean, count per metric), oldest first.
+    Integer bounds: SQLite compares an integer key with a float bound several times slower."""
     start = _bucket(conn, "ts", width)
     if tier == RAW:
         source = "sample WHERE"

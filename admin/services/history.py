@@ -120,7 +120,7 @@ class HistoryService:
             if not machines_repo.machine_exists(conn, org_id=org_id, machine_id=machine_id):
                 raise NotFound("no machine with that id in this organisation")
             rows = repo.chart_buckets(
-                conn, org_id=org_id, machine_id=machine_id, tier=tier, since=since, until=now + width, width=width
+                conn, org_id=org_id, machine_id=machine_id, tier=tier, since=since, until=int(now) + width, width=width
             )
         return HistoryRangeOut(
             machine_id=machine_id,
