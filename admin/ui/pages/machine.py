@@ -14,7 +14,8 @@ from starlette.concurrency import run_in_threadpool
 from admin.services.context import AppServices
 from admin.services.errors import NotFound
 from admin.services.fleet import with_unknown_sensors
-from admin.services.public import MachineOut
+from admin.services.history import RangeName
+from admin.services.public import HistoryRangeOut, MachineOut
 from admin.ui import auth, theme
 from admin.ui.actor import ui_actor
 from admin.ui.components import history_chart
@@ -67,7 +68,7 @@ class MachineScreen:
         self.user = user
         self.machine_id = machine_id
         self.tz = zone(app.storage.user.get("tz"))
-        self.span = "day"
+        self.span: RangeName = "day"
         self.panels: list[DeliveryPanel] = []
 
     def _fetch(self) -> MachineOut | None:
@@ -164,40 +165,38 @@ class MachineScreen:
     def history_card(self) -> None:
         with theme.section("History").classes("w-full").mark("history-card"):
             toggle = ui.toggle(
-                {name: name.capitalize() for name in history_chart.SPANS},
+                {name: name.capitalize() for name in history_chart.RANGE_NAMES},
                 value=self.span,
                 on_change=lambda e: self.show_history(e.value),
             )
             toggle.props("dense no-caps").mark("history-span")
             now = time.time()
-            self.chart = ui.echart(history_chart.chart_options([], hours=1, now=now)).classes("w-full h-64")
+            self.chart = ui.echart(history_chart.chart_options([], span_seconds=3600, now=now)).classes("w-full h-64")
             self.chart.mark("history-chart")
             self.samples = ui.label().classes("text-xs text-grey-7").mark("history-samples")
 
-    def _history(self, span: str) -> tuple[list[dict], int] | None:
-        hours = history_chart.SPANS[span]
-        width = history_chart.bucket_seconds(hours)
+    def _history(self, span: RangeName) -> HistoryRangeOut | None:
         try:
-            buckets = self.services.fleet.history_buckets(
-                org_id=self.user.org_id, machine_id=self.machine_id, hours=hours, width=width
-            )
+            return self.services.history.chart(org_id=self.user.org_id, machine_id=self.machine_id, range_name=span)
         except NotFound:
             return None
-        return history_chart.with_gaps(buckets, width=width), sum(b["samples"] for b in buckets)
 
     async def show_history(self, span: str) -> None:
-        self.span = span if span in history_chart.SPANS else "day"
+        self.span = _range(span)
         loaded = await run_in_threadpool(self._history, self.span)
         if loaded is None:
             return
-        points, count = loaded
-        options = history_chart.chart_options(points, hours=history_chart.SPANS[self.span], now=time.time())
+        points = history_chart.points(loaded.buckets, width=loaded.bucket_seconds)
+        options = history_chart.chart_options(points, span_seconds=loaded.until - loaded.since, now=loaded.until)
         self.chart.options.clear()
         self.chart.options.update(options)
         self.chart.update()
-        bucket = duration(history_chart.bucket_seconds(history_chart.SPANS[self.span]))
+        count = sum(b.samples for b in loaded.buckets)
         noun = "sample" if count == 1 else "samples"
-        self.samples.text = f"{count:,} {noun} in the last {self.span}; each point is the mean of {bucket}"
+        self.samples.text = (
+            f"{count:,} {noun} in the last {self.span}; each point is the mean of "
+            f"{duration(loaded.bucket_seconds)}, the band its min–max (from {history_chart.TIER_WORDS[loaded.tier]})"
+        )
 
     async def refresh(self) -> None:
         if not await auth.still_signed_in(self.services):
@@ -250,12 +249,17 @@ class MachineScreen:
         ui.navigate.to("/")
 
 
+def _range(name: str) -> RangeName:
+    """A range the page offers; anything else (a hand-made link) shows the day."""
+    return next((known for known in history_chart.RANGE_NAMES if known == name), "day")
+
+
 def register(services: AppServices) -> None:
     @signed_in_page(services, "/machine", "Machine")
     async def machine_page(user: auth.SignedInUser, id: str = "", span: str = "day") -> None:  # noqa: A002 - the query's name
         ui.link("← Fleet", "/").classes("text-sm")
         screen = MachineScreen(services, user, id)
-        screen.span = span if span in history_chart.SPANS else "day"  # e.g. a link to ?span=week
+        screen.span = _range(span)  # e.g. a link to ?span=year
         machine = await screen.fetch()
         screen.details(machine)
         if machine is None:

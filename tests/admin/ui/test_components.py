@@ -8,6 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from admin.services.history import RANGES
+from admin.services.public import HistoryRangeBucket
 from admin.ui.components import history_chart
 from admin.ui.components.fleet_view import FleetView, machine_href
 from admin.ui.components.format import duration, exact_time, relative_time, zone
@@ -92,23 +94,43 @@ def test_every_machine_id_makes_a_local_link(machine_id: str) -> None:
     assert all(c.isalnum() or c in "%-._~" for c in href.removeprefix("/machine?id="))
 
 
+def _bucket(ts: float, cpu: float | None, low: float | None, high: float | None) -> HistoryRangeBucket:
+    count = 0 if cpu is None else 2
+    fields = {"ts": ts, "samples": 2, "cpu_percent": cpu, "cpu_min": low, "cpu_max": high, "cpu_count": count}
+    for metric in ("ram", "disk"):
+        fields |= {f"{metric}_percent": 50.0, f"{metric}_min": 40.04, f"{metric}_max": 60.0, f"{metric}_count": 2}
+    fields |= {"score": 80.0, "score_min": 70.0, "score_max": 90.0, "score_count": 2}
+    return HistoryRangeBucket.model_validate(fields)
+
+
 def test_chart_points_sit_mid_bucket_and_silences_break_the_line() -> None:
-    width = history_chart.bucket_seconds(24)
-    assert width == 120  # a day in 720 points
+    width = 120  # the day's buckets
     base = 1_000_000 * width
-    buckets = [
-        {"ts": base + n * width, "cpu_percent": cpu, "ram_percent": 50.0, "disk_percent": 10.04, "samples": 2}
-        for n, cpu in ((0, 15.0), (1, 40.0), (30, 90.0))
-    ]
-    points = history_chart.with_gaps(buckets, width=width)
-    assert [p["cpu_percent"] for p in points] == [15.0, 40.0, None, 90.0]
-    assert [p["ts"] for p in points if p["cpu_percent"] is not None] == [base + 60, base + 180, base + 3660]
-    assert points[0]["disk_percent"] == 10.0
+    buckets = [_bucket(base, 15.0, 10.0, 20.0), _bucket(base + width, 40.0, 5.0, 95.0)]
+    buckets += [_bucket(base + 30 * width, None, None, None)]  # a CPU that could not be read
+    points = history_chart.points(buckets, width=width)
+    assert [p["cpu"] for p in points] == [(15.0, 10.0, 20.0), (40.0, 5.0, 95.0), (None, None, None), (None, None, None)]
+    assert [p["ts"] for p in points] == [base + 60, base + 180, base + 240, base + 3660]  # the gap, then the point
+    assert points[0]["ram"] == (50.0, 40.0, 60.0)
 
 
-def test_a_week_fits_the_point_budget() -> None:
-    width = history_chart.bucket_seconds(24 * 7)
-    assert 7 * 86400 / width <= history_chart.MAX_POINTS
-    options = history_chart.chart_options([], hours=24 * 7, now=1e9 + 7 * 86400)
-    assert [s["name"] for s in options["series"]] == ["CPU", "RAM", "Disk"]
+def test_the_band_is_the_min_and_the_span_to_the_max_under_the_mean_line() -> None:
+    width = 900
+    points = history_chart.points([_bucket(9e8, 38.7, 10.0, 95.0)], width=width)
+    options = history_chart.chart_options(points, span_seconds=7 * 86400, now=9e8 + 7 * 86400)
+    series = {s["id"]: s for s in options["series"]}
+    at = int((9e8 + width / 2) * 1000)
+    assert series["cpu-low"]["data"] == [[at, 10.0]] and series["cpu-band"]["data"] == [[at, 85.0]]
+    assert series["cpu-band"]["stack"] == series["cpu-low"]["stack"] and "areaStyle" in series["cpu-band"]
+    assert series["cpu-mean"]["data"] == [[at, 38.7, 10.0, 95.0]]
+    # One legend entry per metric shows and hides its line and band together.
+    assert options["legend"]["data"] == ["CPU", "RAM", "Disk"]
+    assert {s["name"] for s in options["series"] if s["id"].startswith("cpu-")} == {"CPU"}
+
+
+@pytest.mark.parametrize("range_name", history_chart.RANGE_NAMES)
+def test_every_range_fits_the_point_budget(range_name) -> None:
+    span, width = RANGES[range_name]
+    assert span / width <= 730
+    options = history_chart.chart_options([], span_seconds=span, now=1e9 + span)
     assert options["xAxis"]["min"] == int(1e12)

@@ -21,8 +21,10 @@ def page_of(machine_id: str) -> str:
 
 
 def chart_series(user: User) -> dict[str, list]:
+    """Each metric's mean line by name ([time, mean, min, max] points), and every series by id."""
     chart = user.find(marker="history-chart").elements.pop()
-    return {series["name"]: series["data"] for series in chart.options["series"]}
+    series = chart.options["series"]
+    return {s["name"]: s["data"] for s in series if s["id"].endswith("-mean")} | {s["id"]: s["data"] for s in series}
 
 
 async def samples_label_becomes(user: User, start: str) -> str:
@@ -96,6 +98,7 @@ async def test_history_charts_the_last_hour_day_and_week(admin: User, services, 
     now = time.time()
     for age_hours, cpu in ((150, 70.0), (30, 60.0), (5, 50.0), (0.5, 40.0), (0, 30.0)):
         await add_report(services, admin_account, "pc-1", cpu=cpu, now=now - age_hours * 3600)
+    services.history.roll_up(settle=0)  # what the server's background job does (the week's tier)
     await admin.open(page_of("pc-1"))
     await samples_label_becomes(admin, "3 samples in the last day")  # the default span
     assert [point[1] for point in chart_series(admin)["CPU"] if point[1] is not None] == [50.0, 40.0, 30.0]
@@ -103,7 +106,7 @@ async def test_history_charts_the_last_hour_day_and_week(admin: User, services, 
     await samples_label_becomes(admin, "2 samples in the last hour")
     admin.find(marker="history-span").elements.pop().set_value("week")
     text = await samples_label_becomes(admin, "5 samples in the last week")
-    assert text.endswith("each point is the mean of 14 min")
+    assert text.endswith("each point is the mean of 15 min, the band its min–max (from 5-minute rollups)"), text
     cpu = chart_series(admin)["CPU"]
     assert [point[1] for point in cpu if point[1] is not None] == [70.0, 60.0, 50.0, 40.0, 30.0]
     assert any(point[1] is None for point in cpu), "a silence of days breaks the line"
@@ -113,11 +116,33 @@ async def test_the_sample_count_is_singular_for_one_sample(admin: User, services
     now = time.time()
     await add_report(services, admin_account, "pc-1", now=now - 2 * 86400)  # only in the week
     await add_report(services, admin_account, "pc-1", now=now)
+    services.history.roll_up(settle=0)
     await admin.open(page_of("pc-1"))
     text = await samples_label_becomes(admin, "1 sample")
     assert text.startswith("1 sample in the last day;"), text
     admin.find(marker="history-span").elements.pop().set_value("week")
     await samples_label_becomes(admin, "2 samples in the last week;")
+
+
+async def test_the_year_draws_each_mean_inside_its_min_max_band(admin: User, services, admin_account) -> None:
+    """Months back, from the hourly tier: a one-minute peak is still the band's top."""
+    now = time.time()
+    hour = (now // 3600 - 200 * 24) * 3600  # 200 days ago
+    for minute, cpu in ((1, 10.0), (2, 95.0), (3, 20.0)):
+        await add_report(services, admin_account, "pc-1", cpu=cpu, now=hour + 60 * minute)
+    await add_report(services, admin_account, "pc-1", cpu=50.0, now=hour - 100 * 86400)
+    await add_report(services, admin_account, "pc-2", cpu=99.0, now=hour + 60)  # another machine's
+    await add_report(services, admin_account, "pc-1", cpu=30.0, now=now)  # seen now: not expired
+    services.history.roll_up(settle=0)
+    await admin.open(page_of("pc-1") + "&span=year")
+    text = await samples_label_becomes(admin, "5 samples in the last year")
+    assert text.endswith("each point is the mean of 12 h, the band its min–max (from hourly rollups)"), text
+    series = chart_series(admin)
+    means = [p[1:] for p in series["CPU"] if p[1] is not None]
+    assert means == [[50.0, 50.0, 50.0], [41.7, 10.0, 95.0], [30.0, 30.0, 30.0]]
+    assert any(p[1] is None for p in series["CPU"]), "a hundred silent days break the line"
+    assert [v for _, v in series["cpu-low"] if v is not None] == [50.0, 10.0, 30.0]
+    assert [v for _, v in series["cpu-band"] if v is not None] == [0.0, 85.0, 0.0]  # stacked: up to the max
 
 
 async def test_an_admin_removes_a_machine(admin: User, services, admin_account) -> None:
