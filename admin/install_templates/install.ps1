@@ -3,10 +3,13 @@
 # PowerShell 7).
 #
 # It downloads this server's Windows installer from the server that served this script, checks its
-# SHA-256 (a mismatch installs nothing), writes the agent's configuration (the server's URL and this
-# link's enrol key, scope "enroll" only) to %ProgramData%\dashfleet\agent.toml, runs the setup
-# silently and starts the agent. The key is written by this script itself: it is never on a
-# command line. Running it again on the same machine updates in place.
+# SHA-256 (a mismatch installs nothing) and runs the setup silently with the server's URL and this
+# link's enrol key (scope "enroll" only) in a file of its own temporary folder: the key is never on
+# a command line nor in the setup's log. The setup makes %ProgramData%\dashfleet the
+# Administrators' and SYSTEM's before it writes agent.toml there (a folder someone else made
+# beforehand stops it), then starts the agent. A plain http:// server is refused unless
+# DASHFLEET_ALLOW_HTTP=1 says otherwise. Running it again on the same machine updates in place.
+# Not run on Windows in this project's tests (no Windows here): they parse it (tree-sitter).
 & {
     $ErrorActionPreference = 'Stop'
     $ProgressPreference = 'SilentlyContinue'  # Invoke-WebRequest's progress bar slows it tenfold
@@ -14,9 +17,18 @@
     $Version = @VERSION@
     $SetupName = @SETUP_NAME@
     $SetupSha256 = @SETUP_SHA256@
-    $ConfigLines = @CONFIG_LINES@
-    $Header = '# Written by the DashFleet install script (server, enroll_token). Other keys you add here are kept.'
+    $EnrollKey = @ENROLL_KEY@
     $Nothing = ' Nothing was installed.'
+
+    # Over plain http:// this script, the enrol key and every report cross the network in the clear:
+    # only when the person running it says so (the command the server hands out for an http://
+    # server says so; its administrator had to allow such links explicitly too).
+    $allowHttp = $env:DASHFLEET_ALLOW_HTTP -eq '1'
+    if ($Server -like 'http://*' -and -not $allowHttp) {
+        throw ("DashFleet: $Server is plain http://: the enrol key and every report would cross the network " +
+            "unencrypted. Use an https:// install link, or allow http:// explicitly on a network you trust: " +
+            "`$env:DASHFLEET_ALLOW_HTTP = '1' before the command." + $Nothing)
+    }
 
     $identity = [Security.Principal.WindowsIdentity]::GetCurrent()
     if (-not (New-Object Security.Principal.WindowsPrincipal($identity)).IsInRole([Security.Principal.WindowsBuiltInRole]::Administrator)) {
@@ -38,22 +50,23 @@
             throw ("DashFleet: $SetupName does not match its SHA-256 (expected $SetupSha256, got $actual): refusing to install it." + $Nothing)
         }
 
-        # server and enroll_token first, then every other line an administrator put in the file; an
-        # older token goes (the agent enrols and keeps a key of its own).
-        $dir = Join-Path $env:ProgramData 'dashfleet'
-        $config = Join-Path $dir 'agent.toml'
-        New-Item -ItemType Directory -Force -Path $dir | Out-Null
-        $kept = @()
-        if (Test-Path -LiteralPath $config) {
-            $kept = @(Get-Content -LiteralPath $config | Where-Object {
-                    $_ -notmatch '^\s*(server|token|enroll_token)\s*=' -and $_ -notmatch '^# Written by the DashFleet (agent installer|install script) '
-                })
+        # The enrol key in a file of this script's own temporary folder (the setup reads it with
+        # /ENROLLTOKENFILE=): never on a command line. The setup writes agent.toml: server and
+        # enroll_token first, then every other line an administrator put there (an older token goes).
+        $keyFile = Join-Path $work 'enroll-token'
+        [IO.File]::WriteAllText($keyFile, $EnrollKey, (New-Object Text.UTF8Encoding($false)))
+        $arguments = @('/VERYSILENT', '/SUPPRESSMSGBOXES', '/NORESTART', "/SERVER=$Server", "/ENROLLTOKENFILE=`"$keyFile`"")
+        if ($allowHttp) {
+            $arguments += '/ALLOWHTTP=1'
         }
-        $lines = @($Header) + $ConfigLines + $kept
-        [IO.File]::WriteAllText($config, (($lines -join "`r`n") + "`r`n"), (New-Object Text.UTF8Encoding($false)))
 
         Write-Host "DashFleet: installing $SetupName"
-        $run = Start-Process -FilePath $setup -ArgumentList '/VERYSILENT', '/SUPPRESSMSGBOXES', '/NORESTART' -Wait -PassThru
+        $run = Start-Process -FilePath $setup -ArgumentList $arguments -Wait -PassThru
+        if ($run.ExitCode -eq 7) {
+            throw ("DashFleet: the setup refused $env:ProgramData\dashfleet: it existed before the install and belongs " +
+                "to someone other than SYSTEM or the Administrators (or is a link). Check what it holds, remove it and " +
+                "run this again (the setup's log is in $env:TEMP, Setup Log *.txt)." + $Nothing)
+        }
         if ($run.ExitCode -ne 0) {
             throw "DashFleet: the setup exited with status $($run.ExitCode) (its log is in $env:TEMP, Setup Log *.txt)"
         }

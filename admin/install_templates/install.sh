@@ -26,6 +26,16 @@ dashfleet_install() {
     VENV_PREFIX=/opt/dashfleet-agent-venv
     INSTALLED_SOMETHING=no
 
+    # Over plain http:// this script, the enrol key and every report cross the network in the
+    # clear: only when the person running it says so (the commands the server hands out for an
+    # http:// server say so; its administrator had to allow such links explicitly too).
+    case "$SERVER" in
+        [Hh][Tt][Tt][Pp]://*)
+            [ "${DASHFLEET_ALLOW_HTTP:-}" = 1 ] ||
+                fail "$SERVER is plain http://: the enrol key and every report would cross the network unencrypted. Use an https:// install link, or allow http:// explicitly on a network you trust: curl -sSL <install link>.sh | sudo env DASHFLEET_ALLOW_HTTP=1 sh"
+            say "warning: $SERVER is plain http:// (allowed by DASHFLEET_ALLOW_HTTP=1)"
+            ;;
+    esac
     if [ "$(id -u)" != 0 ] && [ -z "$ROOT" ]; then
         fail "run it as root: curl -sSL <install link>.sh | sudo sh"
     fi
@@ -141,6 +151,38 @@ install_venv() {
         fail "pip could not install the agent in $ROOT$VENV_PREFIX"
 }
 
+# enrol_machine CONFIG STATE: where the agent runs as each signed-in user (desktops), every user
+# reads CONFIG, and an enrol key there could enrol any number of new machine ids. So root enrols
+# this machine now, with the agent just installed, and CONFIG (then 0644) gets this machine's own
+# key, which speaks for this machine only; the enrol key stays beside it in enroll-token, root's
+# (0600). STATE (0700) keeps root's agent state. The packages do the same in their scripts
+# (installers/shared/agent-config.sh).
+enrol_machine() {
+    mkdir -p "$2" && chmod 0700 "$2"
+    find "$2" -type f -name 'machine-key-*' -exec rm -f {} +
+    # One report and heartbeat, enrolling first; no OS credential store for root: the key is kept
+    # in a file of the agent's state folder ($XDG_STATE_HOME on Linux, under $HOME on macOS).
+    env -i PATH=/usr/bin:/bin HOME="$2" XDG_STATE_HOME="$2" PYTHON_KEYRING_BACKEND=keyring.backends.null.Keyring \
+        "$ROOT$VENV_PREFIX/bin/dashfleet-agent" --config "$1" --once --no-tray >&2 ||
+        fail "the agent could not enrol this machine with $SERVER; $1 keeps the enrol key, readable by root only (run this script again once the server is reachable)"
+    machine_key=$(find "$2" -type f -name 'machine-key-*' ! -name '*.*' -exec cat {} +)
+    case "$machine_key" in
+        api_*) ;;
+        *) fail "the agent enrolled but kept no key in $2" ;;
+    esac
+    (
+        umask 077
+        printf '%s\n' "$CONFIG_LINES" | sed -n 's/^enroll_token = "\(.*\)"$/\1/p' >"$(dirname "$1")/enroll-token"
+        {
+            grep -v -E '^[[:space:]]*(token|enroll_token)[[:space:]]*=' "$1" || true
+            printf 'token = "%s"\n' "$machine_key"
+        } >"$1.new"
+    )
+    chmod 0644 "$1.new"
+    mv -f "$1.new" "$1"
+    say "enrolled this machine; $1 holds its own key (the enrol key stays in $(dirname "$1")/enroll-token, root's)"
+}
+
 graphical() {
     [ "$(systemctl get-default 2>/dev/null || true)" = graphical.target ]
 }
@@ -160,8 +202,9 @@ install_linux() {
     fi
     if [ "$use_deb" = yes ]; then
         download deb "$arch"
-        # Written before the package: its postinst keeps this file and sets its mode (0600 for the
-        # service, 0644 when the agent runs in each desktop session).
+        # Written before the package, root's only: its postinst keeps this file (0600 for the
+        # service); on a desktop it enrols the machine as root and the file, now holding the
+        # machine's own key instead of the enrol key, becomes readable by the session's agent.
         write_config "$config" 0600
         say "installing $PKG_NAME with apt"
         INSTALLED_SOMETHING=yes
@@ -171,8 +214,15 @@ install_linux() {
         return 0
     fi
     [ "$METHOD" = auto ] || [ "$METHOD" = venv ] || fail "unknown DASHFLEET_INSTALL_METHOD '$METHOD' for Linux (auto, deb or venv)"
-    if graphical; then mode=desktop; file_mode=0644; else mode=headless; file_mode=0600; fi
-    install_venv "$config" "$file_mode"
+    case "${DASHFLEET_AGENT_MODE:-auto}" in
+        desktop | headless) mode=$DASHFLEET_AGENT_MODE ;;
+        auto) if graphical; then mode=desktop; else mode=headless; fi ;;
+        *) fail "unknown DASHFLEET_AGENT_MODE '$DASHFLEET_AGENT_MODE' (auto, desktop or headless)" ;;
+    esac
+    install_venv "$config" 0600
+    if [ "$mode" = desktop ]; then
+        enrol_machine "$config" "$ROOT/var/lib/dashfleet-agent-enrolment"
+    fi
     mkdir -p "$ROOT/etc/systemd/system" "$ROOT/etc/xdg/autostart"
     cat >"$ROOT$VENV_PREFIX/session-autostart" <<SESSION
 #!/bin/sh
@@ -238,14 +288,16 @@ install_macos() {
     config="$ROOT/Library/Application Support/dashfleet/agent.toml"
     if [ "$METHOD" != venv ] && package_for macos any; then
         download macos any
-        # 0644: the agent runs as each signed-in user; the package keeps this file as it is.
-        write_config "$config" 0644
+        # Root's only: the package's postinstall enrols the machine as root and then makes the file,
+        # holding the machine's own key instead of the enrol key, readable by each user's agent.
+        write_config "$config" 0600
         say "installing $PKG_NAME"
         INSTALLED_SOMETHING=yes
         installer -pkg "$PKG_FILE" -target / >&2 || fail "installer could not install $PKG_NAME"
         return 0
     fi
-    install_venv "$config" 0644
+    install_venv "$config" 0600
+    enrol_machine "$config" "$ROOT/Library/Application Support/dashfleet-agent-enrolment"
     plist=$ROOT/Library/LaunchAgents/com.dashfleet.agent.plist
     mkdir -p "$(dirname "$plist")"
     cat >"$plist" <<PLIST

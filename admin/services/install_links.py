@@ -176,11 +176,18 @@ def commands_for(url: str) -> dict[str, str]:
     """
     from admin.services.install_scripts import ps_quote, sh_quote
 
-    https_only = "--proto '=https' --tlsv1.2 " if url.startswith("https://") else ""
-    sh = f"curl {https_only}-sSL {sh_quote(url + '.sh')} | sudo sh"
+    if url.startswith("https://"):
+        sh = f"curl --proto '=https' --tlsv1.2 -sSL {sh_quote(url + '.sh')} | sudo sh"
+        allow_http = ""
+    else:
+        # The scripts refuse a plain http:// server unless the person running them says so: the
+        # command says it, visibly (only links the server's administrator allowed are http://).
+        sh = f"curl -sSL {sh_quote(url + '.sh')} | sudo env DASHFLEET_ALLOW_HTTP=1 sh"
+        allow_http = "$env:DASHFLEET_ALLOW_HTTP = '1'; "
     ps1 = (
         "[Net.ServicePointManager]::SecurityProtocol = [Net.ServicePointManager]::SecurityProtocol -bor 3072; "
-        f"$s = try {{ irm -UseBasicParsing {ps_quote(url + '.ps1')} }} catch {{ $_.ErrorDetails.Message }}; iex $s"
+        f"{allow_http}$s = try {{ irm -UseBasicParsing {ps_quote(url + '.ps1')} }} catch {{ $_.ErrorDetails.Message }}; "
+        "iex $s"
     )
     return {"linux": sh, "macos": sh, "windows": ps1}
 

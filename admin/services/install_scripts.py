@@ -90,7 +90,8 @@ def powershell_script(*, server: str, enroll_key: str, packages: list[Package]) 
             "VERSION": ps_quote(__version__),
             "SETUP_NAME": ps_quote(setup.name if setup else ""),
             "SETUP_SHA256": ps_quote(setup.sha256 if setup else ""),
-            "CONFIG_LINES": "@(" + ", ".join(ps_quote(line) for line in config_lines(server, enroll_key)) + ")",
+            # The setup writes agent.toml itself (after securing its folder), from these two.
+            "ENROLL_KEY": ps_quote(enroll_key),
         },
     )
 

@@ -22,6 +22,6 @@ rm -f /Library/LaunchAgents/$LABEL.plist /usr/local/bin/dashfleet-agent
 rm -rf /Applications/DashFleetAgent.app
 pkgutil --forget $LABEL >/dev/null 2>&1 || true
 if [ "${1:-}" = --purge ]; then
-    rm -rf "$CONFIG_DIR"
+    rm -rf "$CONFIG_DIR" "$CONFIG_DIR-agent-enrolment"  # the configuration, root's enrolment (postinstall)
 fi
 echo "DashFleet agent removed${1:+ (configuration too)}"

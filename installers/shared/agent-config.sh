@@ -11,10 +11,29 @@
 # stays as it was. The file holds one key: writing one removes the other. Keys other than server,
 # token and enroll_token that an administrator added (machine_id, interval, ca_bundle, ...) are kept.
 #
+# A plain http:// server is refused (AGENT_CONFIG_PROBLEM says why, nothing changes) unless the
+# installer was told explicitly: AGENT_ALLOW_HTTP set to 1, true or yes (the installers set it from
+# DASHFLEET_ALLOW_HTTP, or the Debian package's question dashfleet-agent/allow_http). Over http://
+# the enrol key and every report cross the network in the clear.
+#
 #   agent_key_from_file FILE
 #
 # Prints the key held in FILE ("-": standard input), its first line without spaces around it:
 # installers take keys from a file or stdin, never from a command line (other users see those).
+
+#   enrol_as_root AGENT CONFIG ENROL_KEY ENROL_KEY_FILE STATE_DIR
+#
+# For desktops, where the agent runs as each signed-in user and reads CONFIG: no enrol key may sit
+# there (it can enrol any number of new machine ids). Root enrols this machine instead: the agent
+# itself, run once as root with CONFIG's settings and ENROL_KEY, buys this machine's own key (it
+# speaks for this machine only), which replaces the key in CONFIG (then 0644). ENROL_KEY goes to
+# ENROL_KEY_FILE (root's, 0600) for a later re-enrolment; STATE_DIR (root's, 0700) keeps root's
+# agent state (the hardware id where the OS has none). On failure: returns 1 with the reason in
+# AGENT_CONFIG_PROBLEM, and CONFIG is left as it was.
+#
+#   agent_enroll_token_in CONFIG
+#
+# Prints the enroll_token of CONFIG, if it has one (keys are api_ and URL-safe characters).
 
 # The allow-list of the scripts run_script may run (docs/agent.md, "The allow-list of scripts"):
 #
@@ -30,6 +49,18 @@ agent_toml_string() {  # a TOML basic string; control characters are left for th
     printf '"%s"' "$(printf '%s' "$1" | sed -e 's/\\/\\\\/g' -e 's/"/\\"/g')"
 }
 
+agent_http_allowed() {  # SERVER: true unless it is http:// and AGENT_ALLOW_HTTP does not allow it
+    case "$1" in
+        [Hh][Tt][Tt][Pp]://*) ;;
+        *) return 0 ;;
+    esac
+    case "${AGENT_ALLOW_HTTP:-}" in
+        1 | [Tt][Rr][Uu][Ee] | [Yy][Ee][Ss]) return 0 ;;
+    esac
+    AGENT_CONFIG_PROBLEM="$1 is plain http://: the key and every report would cross the network unencrypted. Use the server's https:// address, or allow http:// explicitly (DASHFLEET_ALLOW_HTTP=1) on a network you trust"
+    return 1
+}
+
 agent_key_from_file() {
     # shellcheck disable=SC3043
     local line
@@ -40,6 +71,7 @@ agent_key_from_file() {
 write_agent_config() {
     # shellcheck disable=SC3043  # not POSIX, but dash (Debian) and bash (macOS /bin/sh) have it
     local agent="$1" config="$2" server="$3" token="$4" file_mode="$5" key_name="${6:-token}" new dir
+    agent_http_allowed "$server" || return 1
     new=$(mktemp "${TMPDIR:-/tmp}/dashfleet-agent.XXXXXX") || return 1  # 0600: it holds the key
     {
         printf '%s\n' "$AGENT_CONFIG_HEADER"  # printf: dash's echo would eat the backslashes
@@ -63,6 +95,48 @@ write_agent_config() {
     mkdir -p "$dir" && chmod 0755 "$dir" || return 1  # a readable folder; the file decides who reads
     # Copied beside the target first, so the final rename is atomic.
     cp "$new" "$config.new" && rm -f "$new" && chmod "$file_mode" "$config.new" && mv -f "$config.new" "$config"
+}
+
+agent_enroll_token_in() {
+    sed -n 's/^[[:space:]]*enroll_token[[:space:]]*=[[:space:]]*"\([A-Za-z0-9_-]*\)"[[:space:]]*$/\1/p' "$1" | head -n 1
+}
+
+enrol_as_root() {
+    # shellcheck disable=SC3043  # as above
+    local agent="$1" config="$2" enroll_key="$3" key_file="$4" state="$5" out machine_key
+    case "$enroll_key" in
+        api_*) ;;
+        *) AGENT_CONFIG_PROBLEM="no enrol key to enrol this machine with" && return 1 ;;
+    esac
+    mkdir -p "$state" && chmod 0700 "$state" || return 1
+    # A fresh key (the server revokes the machine's old one). The agent's state folder is
+    # $XDG_STATE_HOME/dashfleet on Linux, under $HOME/Library on macOS: found wherever it is.
+    find "$state" -type f -name 'machine-key-*' -exec rm -f {} + || return 1
+    {
+        grep -v -E '^[[:space:]]*(token|enroll_token)[[:space:]]*=' "$config" || true
+        printf 'enroll_token = %s\n' "$(agent_toml_string "$enroll_key")"
+    } >"$state/enrol.toml"
+    # One report and heartbeat, the machine enrolling first. No OS credential store (root, no
+    # session): the agent keeps the key in a file of its state folder, read below.
+    if ! out=$(env -i PATH=/usr/bin:/bin HOME="$state" XDG_STATE_HOME="$state" \
+        PYTHON_KEYRING_BACKEND=keyring.backends.null.Keyring \
+        "$agent" --config "$state/enrol.toml" --once --no-tray 2>&1); then
+        rm -f "$state/enrol.toml"
+        AGENT_CONFIG_PROBLEM="could not enrol this machine with the server (on a desktop root enrols it, since every user reads the configuration): $(printf '%s' "$out" | tail -n 2 | tr '\n' ' ')"
+        return 1
+    fi
+    rm -f "$state/enrol.toml"
+    machine_key=$(find "$state" -type f -name 'machine-key-*' ! -name '*.*' -exec cat {} + 2>/dev/null || true)
+    case "$machine_key" in
+        api_*) ;;
+        *) AGENT_CONFIG_PROBLEM="the agent enrolled but kept no key in $state" && return 1 ;;
+    esac
+    printf '%s\n' "$enroll_key" >"$key_file.new" && chmod 0600 "$key_file.new" && mv -f "$key_file.new" "$key_file" ||
+        return 1
+    {
+        grep -v -E '^[[:space:]]*(token|enroll_token)[[:space:]]*=' "$config" || true
+        printf 'token = %s\n' "$(agent_toml_string "$machine_key")"
+    } >"$config.new" && chmod 0644 "$config.new" && mv -f "$config.new" "$config"
 }
 
 install_allowlist() {

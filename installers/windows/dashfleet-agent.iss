@@ -3,14 +3,25 @@
 ;
 ; Silent mass deployment (GPO, Intune, SCCM, PDQ ...), as an administrator:
 ;   dashfleet-agent-setup-1.2.3.exe /VERYSILENT /SUPPRESSMSGBOXES /NORESTART /SERVER=https://fleet.example.com /ENROLLTOKENFILE=\\share\dashfleet\enroll-token
-; /ENROLLTOKENFILE= names a file holding an enrol key (each machine buys its own key with it; the
-; key never appears on a command line, where other users and logs would see it). /TOKEN=api_...
-; (an organisation key, on the command line) still works for older set-ups.
-; writes C:\ProgramData\dashfleet\agent.toml (the agent's machine-wide config file: platformdirs'
-; site_config_dir, which tests/installers/test_installer_scripts.py checks) and starts the agent,
-; with its tray icon, at every user's sign-in. Without /SERVER= and /TOKEN= an existing agent.toml
-; is kept as it is (upgrades). A wrong value stops Setup before anything is installed (exit code 1).
+; /ENROLLTOKENFILE= names a file holding an enrol key (each machine buys its own key with it).
+; /TOKENFILE= names a file holding an organisation key instead (older set-ups). No key is ever
+; taken from the command line: other users see command lines, and Setup's log (SetupLogging)
+; records its command line; /TOKEN=api_... is refused with a message saying so. An interactive
+; Setup with no /SERVER= and no configuration yet asks for the server and the enrol key (a
+; password box). A plain http:// server is refused unless /ALLOWHTTP=1 (or, interactively, the
+; person confirms it): the key and every report would cross the network unencrypted.
+;
+; Before anything is written, C:\ProgramData\dashfleet (platformdirs' site_config_dir, which
+; tests/installers/test_installer_scripts.py checks) is made the Administrators' and SYSTEM's
+; (secure-config-dir.ps1): every user may create folders in ProgramData, so a folder someone else
+; made beforehand (or a junction) stops Setup, nothing installed. Then agent.toml is written there
+; and the agent starts, with its tray icon, at every user's sign-in. Without /SERVER= an existing
+; agent.toml is kept as it is (upgrades). A wrong value stops Setup before anything is installed
+; (exit code 1; a refused folder: exit code 7).
 ; Uninstall: "%ProgramFiles%\DashFleet Agent\unins000.exe" /VERYSILENT [/PURGE=1 also removes agent.toml].
+;
+; Not compiled or run in this project's tests (no Windows and no working ISCC here): the tests
+; check it statically (tests/installers/test_installer_scripts.py); CI's Windows job builds it.
 
 #ifndef AppVersion
   #define AppVersion "0.0.0-dev"
@@ -49,6 +60,8 @@ UninstallDisplayIcon={app}\{#ConsoleExe}
 SetupLogging=yes
 
 [Files]
+; Extracted and run by PrepareToInstall, before anything else is installed; never copied.
+Source: "{#RepoRoot}\installers\windows\secure-config-dir.ps1"; Flags: dontcopy
 Source: "{#BundleDir}\*"; DestDir: "{app}"; Flags: ignoreversion recursesubdirs createallsubdirs
 ; run_script's allow-list (docs/agent.md): empty until IT adds scripts; an existing one is IT's and kept.
 Source: "{#RepoRoot}\installers\shared\allowlist.toml"; DestDir: "{commonappdata}\{#ConfigDirName}"; Flags: onlyifdoesntexist uninsneveruninstall
@@ -59,9 +72,6 @@ Name: "{commonstartup}\{#AppName}"; Filename: "{app}\{#TrayExe}"; WorkingDir: "{
 Name: "{autoprograms}\{#AppName}"; Filename: "{app}\{#TrayExe}"; WorkingDir: "{app}"
 
 [Run]
-; ProgramData lets every user create files in new folders: the config folder (agent.toml and the
-; allow-list) is made Administrators' and SYSTEM's alone, readable by users, inheritance cut.
-Filename: "{sys}\icacls.exe"; Parameters: """{commonappdata}\{#ConfigDirName}"" /inheritance:r /grant:r *S-1-5-32-544:(OI)(CI)F *S-1-5-18:(OI)(CI)F *S-1-5-32-545:(OI)(CI)RX"; Flags: runhidden waituntilterminated; StatusMsg: "Securing the configuration folder..."
 Filename: "{app}\{#TrayExe}"; Description: "Start the DashFleet agent now"; Flags: nowait postinstall skipifsilent runasoriginaluser
 
 [UninstallRun]
@@ -72,6 +82,8 @@ Filename: "{sys}\taskkill.exe"; Parameters: "/F /IM {#ConsoleExe}"; Flags: runhi
 [Code]
 var
   Server, Token, KeyName: String;
+  AllowHttp: Boolean;
+  KeyPage: TInputQueryWizardPage;
 
 function ConfigDir(): String;
 begin
@@ -102,8 +114,13 @@ begin
       Result := False;
 end;
 
+function IsPlainHttp(Url: String): Boolean;
+begin
+  Result := Pos('http://', Lowercase(Url)) = 1;
+end;
+
 { The agent checks its settings again at every start; this refuses, before anything is installed,
-  what could never work. }
+  what could never work, and a plain http:// server nobody allowed. Never names the key. }
 function ParameterProblem(): String;
 var
   Lower: String;
@@ -113,35 +130,56 @@ begin
   if (Server = '') and (Token = '') then
     Exit;
   if (Server = '') or (Token = '') then
-    Result := 'give both /SERVER= and /ENROLLTOKENFILE='
+    Result := 'give both the server URL and the key (/SERVER= and /ENROLLTOKENFILE=)'
   else if not PlainAscii(Server) or not ((Pos('http://', Lower) = 1) or (Pos('https://', Lower) = 1)) then
-    Result := '/SERVER=' + Server + ' is not a server URL (expected https://host[:port])'
+    Result := Server + ' is not a server URL (expected https://host[:port])'
   else if not PlainAscii(Token) then
-    Result := 'the key contains spaces or characters that are not ASCII';
+    Result := 'the key contains spaces or characters that are not ASCII'
+  else if IsPlainHttp(Server) and not AllowHttp then
+    Result := Server + ' is plain http://: the key and every report would cross the network unencrypted. ' +
+      'Use the server''s https:// address, or allow http:// explicitly with /ALLOWHTTP=1 on a network you trust';
+end;
+
+{ The key held in a file: its first line, without spaces around it. False when it cannot be read. }
+function KeyFromFile(FileName: String; var Key: String): Boolean;
+var
+  FileText: AnsiString;
+begin
+  Key := '';
+  Result := LoadStringFromFile(FileName, FileText);
+  if Result then
+  begin
+    Key := Trim(String(FileText));
+    if Pos(#10, Key) > 0 then
+      Key := Trim(Copy(Key, 1, Pos(#10, Key) - 1));
+  end;
 end;
 
 function InitializeSetup(): Boolean;
 var
-  Problem, TokenFile: String;
-  FileText: AnsiString;
+  Problem, KeyFile: String;
 begin
   Server := Trim(ExpandConstant('{param:SERVER|}'));
-  Token := Trim(ExpandConstant('{param:TOKEN|}'));
-  KeyName := 'token';
+  AllowHttp := ExpandConstant('{param:ALLOWHTTP|0}') = '1';
+  Token := '';
+  KeyName := 'enroll_token';
   Problem := '';
-  TokenFile := ExpandConstant('{param:ENROLLTOKENFILE|}');
-  if TokenFile <> '' then
+  { Keys come from files only: a command line is seen by other users and recorded in Setup's log. }
+  if ExpandConstant('{param:TOKEN|}') <> '' then
+    Problem := '/TOKEN= puts the key on the command line, where other users and Setup''s log see it: ' +
+      'put the key in a file only administrators read and give /ENROLLTOKENFILE= (an enrol key) or ' +
+      '/TOKENFILE= (an organisation key)'
+  else
   begin
-    { The enrol key: the file's first line. Read here, never logged. }
-    if LoadStringFromFile(TokenFile, FileText) then
+    KeyFile := ExpandConstant('{param:ENROLLTOKENFILE|}');
+    if KeyFile = '' then
     begin
-      Token := Trim(String(FileText));
-      if Pos(#10, Token) > 0 then
-        Token := Trim(Copy(Token, 1, Pos(#10, Token) - 1));
-      KeyName := 'enroll_token';
-    end
-    else
-      Problem := 'cannot read /ENROLLTOKENFILE=' + TokenFile;
+      KeyFile := ExpandConstant('{param:TOKENFILE|}');
+      if KeyFile <> '' then
+        KeyName := 'token';
+    end;
+    if (KeyFile <> '') and not KeyFromFile(KeyFile, Token) then
+      Problem := 'cannot read the key file ' + KeyFile;
   end;
   if Problem = '' then
     Problem := ParameterProblem();
@@ -151,6 +189,69 @@ begin
     Log('DashFleet agent: ' + Problem);
     SuppressibleMsgBox('DashFleet agent: ' + Problem + '. Nothing was installed.', mbCriticalError, MB_OK, IDOK);
   end;
+end;
+
+{ Interactive Setup without /SERVER= and without a configuration: ask for the server and the enrol
+  key. The key is typed into a password box: never on a command line, never shown, never logged. }
+procedure InitializeWizard();
+begin
+  KeyPage := CreateInputQueryPage(wpSelectDir, 'DashFleet server',
+    'Which DashFleet server does this computer report to?',
+    'Give the address of your organisation''s DashFleet server and an enrol key (an administrator makes ' +
+    'one in the web UI''s settings). Leave both empty to configure the agent later.');
+  KeyPage.Add('Server URL (https://...):', False);
+  KeyPage.Add('Enrol key:', True);
+end;
+
+function ShouldSkipPage(PageID: Integer): Boolean;
+begin
+  Result := (PageID = KeyPage.ID) and ((Server <> '') or FileExists(ConfigFile()));
+end;
+
+function NextButtonClick(CurPageID: Integer): Boolean;
+var
+  Problem: String;
+begin
+  Result := True;
+  if CurPageID <> KeyPage.ID then
+    Exit;
+  Server := Trim(KeyPage.Values[0]);
+  Token := Trim(KeyPage.Values[1]);
+  KeyName := 'enroll_token';
+  if IsPlainHttp(Server) and (Token <> '') and not AllowHttp then
+    AllowHttp := MsgBox(Server + ' is plain http://: the enrol key and every report would cross the network ' +
+      'unencrypted. Use it only on a network you trust. Use this http:// server anyway?',
+      mbConfirmation, MB_YESNO or MB_DEFBUTTON2) = IDYES;
+  Problem := ParameterProblem();
+  if Problem <> '' then
+  begin
+    MsgBox(Problem + '.', mbError, MB_OK);
+    Result := False;
+  end;
+end;
+
+{ Before anything is installed: the configuration folder becomes the Administrators' and SYSTEM's
+  (secure-config-dir.ps1), or Setup stops (exit code 7) when someone else made it beforehand. }
+function PrepareToInstall(var NeedsRestart: Boolean): String;
+var
+  ResultCode: Integer;
+begin
+  Result := '';
+  ExtractTemporaryFile('secure-config-dir.ps1');
+  if not Exec(ExpandConstant('{sys}\WindowsPowerShell\v1.0\powershell.exe'),
+    '-NoProfile -NonInteractive -ExecutionPolicy Bypass -File "' + ExpandConstant('{tmp}\secure-config-dir.ps1') +
+    '" -Path "' + ConfigDir() + '"', '', SW_HIDE, ewWaitUntilTerminated, ResultCode) then
+    Result := 'cannot run PowerShell to secure ' + ConfigDir()
+  else if ResultCode = 2 then
+    Result := ConfigDir() + ' existed before this install and belongs to someone other than SYSTEM or the ' +
+      'Administrators (or holds something that does). Any user may create folders in ProgramData, so Setup ' +
+      'writes no key there: check what it holds, remove it and run Setup again'
+  else if ResultCode = 3 then
+    Result := ConfigDir() + ' is a junction, a link or a file, not a plain folder: remove it and run Setup again'
+  else if ResultCode <> 0 then
+    Result := 'cannot secure ' + ConfigDir() + ' (exit status ' + IntToStr(ResultCode) + ')';
+  if Result <> '' then
+    Log('DashFleet agent: ' + Result + '. Nothing was installed.');
 end;
 
 function IsSetting(Line, Key: String): Boolean;

@@ -135,11 +135,12 @@ def fleet_entry(org, machine_id: str) -> dict | None:
     return listed[0] if listed else None
 
 
-def wait_for_report(org, machine_id: str, proc: subprocess.Popen) -> dict:
+def wait_for_report(org, machine_id: str, proc: subprocess.Popen, after: float = 0.0) -> dict:
+    """The machine's entry once it holds a report received after `after` (server time)."""
     deadline = time.monotonic() + REPORT_TIMEOUT_SECONDS
     while time.monotonic() < deadline:
         entry = fleet_entry(org, machine_id)
-        if entry and entry["report"]:
+        if entry and entry["report"] and (entry["ts"] or 0) > after:
             return entry
         assert proc.poll() is None, f"the agent exited with status {proc.returncode}"
         time.sleep(0.5)
@@ -212,7 +213,7 @@ def run_service_command(org, machine_id: str) -> dict:
         home.remove()
 
 
-def run_autostart_entry(org, machine_id: str) -> tuple[dict, str]:
+def run_autostart_entry(org, machine_id: str, after: float = 0.0) -> tuple[dict, str]:
     """The desktop entry's Exec, as a signed-in user whose desktop sets its own XDG_CONFIG_DIRS."""
     entry = configparser.ConfigParser(interpolation=None)
     entry.read(AUTOSTART)
@@ -223,7 +224,7 @@ def run_autostart_entry(org, machine_id: str) -> tuple[dict, str]:
             argv, {"XDG_CONFIG_DIRS": "/etc/xdg/xdg-test-desktop:/etc/xdg", "DASHFLEET_MACHINE_ID": machine_id}
         )
         try:
-            listed = wait_for_report(org, machine_id, proc)
+            listed = wait_for_report(org, machine_id, proc, after)
         finally:
             output = stop(proc)
         return listed, output
@@ -238,7 +239,15 @@ def test_install_report_upgrade_remove_purge(clean_machine, server_factory):
     hostname = socket.gethostname()  # the agent's default machine id
 
     # 1. Mass deployment: server and key from the environment, a headless machine.
-    done = dpkg("-i", deb, DASHFLEET_SERVER=server.url, DASHFLEET_TOKEN=org.api_key, DASHFLEET_AGENT_MODE="headless")
+    # (The test server is plain http://, which every installer refuses unless told explicitly.)
+    done = dpkg(
+        "-i",
+        deb,
+        DASHFLEET_SERVER=server.url,
+        DASHFLEET_TOKEN=org.api_key,
+        DASHFLEET_AGENT_MODE="headless",
+        DASHFLEET_ALLOW_HTTP="1",
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert read_config() == {"server": server.url, "token": org.api_key}
     assert file_mode(CONFIG) == 0o600, "headless: the key must be readable by root only"
@@ -267,8 +276,13 @@ def test_install_report_upgrade_remove_purge(clean_machine, server_factory):
     before = CONFIG.read_bytes()
     for bad_settings, complaint in (
         ({"DASHFLEET_SERVER": "ftp://fleet.example.com", "DASHFLEET_TOKEN": "api_x"}, "is not a server url"),
-        ({"DASHFLEET_SERVER": server.url, "DASHFLEET_TOKEN": "api_with space"}, "api key contains spaces"),
+        (
+            {"DASHFLEET_SERVER": server.url, "DASHFLEET_TOKEN": "api_with space", "DASHFLEET_ALLOW_HTTP": "1"},
+            "api key contains spaces",
+        ),
         ({"DASHFLEET_SERVER": server.url}, "give both"),
+        ({"DASHFLEET_SERVER": server.url, "DASHFLEET_TOKEN": org.api_key}, "is plain http://"),
+        ({"DASHFLEET_SERVER": server.url, "DASHFLEET_TOKEN": org.api_key, "DASHFLEET_ALLOW_HTTP": "0"}, "plain http"),
     ):
         done = dpkg("-i", deb, **bad_settings)
         assert done.returncode != 0
@@ -307,6 +321,7 @@ def test_install_report_upgrade_remove_purge(clean_machine, server_factory):
         f"{PACKAGE} {PACKAGE}/server string {server.url}\n"
         f"{PACKAGE} {PACKAGE}/token password {new_key}\n"
         f"{PACKAGE} {PACKAGE}/mode select desktop\n"
+        f"{PACKAGE} {PACKAGE}/allow_http boolean true\n"
     )
     seeded = subprocess.run(["debconf-set-selections"], input=selections, capture_output=True, text=True)
     assert seeded.returncode == 0, seeded.stderr
@@ -328,3 +343,90 @@ def test_install_report_upgrade_remove_purge(clean_machine, server_factory):
     assert not any(p.exists() or p.is_symlink() for p in package_paths if not p.is_dir())
     assert run("debconf-show", PACKAGE).stdout.strip() == ""
     assert not installed()
+
+
+ENROL_KEY_FILE = CONFIG.parent / "enroll-token"
+ENROL_STATE = Path("/var/lib/dashfleet-agent-enrolment")
+
+
+def can_read_as_nobody(path: Path) -> bool:
+    nobody = pwd.getpwnam("nobody")
+    done = subprocess.run(
+        ["cat", str(path)], user=nobody.pw_uid, group=nobody.pw_gid, extra_groups=[], capture_output=True, timeout=30
+    )
+    return done.returncode == 0
+
+
+def live_machine_keys(server, org_name: str, machine_id: str) -> list[dict]:
+    keys = server.cli_json("key", "list", "--org", org_name)["keys"]
+    return [k for k in keys if k["machine_id"] == machine_id and k["revoked_at"] is None]
+
+
+def test_a_desktop_never_exposes_the_enrol_key(clean_machine, server_factory, tmp_path):
+    """Desktop: every signed-in user reads agent.toml, so root enrols the machine at install and
+    agent.toml holds this machine's own key; the enrol key stays root's. Plain http:// is refused
+    unless allowed explicitly."""
+    deb = str(clean_machine)
+    server = server_factory()
+    org = server.org()
+    hostname = socket.gethostname()
+    enrol_key = server.make_key(org.name, "enroll")["api_key"]
+    key_file = tmp_path / "enroll-token"
+    key_file.write_text(enrol_key + "\n")
+    key_file.chmod(0o600)
+    settings = {
+        "DASHFLEET_SERVER": server.url,
+        "DASHFLEET_ENROLL_TOKEN_FILE": str(key_file),
+        "DASHFLEET_AGENT_MODE": "desktop",
+    }
+
+    # http:// without an explicit allowance: refused, nothing written, nothing enrolled.
+    done = dpkg("-i", deb, **settings)
+    assert done.returncode != 0
+    assert "is plain http://" in done.stderr and "DASHFLEET_ALLOW_HTTP=1" in done.stderr, done.stderr
+    assert not CONFIG.exists() and not ENROL_KEY_FILE.exists()
+    assert live_machine_keys(server, org.name, hostname) == []
+
+    done = dpkg("-i", deb, **settings, DASHFLEET_ALLOW_HTTP="1")
+    assert done.returncode == 0, done.stdout + done.stderr
+    config = read_config()
+    machine_key = config["token"]
+    assert config == {"server": server.url, "token": machine_key} and machine_key != enrol_key
+    assert file_mode(CONFIG) == 0o644, "desktop: every signed-in user's agent must read the file"
+    [bound] = live_machine_keys(server, org.name, hostname)
+    assert machine_key.startswith(bound["prefix"]) and bound["scopes"] == ["agent"]
+    # The enrol key: in a root-only file, and in nothing else a user can read.
+    assert ENROL_KEY_FILE.read_text().strip() == enrol_key
+    assert file_mode(ENROL_KEY_FILE) == 0o600 and ENROL_KEY_FILE.stat().st_uid == 0
+    assert not can_read_as_nobody(ENROL_KEY_FILE) and can_read_as_nobody(CONFIG)
+    for path in (*CONFIG.parent.rglob("*"), *ENROL_STATE.rglob("*")):
+        if path.is_file() and path != ENROL_KEY_FILE:
+            assert enrol_key not in path.read_text(errors="replace"), path
+    assert file_mode(ENROL_STATE) == 0o700
+    # The desktop entry, as an unprivileged user, reports for this machine with the machine's key.
+    enrolled_report = fleet_entry(org, hostname)["ts"]
+    desktop_entry, _ = run_autostart_entry(org, hostname, after=enrolled_report)
+    assert desktop_entry["report"]["system"]["agent_version"] == __version__
+
+    # An admin resets the enrolment: the key is refused; dpkg-reconfigure enrols again.
+    server.cli_json("enrolment", "reset", "--org", org.name, hostname)
+    assert org.report(hostname, key=machine_key).status_code == 401
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DASHFLEET_")}
+    again = run("dpkg-reconfigure", "-f", "noninteractive", PACKAGE, env={**env, "DASHFLEET_ALLOW_HTTP": "1"})
+    assert again.returncode == 0, again.stdout + again.stderr
+    renewed = read_config()["token"]
+    assert renewed != machine_key and org.report(hostname, key=renewed).status_code == 200
+    assert file_mode(CONFIG) == 0o644
+
+    # An earlier version left the enrol key in a world-readable agent.toml: configuring converts it.
+    CONFIG.write_text(f'server = "{server.url}"\nenroll_token = "{enrol_key}"\ninterval = 30\n')
+    CONFIG.chmod(0o644)
+    again = run("dpkg-reconfigure", "-f", "noninteractive", PACKAGE, env={**env, "DASHFLEET_ALLOW_HTTP": "1"})
+    assert again.returncode == 0, again.stdout + again.stderr
+    converted = read_config()
+    assert set(converted) == {"server", "token", "interval"} and converted["token"] not in (renewed, enrol_key)
+    assert org.report(hostname, key=converted["token"]).status_code == 200
+
+    done = dpkg("--purge", PACKAGE)
+    assert done.returncode == 0, done.stderr
+    assert not CONFIG.parent.exists() and not ENROL_STATE.exists()

@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import socket
 import sqlite3
 import subprocess
 import tempfile
@@ -93,9 +94,10 @@ def make_link(server, org_name: str, *args: str) -> dict:
 
 def linux_command(link: dict) -> str:
     command = link["commands"]["linux"]
-    assert command.endswith("| sudo sh")
+    # The test server is plain http://, so the command allows it explicitly (else the script refuses).
+    assert command.endswith("| sudo env DASHFLEET_ALLOW_HTTP=1 sh")
     # This machine is a root shell without sudo (as many Debian servers are): the same without it.
-    return command if shutil.which("sudo") else command.removesuffix("| sudo sh") + "| sh"
+    return command if shutil.which("sudo") else command.replace("| sudo env ", "| env ")
 
 
 def run_command(command: str, home: str, *, trace: Path | None = None, **env: str) -> subprocess.CompletedProcess:
@@ -233,6 +235,19 @@ def test_an_expired_or_revoked_link_installs_nothing(clean_machine, install_serv
         assert not installed() and not CONFIG.exists()
 
 
+def test_a_plain_http_server_is_refused_unless_allowed_explicitly(install_server, install_org, tmp_path):
+    link = make_link(install_server, install_org.name)
+    root = tmp_path / "root"
+    # What someone gets who fetches the script without the allowance the server's command carries.
+    command = linux_command(link).replace("env DASHFLEET_ALLOW_HTTP=1 ", "")
+    for allowance in ({}, {"DASHFLEET_ALLOW_HTTP": "0"}, {"DASHFLEET_ALLOW_HTTP": "yes please"}):
+        done = run_command(command, str(tmp_path), DASHFLEET_INSTALL_ROOT=str(root), **allowance)
+        assert done.returncode == 1, done.stdout + done.stderr
+        assert "is plain http://" in done.stderr and "DASHFLEET_ALLOW_HTTP=1" in done.stderr, done.stderr
+        assert "nothing was installed" in done.stderr and "downloading" not in done.stderr
+        assert not root.exists(), "the refused script wrote something"
+
+
 def test_the_venv_path_installs_into_a_prefix_and_the_agent_enrols(install_server, install_org, tmp_path):
     """What other distributions get (a virtual environment, a systemd unit, XDG autostart),
     installed under a temporary root; its dependencies come from the package index."""
@@ -264,9 +279,28 @@ def test_the_venv_path_installs_into_a_prefix_and_the_agent_enrols(install_serve
             install_org, machine_id, agent_once(str(venv / "bin/dashfleet-agent"), config, home, machine_id)
         )
 
-    # A second run updates in place (same venv, the agent installed again).
+    # A second run updates in place (same venv, the agent installed again), here for a desktop,
+    # where every signed-in user's agent reads agent.toml: root enrols the machine, and the file
+    # holds the machine's own key, never the enrol key (kept root's, in enroll-token).
     again = run_command(
-        linux_command(link), str(tmp_path), DASHFLEET_INSTALL_ROOT=str(root), DASHFLEET_INSTALL_METHOD="venv"
+        linux_command(link),
+        str(tmp_path),
+        DASHFLEET_INSTALL_ROOT=str(root),
+        DASHFLEET_INSTALL_METHOD="venv",
+        DASHFLEET_AGENT_MODE="desktop",
     )
     assert again.returncode == 0, again.stdout + again.stderr
-    assert enroll_key_in_config(config) == settings
+    desktop = enroll_key_in_config(config)
+    assert set(desktop) == {"server", "token"} and desktop["server"] == settings["server"]
+    assert config.stat().st_mode & 0o777 == 0o644
+    kept = config.parent / "enroll-token"
+    assert kept.read_text().strip() == settings["enroll_token"] and kept.stat().st_mode & 0o777 == 0o600
+    assert (root / "var/lib/dashfleet-agent-enrolment").stat().st_mode & 0o777 == 0o700
+    hostname = socket.gethostname()
+    bound = [
+        k
+        for k in install_server.cli_json("key", "list", "--org", install_org.name)["keys"]
+        if k["machine_id"] == hostname and k["revoked_at"] is None
+    ]
+    assert len(bound) == 1 and desktop["token"].startswith(bound[0]["prefix"])
+    assert install_org.report(hostname, key=desktop["token"]).status_code == 200

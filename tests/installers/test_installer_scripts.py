@@ -28,6 +28,7 @@ import pytest
 from desktop_agent import config as agent_config
 from desktop_agent.__main__ import build_parser
 from desktop_agent.logs import log_dir
+from tests.helpers.script_checks import assert_powershell_parses, assert_shell_script_is_clean
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 INSTALLERS = REPO_ROOT / "installers"
@@ -172,16 +173,10 @@ def test_the_shared_writer_writes_an_enrol_key_read_from_a_file_instead_of_the_o
 
 
 def run_writer(
-    tmp_path: Path, config: Path, server: str, token: str, mode: str, key_name: str = "token"
+    tmp_path: Path, config: Path, server: str, token: str, mode: str, key_name: str = "token", allow_http: str = ""
 ) -> subprocess.CompletedProcess:
     """Sources installers/shared/agent-config.sh in sh, with the real agent as AGENT."""
-    agent = tmp_path / "agent"
-    # The installers run the bundled program; here the same code through this Python.
-    agent.write_text(
-        f"#!/bin/sh\nPYTHONPATH={shlex.quote(str(REPO_ROOT))} "
-        f'exec {shlex.quote(sys.executable)} -m desktop_agent "$@"\n'
-    )
-    agent.chmod(0o755)
+    agent = agent_program(tmp_path)
     script = (
         f". {shlex.quote(str(SHARED_WRITER))}\n"
         f'write_agent_config "$1" "$2" "$3" "$4" "$5" "$6" || {{ echo "$AGENT_CONFIG_PROBLEM"; exit 1; }}\n'
@@ -193,10 +188,107 @@ def run_writer(
         capture_output=True,
         text=True,
         timeout=60,
-        env={"PATH": os.environ["PATH"], "TMPDIR": str(temporary)},
+        env={"PATH": os.environ["PATH"], "TMPDIR": str(temporary), "AGENT_ALLOW_HTTP": allow_http},
     )
     assert list(temporary.iterdir()) == [], "the writer left its temporary file"
     return done
+
+
+def agent_program(tmp_path: Path) -> Path:
+    """The agent as the installers run it (their bundled program): here this checkout's code."""
+    agent = tmp_path / "agent"
+    agent.write_text(
+        f"#!/bin/sh\nPYTHONPATH={shlex.quote(str(REPO_ROOT))} "
+        f'exec {shlex.quote(sys.executable)} -m desktop_agent "$@"\n'
+    )
+    agent.chmod(0o755)
+    return agent
+
+
+@pytest.mark.parametrize("server", ["http://fleet.example.com", "HTTP://fleet.example.com:8080/"])
+def test_the_shared_writer_refuses_plain_http_unless_allowed_explicitly(tmp_path, server):
+    config = tmp_path / "agent.toml"
+    config.write_text('server = "https://old.example.com"\ntoken = "api_old"\n')
+    config.chmod(0o600)
+    before = config.read_bytes()
+    for allowance in ("", "0", "no", "false", "maybe"):
+        done = run_writer(tmp_path, config, server, "api_" + "k" * 43, "0600", "enroll_token", allowance)
+        assert done.returncode == 1, allowance
+        assert "is plain http://" in done.stdout and "DASHFLEET_ALLOW_HTTP=1" in done.stdout, done.stdout
+        assert config.read_bytes() == before
+    for allowance in ("1", "true", "yes"):
+        done = run_writer(tmp_path, config, server, "api_" + "k" * 43, "0600", "enroll_token", allowance)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert tomllib.loads(config.read_text())["server"] == server
+    assert run_writer(tmp_path, config, "https://fleet.example.com", "api_" + "k" * 43, "0600").returncode == 0
+
+
+@pytest.fixture
+def sqlite_org(session_server_factory):
+    return session_server_factory("sqlite").org()
+
+
+def run_enrol_as_root(tmp_path: Path, config: Path, enrol_key: str) -> subprocess.CompletedProcess:
+    script = (
+        f". {shlex.quote(str(SHARED_WRITER))}\n"
+        'enrol_as_root "$1" "$2" "$3" "$4" "$5" || { echo "$AGENT_CONFIG_PROBLEM"; exit 1; }\n'
+    )
+    argv = [str(agent_program(tmp_path)), str(config), enrol_key, str(config.parent / "enroll-token")]
+    return subprocess.run(
+        ["sh", "-c", script, "sh", *argv, str(tmp_path / "enrolment")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PATH": os.environ["PATH"]},
+    )
+
+
+def test_enrol_as_root_leaves_a_desktop_config_with_the_machine_key_only(tmp_path, sqlite_org, contract):
+    """What the .deb's postinst and the macOS postinstall run on desktops, with the real agent
+    against a real server: agent.toml (read by every user) ends with this machine's own key; the
+    enrol key only in a root-only file."""
+    enrol = sqlite_org.server.make_key(sqlite_org.name, "enroll")["api_key"]
+    config = tmp_path / "etc" / "agent.toml"
+    config.parent.mkdir()
+    config.write_text(
+        f'server = "{sqlite_org.server.url}"\nenroll_token = "{enrol}"\nmachine_id = "desk-1"\ninterval = 30\n'
+    )
+    config.chmod(0o600)
+    done = run_enrol_as_root(tmp_path, config, enrol)
+    assert done.returncode == 0, done.stdout + done.stderr
+    settings = tomllib.loads(config.read_text())
+    machine_key = settings.pop("token")
+    assert settings == {"server": sqlite_org.server.url, "machine_id": "desk-1", "interval": 30}
+    assert config.stat().st_mode & 0o777 == 0o644 and enrol not in config.read_text()
+    kept = config.parent / "enroll-token"
+    assert kept.read_text().strip() == enrol and kept.stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / "enrolment").stat().st_mode & 0o777 == 0o700
+    assert sorted(p.name for p in config.parent.iterdir()) == ["agent.toml", "enroll-token"]
+    # The key is this machine's own: it reports for desk-1 and for nothing else.
+    assert sqlite_org.report("desk-1", key=machine_key).status_code == 200
+    contract.error(sqlite_org.report("desk-2", key=machine_key), 403)
+
+    # Again (a reinstall): a new key, and the old one is revoked.
+    again = run_enrol_as_root(tmp_path, config, enrol)
+    assert again.returncode == 0, again.stdout + again.stderr
+    renewed = tomllib.loads(config.read_text())["token"]
+    assert renewed != machine_key and sqlite_org.report("desk-1", key=renewed).status_code == 200
+    contract.unauthorized(sqlite_org.report("desk-1", key=machine_key))
+
+
+def test_enrol_as_root_that_fails_changes_nothing(tmp_path, sqlite_org):
+    revoked = sqlite_org.server.make_key(sqlite_org.name, "enroll")
+    sqlite_org.server.cli_json("key", "revoke", "--org", sqlite_org.name, str(revoked["key_id"]))
+    config = tmp_path / "etc" / "agent.toml"
+    config.parent.mkdir()
+    config.write_text(f'server = "{sqlite_org.server.url}"\nenroll_token = "{revoked["api_key"]}"\n')
+    config.chmod(0o600)
+    before = config.read_bytes()
+    done = run_enrol_as_root(tmp_path, config, revoked["api_key"])
+    assert done.returncode == 1 and "could not enrol this machine" in done.stdout, done.stdout
+    assert config.read_bytes() == before and config.stat().st_mode & 0o777 == 0o600
+    assert sorted(p.name for p in config.parent.iterdir()) == ["agent.toml"]
+    assert sqlite_org.machine_ids() == []
 
 
 # --------------------------------------------------------------------------------------------
@@ -257,6 +349,7 @@ def test_linux_debconf_questions_exist():
         "dashfleet-agent/enroll_token",
         "dashfleet-agent/token",
         "dashfleet-agent/mode",
+        "dashfleet-agent/allow_http",
     }
 
 
@@ -291,6 +384,104 @@ def test_windows_installer_parameters_and_programs():
     # Every user's sign-in starts the tray program; the uninstaller stops both.
     assert re.search(r'Name: "\{commonstartup\}\\\{#AppName\}"; Filename: "\{app\}\\\{#TrayExe\}"', text)
     assert "/F /IM {#TrayExe}" in text and "/F /IM {#ConsoleExe}" in text
+
+
+def iss_code() -> str:
+    return ISS.read_text().split("[Code]", 1)[1]
+
+
+def pascal_routine(name: str) -> str:
+    """One function or procedure of the [Code] section, header to its final `end;`."""
+    code = iss_code()
+    start = re.search(rf"^(function|procedure) {name}\b", code, re.MULTILINE).start()
+    following = re.search(r"^(function|procedure) ", code[start + 1 :], re.MULTILINE)
+    return code[start : start + 1 + following.start()] if following else code[start:]
+
+
+def test_windows_setup_takes_keys_from_files_only_and_never_logs_them():
+    """Setup's log records its command line: no key may be on it. Statically checked: the script
+    cannot be compiled or run here (docs/install-agent.md says what was not run on Windows)."""
+    code = iss_code()
+    # The key is read from files (/ENROLLTOKENFILE=, /TOKENFILE=) or the wizard's password box ...
+    assert "{param:ENROLLTOKENFILE|}" in code and "{param:TOKENFILE|}" in code
+    assert "KeyFromFile(KeyFile, Token)" in code
+    assert re.search(r"KeyPage\.Add\('Enrol key:', True\)", code), "the key's box must be a password box"
+    assert "Token := Trim(KeyPage.Values[1])" in code
+    # ... and /TOKEN= (a key on the command line) is refused, never used as a value.
+    assert re.search(r"if ExpandConstant\('\{param:TOKEN\|\}'\) <> '' then\s+Problem :=", code)
+    assert not re.search(r"Token\s*:=[^;]*param:TOKEN\|", code)
+    # Nothing logged or shown names the key; only WriteConfig writes it, into agent.toml.
+    for call in re.findall(r"(?:Log|MsgBox|SuppressibleMsgBox|RaiseException)\((.*?)\);", code, re.DOTALL):
+        assert "Token" not in call and "Values[1]" not in call, call
+    uses = [line.strip() for line in code.splitlines() if re.search(r"\bToken\b", line)]
+    writes = [line for line in uses if "TomlString(Token)" in line]
+    assert len(writes) == 2 and all(line.startswith("Lines[2] :=") for line in writes), writes
+    assert "SetupLogging=yes" in ISS.read_text()
+
+
+def test_windows_setup_refuses_plain_http_unless_allowed():
+    problem = pascal_routine("ParameterProblem")
+    assert "IsPlainHttp(Server) and not AllowHttp" in problem and "/ALLOWHTTP=1" in problem
+    assert "AllowHttp := ExpandConstant('{param:ALLOWHTTP|0}') = '1'" in pascal_routine("InitializeSetup")
+    # Interactively, the person confirms http:// (default button: No).
+    page = pascal_routine("NextButtonClick")
+    assert "IsPlainHttp(Server)" in page and "MB_DEFBUTTON2" in page and "ParameterProblem()" in page
+    # The page is asked only when nothing configures the agent already.
+    assert "(Server <> '') or FileExists(ConfigFile())" in pascal_routine("ShouldSkipPage")
+
+
+SECURE_DIR = WINDOWS / "secure-config-dir.ps1"
+
+
+def test_windows_setup_secures_the_config_folder_before_anything_is_written():
+    prepare = pascal_routine("PrepareToInstall")
+    assert "ExtractTemporaryFile('secure-config-dir.ps1')" in prepare
+    assert "-File \"' + ExpandConstant('{tmp}\\secure-config-dir.ps1')" in prepare
+    assert "-Path \"' + ConfigDir()" in prepare
+    for code in ("ResultCode = 2", "ResultCode = 3", "ResultCode <> 0"):
+        assert code in prepare
+    # The helper is in Setup but never installed; nothing else sets the folder's ACL afterwards.
+    text = ISS.read_text()
+    assert re.search(r'Source: "\{#RepoRoot\}\\installers\\windows\\secure-config-dir\.ps1"; Flags: dontcopy', text)
+    assert "icacls" not in text
+
+
+def test_the_folder_helper_parses_and_grants_what_the_docs_say():
+    script = SECURE_DIR.read_text()
+    assert_powershell_parses(script)
+    # SYSTEM and Administrators full, Users read and execute, nothing inherited, owner Administrators.
+    assert "'S-1-5-18'" in script and "'S-1-5-32-544'" in script and "'S-1-5-32-545'" in script
+    assert "@(@($system, 'FullControl'), @($admins, 'FullControl'), @($users, 'ReadAndExecute'))" in script
+    assert "$acl.SetAccessRuleProtection($true, $false)" in script and "$acl.SetOwner($admins)" in script
+    # An existing folder (and what it holds) must be SYSTEM's or the Administrators', and no link.
+    assert "$trusted -notcontains $owner" in script and "exit 2" in script
+    assert "[IO.FileAttributes]::ReparsePoint" in script and "exit 3" in script
+    assert "Get-ChildItem -LiteralPath $Path -Force -Recurse" in script
+    # A new folder is created with its ACL (no moment with ProgramData's inherited one).
+    assert "[IO.FileSystemAclExtensions]::Create($info, $acl)" in script and "$info.Create($acl)" in script
+    assert script.index("Set-Acl") > script.index("exit 3"), "nothing changes before the checks"
+
+
+def test_the_windows_install_script_hands_the_key_to_setup_in_a_file():
+    from admin.services import install_scripts
+    from admin.services.downloads import Package
+
+    key = "api_" + "q" * 43
+    packages = [Package("dashfleet-agent-setup-1.0.0.exe", "windows", "1.0.0", "any", 10, "d" * 64)]
+    for server in ("https://fleet.example.com", "http://fleet.example.com"):
+        script = install_scripts.powershell_script(server=server, enroll_key=key, packages=packages)
+        strings = assert_powershell_parses(script)
+        assert script.count(key) == 1 and f"'{key}'" in strings  # once: the assignment
+        assert script.count("$EnrollKey") == 2  # assigned, then written to the key file
+        assert "[IO.File]::WriteAllText($keyFile, $EnrollKey" in script
+        assert '"/ENROLLTOKENFILE=`"$keyFile`""' in script and '"/SERVER=$Server"' in script
+        code = [line for line in script.split("& {", 1)[1].splitlines() if not line.strip().startswith("#")]
+        assert "agent.toml" not in "\n".join(code), "the setup writes agent.toml, not this script"
+        assert "if ($Server -like 'http://*' -and -not $allowHttp)" in script
+        assert script.index("-not $allowHttp") < script.index("Invoke-WebRequest -UseBasicParsing"), (
+            "refused before any download"
+        )
+        assert "$arguments += '/ALLOWHTTP=1'" in script
 
 
 # --------------------------------------------------------------------------------------------
@@ -345,6 +536,12 @@ def test_scripts_parse(script):
     assert done.returncode == 0, done.stderr
     if script != SHARED_WRITER:  # sourced, not run
         assert os.access(script, os.X_OK), f"{script} is not executable"
+
+
+@pytest.mark.parametrize("script", SHELL_SCRIPTS, ids=lambda p: str(p.relative_to(INSTALLERS)))
+def test_shell_scripts_pass_shellcheck(script, tmp_path):
+    # SC1091: the sourced agent-config.sh is checked on its own.
+    assert_shell_script_is_clean(script.read_text(), tmp_path, allow=("SC1091",))
 
 
 def test_install_docs_name_the_paths_the_agent_reads(linux_config, windows_config, macos_config):

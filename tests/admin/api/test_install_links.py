@@ -126,8 +126,11 @@ def test_create_prints_the_url_commands_expiry_and_uses(link_server, link_org):
     assert link["uses"] == 50
     assert before + 86400 - 5 <= link["expires"] <= time.time() + 86400 + 5
     assert set(link["commands"]) == {"linux", "windows", "macos"}
-    assert f"{link['url']}.sh" in link["commands"]["linux"] and "| sudo sh" in link["commands"]["linux"]
+    assert f"{link['url']}.sh" in link["commands"]["linux"]
+    # The test server is plain http://: the commands allow it explicitly (the scripts refuse it otherwise).
+    assert link["commands"]["linux"].endswith("| sudo env DASHFLEET_ALLOW_HTTP=1 sh")
     assert f"'{link['url']}.ps1'" in link["commands"]["windows"]
+    assert "$env:DASHFLEET_ALLOW_HTTP = '1'" in link["commands"]["windows"]
     # The link's enrol key is never printed, and never a key of the organisation's.
     assert "api_" not in str(link["commands"]) and link_org.api_key not in str(link)
 
@@ -177,6 +180,11 @@ def test_links_need_a_public_url_and_https_beyond_this_machine(admin_cli):
     )
     assert secure["url"].startswith("https://f.example.com/install/")
     assert "--proto '=https'" in secure["commands"]["linux"], "curl must not follow a redirect to http://"
+    assert secure["commands"]["linux"].endswith(".sh' | sudo sh") or secure["commands"]["linux"].endswith(
+        ".sh | sudo sh"
+    )
+    assert "ALLOW_HTTP" not in str(secure["commands"]), "an https:// link needs no allowance"
+    assert "DASHFLEET_ALLOW_HTTP=1" in allowed["commands"]["linux"]
 
 
 def test_another_organisation_cannot_revoke_or_see_a_link(link_server, link_org):
