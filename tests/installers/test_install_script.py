@@ -163,32 +163,47 @@ def test_the_linux_command_installs_the_deb_enrols_reports_and_updates_in_place(
     assert installed()
 
     config = enroll_key_in_config(CONFIG)
-    assert config["server"] == install_server.url and "token" not in config
-    key = config["enroll_token"]
+    desktop = "mode: desktop" in run("debconf-show", PACKAGE).stdout
+    kept = CONFIG.parent / "enroll-token"
+    if desktop:
+        # Every signed-in user's tray agent reads agent.toml on a desktop (a machine booting into
+        # graphical.target, as this one may): root enrolled the machine at install, agent.toml
+        # holds the machine's own key (0644), the enrol key is root's alone.
+        assert set(config) == {"server", "token"} and config["server"] == install_server.url
+        key = kept.read_text().strip()
+        assert kept.stat().st_mode & 0o777 == 0o600 and CONFIG.stat().st_mode & 0o777 == 0o644
+        assert key not in CONFIG.read_text()
+        machine_id = socket.gethostname()  # the enrolled machine: the agent's default id
+        bound = install_server.cli_json("key", "list", "--org", install_org.name)["keys"]
+        assert [k["machine_id"] for k in bound if config["token"].startswith(k["prefix"])] == [machine_id]
+    else:
+        # Headless: root only; the service enrols by itself.
+        assert config["server"] == install_server.url and "token" not in config
+        key = config["enroll_token"]
+        assert CONFIG.stat().st_mode & 0o777 == 0o600 and not kept.exists()
+        machine_id = f"install-link-deb-{os.getpid()}"
     assert re.fullmatch(r"api_[A-Za-z0-9_-]{43}", key) and key != install_org.api_key
-    # The package's rule: root only for the service (headless); every signed-in user's tray agent
-    # reads it on a desktop (a machine booting into graphical.target).
-    mode = run("debconf-show", PACKAGE).stdout
-    expected = 0o644 if "mode: desktop" in mode else 0o600
-    assert CONFIG.stat().st_mode & 0o777 == expected, mode
     # The key was on no program's command line: strace saw every execve of the whole run.
     started = trace.read_text()
     assert "apt-get" in started and "dpkg" in started, "the trace missed the install"
     assert key not in started, "the enrol key appeared on a command line"
+    assert config.get("token", "-") not in started, "the machine key appeared on a command line"
     keys = install_server.cli_json("key", "list", "--org", install_org.name)["keys"]
     assert [k["scopes"] for k in keys if key.startswith(k["prefix"])] == [["enroll"]]
 
-    # The agent the package installed enrols with that key, and reports.
-    machine_id = f"install-link-deb-{os.getpid()}"
+    # The agent the package installed (enrols with that key when headless, and) reports.
     assert_enrolled_and_reported(
         install_org, machine_id, agent_once("/usr/bin/dashfleet-agent", CONFIG, str(tmp_path / "h1"), machine_id)
     )
 
-    # A second run on the same machine updates in place: reinstalled, same configuration, a use more.
+    # A second run on the same machine updates in place: reinstalled, same configuration (on a
+    # desktop a new machine key: the machine enrolled again), a use more.
     (tmp_path / "h2").mkdir()
     again = run_command(linux_command(link), str(tmp_path / "h2"))
     assert again.returncode == 0, again.stdout + again.stderr
-    assert installed() and enroll_key_in_config(CONFIG) == config
+    renewed = enroll_key_in_config(CONFIG)
+    assert installed() and set(renewed) == set(config) and renewed["server"] == config["server"]
+    assert (renewed["token"] != config["token"]) if desktop else (renewed == config)
     [listed] = install_server.cli_json("install-link", "list", "--org", install_org.name)["links"]
     assert listed["used"] == 2
 
@@ -209,7 +224,7 @@ def test_a_tampered_package_is_refused_and_nothing_installed(
         deb.write_bytes(original[:-16] + b"\0" * 16)
         path = tmp_path / "install.sh"
         path.write_text(script.text)
-        done = run_command(f"sh {path}", str(tmp_path))
+        done = run_command(f"sh {path}", str(tmp_path), DASHFLEET_ALLOW_HTTP="1")
     finally:
         deb.write_bytes(original)
     assert done.returncode == 1
@@ -254,14 +269,18 @@ def test_the_venv_path_installs_into_a_prefix_and_the_agent_enrols(install_serve
     root = tmp_path / "root"
     link = make_link(install_server, install_org.name)
     done = run_command(
-        linux_command(link), str(tmp_path), DASHFLEET_INSTALL_ROOT=str(root), DASHFLEET_INSTALL_METHOD="venv"
+        linux_command(link),
+        str(tmp_path),
+        DASHFLEET_INSTALL_ROOT=str(root),
+        DASHFLEET_INSTALL_METHOD="venv",
+        DASHFLEET_AGENT_MODE="headless",  # this machine may boot into graphical.target (auto: desktop)
     )
     assert done.returncode == 0, done.stdout + done.stderr
     venv = root / "opt/dashfleet-agent-venv"
     config = root / "etc/xdg/dashfleet/agent.toml"
     settings = enroll_key_in_config(config)
     assert settings["server"] == install_server.url and settings["enroll_token"].startswith("api_")
-    assert config.stat().st_mode & 0o777 in (0o600, 0o644)
+    assert config.stat().st_mode & 0o777 == 0o600  # headless: the service's alone
     unit = (root / "etc/systemd/system/dashfleet-agent.service").read_text()
     assert "ExecStart=/opt/dashfleet-agent-venv/bin/dashfleet-agent --no-tray" in unit
     assert (

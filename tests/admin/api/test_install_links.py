@@ -28,7 +28,9 @@ VERSION = __import__("common.version", fromlist=["__version__"]).__version__
 WHEEL = f"dashfleet-{VERSION}-py3-none-any.whl"
 DEB = f"dashfleet-agent_{VERSION}_amd64.deb"
 SETUP = f"dashfleet-agent-setup-{VERSION}.exe"
-ENROLL_TOKEN = re.compile(r'enroll_token = \\?"(api_[A-Za-z0-9_-]+)\\?"')
+# The shell script writes `enroll_token = "api_..."` into agent.toml; the PowerShell one holds
+# `$EnrollKey = 'api_...'` and hands it to the setup in a file.
+ENROLL_TOKEN = re.compile(r'enroll_token = \\?"(api_[A-Za-z0-9_-]+)\\?"|\$EnrollKey = \'(api_[A-Za-z0-9_-]+)\'')
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +74,7 @@ def code_of(link: dict) -> str:
 
 
 def enroll_key_in(script: str) -> str:
-    found = ENROLL_TOKEN.findall(script)
+    found = ["".join(groups) for groups in ENROLL_TOKEN.findall(script)]
     assert len(found) == 1, "the script must carry exactly one enrol key"
     return found[0]
 
