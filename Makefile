@@ -14,7 +14,10 @@ demo: venv downloads
 downloads: venv
 	PYTHON=$(abspath $(PY)) installers/server/build-downloads.sh data/downloads
 
+# Compiled first: where PYTHONDONTWRITEBYTECODE is set (CI here), each of the suite's hundreds of
+# server, CLI and agent processes would otherwise compile our modules again at start.
 test: sysdeps venv
+	$(PY) -m compileall -q admin common desktop_agent tests >/dev/null
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 venv: $(STAMP)

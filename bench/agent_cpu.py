@@ -141,7 +141,7 @@ def main() -> None:
     parser.add_argument("--profile", type=Path, metavar="DIR", help="also sample each agent phase with py-spy")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args()
-    python = footprint.PYTHON = args.agent_python or footprint.agent_only_python()
+    python = footprint.PYTHON = footprint.agent_only_python(args.agent_python)
     count = int(args.seconds)
     results: dict = {"machine": footprint.machine(), "load_average_at_start": list(os.getloadavg())}
     print(f"machine: {results['machine']}; load average {results['load_average_at_start']}")

@@ -96,7 +96,7 @@ def main() -> None:
     parser.add_argument("--agent-python", help="interpreter with only the agent extra (default: make a venv)")
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    footprint.PYTHON = args.agent_python or footprint.agent_only_python()
+    footprint.PYTHON = footprint.agent_only_python(args.agent_python)
     print(f"machine: {footprint.machine()}; load average {psutil.getloadavg()}")
     cmd = [sys.executable, "-m", "admin", "serve", "--host", "127.0.0.1", "--port", "{port}"]
     results: dict[str, list[float]] = {"off": [], "on, idle": [], "on, after a message and 2 commands": []}
