@@ -12,13 +12,15 @@ made with the CLI, 10,000 machines known through heartbeats. Simulated agents
 - waiting: the report rate (wrk, 16 connections, 10,000 machines) without waiting agents, then
   with 10,000 agents holding a long poll, in the same run; the server's RSS with them waiting.
 
-    .venv/bin/python bench/messaging.py [--seconds 10] [--rounds 5] [--postgres]
+    .venv/bin/python bench/messaging.py [--seconds 10] [--rounds 5] [--postgres] [--only latency]
+        [--baseline-root /path/to/a/checkout/of/main] [--profile]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import signal
 import statistics
 import subprocess
 import sys
@@ -27,7 +29,16 @@ from pathlib import Path
 
 import httpx
 from _loadgen import post_each, run_load
-from _servers import BENCH_DIR, LOAD_CPU, admin_cli, child_env, fresh_postgres_database, pinned, running_dashfleet
+from _servers import (
+    BENCH_DIR,
+    LOAD_CPU,
+    REPO_ROOT,
+    admin_cli,
+    child_env,
+    fresh_postgres_database,
+    pinned,
+    running_dashfleet,
+)
 
 FLEET = 10_000
 LATENCY_AGENTS = 1_000
@@ -166,7 +177,28 @@ def waiting(server, url: str, key: str, seconds: float) -> dict:
 
 def run(label: str, env: dict[str, str], args) -> dict:
     print(f"{label}:", flush=True)
+    parts = set(args.only or ("broadcast", "latency", "waiting"))
     with running_dashfleet(label, env) as (server, agent_key):
+        profiler = None
+        if args.profile:  # py-spy on the server for the whole run: where its time goes
+            flame = BENCH_DIR / "results" / f"messaging-{label}.txt"
+            flame.parent.mkdir(exist_ok=True)
+            profiler = subprocess.Popen(
+                [
+                    str(Path(sys.executable).parent / "py-spy"),
+                    "record",
+                    "--pid",
+                    str(server_pid(server)),
+                    "--output",
+                    str(flame),
+                    "--format",
+                    "raw",
+                    "--rate",
+                    "250",
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
         admin_key = admin_cli(
             server.workdir, env, "key", "create", "--org", "bench", "--scope", "admin", "--scope", "read"
         )["api_key"]
@@ -174,9 +206,14 @@ def run(label: str, env: dict[str, str], args) -> dict:
         statuses = post_each(url + "/api/fleet/ping", "ping", FLEET, agent_key)
         assert set(statuses) == {200}, statuses
         with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {admin_key}"}, timeout=120) as client:
-            out = {"broadcast": broadcast(client, args.rounds)}
-            out["latency"] = latency(client, url, agent_key, args.rounds)
-        out["waiting"] = waiting(server, url, agent_key, args.seconds)
+            out = {"broadcast": broadcast(client, args.rounds)} if "broadcast" in parts else {}
+            if "latency" in parts:
+                out["latency"] = latency(client, url, agent_key, args.rounds)
+        if "waiting" in parts:
+            out["waiting"] = waiting(server, url, agent_key, args.seconds)
+        if profiler is not None:
+            profiler.send_signal(signal.SIGINT)
+            profiler.wait(timeout=60)
     return out
 
 
@@ -185,11 +222,25 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--postgres", action="store_true", help="also on PostgreSQL (127.0.0.1:5432)")
+    parser.add_argument("--only", action="append", choices=("broadcast", "latency", "waiting"), help="repeatable")
+    parser.add_argument(
+        "--baseline-root",
+        type=Path,
+        help="a checkout of another commit (say, before a change): measured first, in the same run, the same way",
+    )
+    parser.add_argument("--profile", action="store_true", help="py-spy record the server (bench/results/*.svg)")
     args = parser.parse_args()
-    results = {"sqlite": run("sqlite", ENV, args)}
-    if args.postgres:
-        with fresh_postgres_database() as db_url:
-            results["postgres"] = run("postgres", {**ENV, "DASHFLEET_DATABASE_URL": db_url}, args)
+    roots = [("baseline", args.baseline_root.resolve())] if args.baseline_root else []
+    roots.append(("", REPO_ROOT))
+    results = {}
+    for name, root in roots:
+        env = {**ENV, "PYTHONPATH": str(root)}
+        label = f"{name}-" if name else ""
+        results[f"{label}sqlite"] = run(f"{label}sqlite", env, args)
+        if args.postgres:
+            with fresh_postgres_database() as db_url:
+                pg_env = {**env, "DASHFLEET_DATABASE_URL": db_url}
+                results[f"{label}postgres"] = run(f"{label}postgres", pg_env, args)
     out = BENCH_DIR / "results" / "messaging.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(results, indent=2))

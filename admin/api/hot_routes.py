@@ -10,7 +10,9 @@ answer. Everything else, other methods on these paths included, goes on to the a
 
 The agents' inbox long poll (`GET /api/agent/inbox`, api/routes/inbox.py) is served here too: with
 10,000 agents waiting, each re-asks every 25 s, and through the framework those polls alone took
-most of a core (docs/benchmarks.md, "Messages and commands").
+most of a core (docs/benchmarks.md, "Messages and commands"). So are their delivery state changes
+(`POST /api/agent/deliveries/{delivery_id}`): a message to 1,000 waiting agents brings 1,000 of
+them within a second.
 
 It sits inside BodyLimitMiddleware, so oversized bodies are refused before any of this runs.
 """
@@ -25,7 +27,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from admin.api.agent_handlers import accept_ping, accept_report
 from admin.api.errors import response_for
-from admin.api.routes.inbox import PATH_INBOX, serve_inbox
+from admin.api.routes.inbox import PATH_DELIVERIES, PATH_INBOX, serve_inbox, serve_state
 from admin.services.context import AppServices
 from common.constants import PATH_PING, PATH_REPORT
 
@@ -54,18 +56,18 @@ class HotRoutes:
                     return
             else:
                 handler = HANDLERS.get(path)
+                if handler is None and path.startswith(PATH_DELIVERIES):
+                    delivery_id = path[len(PATH_DELIVERIES) :]
+                    if delivery_id and "/" not in delivery_id:  # what the route's {delivery_id} matches
+                        await self._serve_state(delivery_id, scope, receive, send)
+                        return
         if handler is None:
             await self.app(scope, receive, send)
             return
 
-        body = b""
-        more = True
-        while more:  # the body limit's receive raises (and answers 413) when it grows too large
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return  # the client left; nothing was read, nothing is stored
-            body += message.get("body", b"")
-            more = message.get("more_body", False)
+        body = await _body(receive)
+        if body is None:
+            return  # the client left; nothing was read, nothing is stored
         try:
             answer = Response(
                 to_json(await handler(self.services, _authorization(scope), body)), media_type="application/json"
@@ -83,6 +85,29 @@ class HotRoutes:
         except Exception as exc:  # noqa: BLE001 - every error gets the contract's answer
             answer = response_for(exc, scope["method"], scope["path"])
         await answer(scope, receive, send)
+
+    async def _serve_state(self, delivery_id: str, scope: Scope, receive: Receive, send: Send) -> None:
+        body = await _body(receive)
+        if body is None:
+            return
+        try:
+            answer = await serve_state(self.services, _authorization(scope), body, delivery_id)
+        except Exception as exc:  # noqa: BLE001 - every error gets the contract's answer
+            answer = response_for(exc, scope["method"], scope["path"])
+        await answer(scope, receive, send)
+
+
+async def _body(receive: Receive) -> bytes | None:
+    """The request's whole body; None when the client left first."""
+    body = b""
+    more = True
+    while more:  # the body limit's receive raises (and answers 413) when it grows too large
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        body += message.get("body", b"")
+        more = message.get("more_body", False)
+    return body
 
 
 def _authorization(scope: Scope) -> str:

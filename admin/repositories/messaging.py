@@ -116,36 +116,54 @@ def _feature_filter(item_types: Iterable[str]) -> ColumnElement[bool]:
 
 
 def queued_items(
-    conn: Connection, *, org_id: int, machine_id: str, now: float, item_types: Sequence[str]
-) -> Sequence[Row[Any]]:
-    """The machine's queued, unexpired deliveries of the enabled kinds, oldest first, with their item."""
-    stmt = (
-        select(
-            D.c.id,
-            D.c.expires,
-            D.c.message_id,
-            MSG.c.title,
-            MSG.c.body,
-            MSG.c.severity,
-            MSG.c.created.label("message_created"),
-            D.c.command_id,
-            CMD.c.kind,
-            CMD.c.args,
-            CMD.c.timeout,
-            CMD.c.created.label("command_created"),
+    conn: Connection, *, org_id: int, machine_ids: Sequence[str], now: float, item_types: Sequence[str]
+) -> list[Row[Any]]:
+    """The machines' queued, unexpired deliveries of the enabled kinds with their item: for each
+    machine its oldest INBOX_LIMIT, oldest first. One query per _CHUNK machines, whatever their
+    number (all the agents a send woke read their inboxes together)."""
+    rows: list[Row[Any]] = []
+    for start in range(0, len(machine_ids), _CHUNK):
+        chunk = machine_ids[start : start + _CHUNK]
+        ranked = (
+            select(
+                D.c.id,
+                func.row_number().over(partition_by=D.c.machine_id, order_by=D.c.id).label("rank"),
+            )
+            .where(
+                D.c.org_id == org_id,
+                D.c.machine_id.in_(chunk) if len(chunk) > 1 else D.c.machine_id == chunk[0],
+                D.c.state == "queued",
+                D.c.expires > now,
+                _feature_filter(item_types),
+            )
+            .subquery()
         )
-        .select_from(D.outerjoin(MSG, MSG.c.id == D.c.message_id).outerjoin(CMD, CMD.c.id == D.c.command_id))
-        .where(
-            D.c.org_id == org_id,
-            D.c.machine_id == machine_id,
-            D.c.state == "queued",
-            D.c.expires > now,
-            _feature_filter(item_types),
+        stmt = (
+            select(
+                D.c.id,
+                D.c.machine_id,
+                D.c.expires,
+                D.c.message_id,
+                MSG.c.title,
+                MSG.c.body,
+                MSG.c.severity,
+                MSG.c.created.label("message_created"),
+                D.c.command_id,
+                CMD.c.kind,
+                CMD.c.args,
+                CMD.c.timeout,
+                CMD.c.created.label("command_created"),
+            )
+            .select_from(
+                ranked.join(D, D.c.id == ranked.c.id)
+                .outerjoin(MSG, MSG.c.id == D.c.message_id)
+                .outerjoin(CMD, CMD.c.id == D.c.command_id)
+            )
+            .where(ranked.c.rank <= INBOX_LIMIT)
+            .order_by(D.c.id)
         )
-        .order_by(D.c.id)
-        .limit(INBOX_LIMIT)
-    )
-    return conn.execute(stmt).all()
+        rows += conn.execute(stmt).all()
+    return rows
 
 
 def machines_with_queued(conn: Connection, *, org_id: int, now: float, item_types: Sequence[str]) -> set[str]:

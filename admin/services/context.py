@@ -79,7 +79,7 @@ class AppServices:
             limiter=limiter,
             writer=writer,
             wakeups=wakeups,
-            messaging=MessagingService(engine, settings, wakeups),
+            messaging=MessagingService(engine, settings, wakeups, writer),
             downloads=Downloads(settings.downloads_path),
             install_links=InstallLinkService(engine, settings, accounts),
             alert_engine=alert_engine,

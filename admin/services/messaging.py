@@ -36,6 +36,7 @@ from admin.services import audit
 from admin.services.audit import UNATTRIBUTED, Actor
 from admin.services.errors import Conflict, InvalidInput, NotFound, ServiceError
 from admin.services.wakeups import Wakeups
+from admin.services.writer import GroupWriter
 from common.schemas import MachineId
 
 MESSAGE, COMMAND = "message", "command"
@@ -208,6 +209,27 @@ def _delivery_public(row: Any, item_type: str) -> dict[str, Any]:
     return out
 
 
+def _item_public(r: Any) -> dict[str, Any]:
+    """A queued delivery as the agent's inbox gives it (PROTOCOL-messages.md's Item)."""
+    if r.message_id is not None:
+        message = {
+            "message_id": r.message_id,
+            "title": r.title,
+            "body": r.body,
+            "severity": r.severity,
+            "created": r.message_created,
+        }
+        return {"delivery_id": str(r.id), "type": MESSAGE, "expires": r.expires, "message": message}
+    command = {
+        "command_id": r.command_id,
+        "kind": r.kind,
+        "args": json.loads(r.args),
+        "timeout": r.timeout,
+        "created": r.command_created,
+    }
+    return {"delivery_id": str(r.id), "type": COMMAND, "expires": r.expires, "command": command}
+
+
 def progress(counts: dict[str, int], item_type: str) -> dict[str, int]:
     """How far an item got: each state's count, and how many got at least as far as delivered."""
     total = sum(counts.values())
@@ -218,11 +240,25 @@ def progress(counts: dict[str, int], item_type: str) -> dict[str, int]:
     return {"total": total, "delivered": total - not_delivered, "done": done}
 
 
+def _delivery_row_id(delivery_id: str) -> int:
+    """The delivery's row id from the path; anything else is no delivery (404)."""
+    try:
+        row_id = int(delivery_id)
+    except ValueError:
+        raise NotFound("no such delivery for this machine") from None
+    if not 0 < row_id < 2**63:
+        raise NotFound("no such delivery for this machine")
+    return row_id
+
+
 class MessagingService:
-    def __init__(self, engine: Engine, settings: Settings, wakeups: Wakeups) -> None:
+    def __init__(self, engine: Engine, settings: Settings, wakeups: Wakeups, writer: GroupWriter) -> None:
         self.engine = engine
         self.settings = settings
         self.wakeups = wakeups
+        self.writer = writer
+        self._inbox_wanted: dict[tuple[int, str], list[asyncio.Future[list[dict[str, Any]]]]] = {}
+        self._inbox_reader: asyncio.Future[None] | None = None
         self._pending: dict[int, tuple[float, frozenset[str]]] = {}
         self._pending_loads: dict[int, asyncio.Future[frozenset[str]]] = {}
         # Bumped whenever an organisation's set is dropped: a load that ran meanwhile (and may have
@@ -430,30 +466,49 @@ class MessagingService:
     # -- agents -------------------------------------------------------------------------------------
     def inbox(self, *, org_id: int, machine_id: str) -> list[dict[str, Any]]:
         """The machine's queued items of the enabled features (PROTOCOL-messages.md's Item)."""
+        return self.inboxes([(org_id, machine_id)]).get((org_id, machine_id), [])
+
+    def inboxes(self, machines: Sequence[tuple[int, str]]) -> dict[tuple[int, str], list[dict[str, Any]]]:
+        """`inbox` of each (org_id, machine_id), in one query per organisation (and 1,000 machines)."""
         types = self.enabled_types()
+        by_org: dict[int, list[str]] = {}
+        for org_id, machine_id in machines:
+            by_org.setdefault(org_id, []).append(machine_id)
+        out: dict[tuple[int, str], list[dict[str, Any]]] = {}
+        now = time.time()
         with self.engine.connect() as conn:
-            rows = repo.queued_items(conn, org_id=org_id, machine_id=machine_id, now=time.time(), item_types=types)
-        items = []
-        for r in rows:
-            if r.message_id is not None:
-                message = {
-                    "message_id": r.message_id,
-                    "title": r.title,
-                    "body": r.body,
-                    "severity": r.severity,
-                    "created": r.message_created,
-                }
-                items.append({"delivery_id": str(r.id), "type": MESSAGE, "expires": r.expires, "message": message})
-            else:
-                command = {
-                    "command_id": r.command_id,
-                    "kind": r.kind,
-                    "args": json.loads(r.args),
-                    "timeout": r.timeout,
-                    "created": r.command_created,
-                }
-                items.append({"delivery_id": str(r.id), "type": COMMAND, "expires": r.expires, "command": command})
-        return items
+            for org_id, machine_ids in by_org.items():
+                rows = repo.queued_items(conn, org_id=org_id, machine_ids=machine_ids, now=now, item_types=types)
+                for r in rows:
+                    out.setdefault((org_id, r.machine_id), []).append(_item_public(r))
+        return out
+
+    async def _read_inbox(self, org_id: int, machine_id: str) -> list[dict[str, Any]]:
+        """The machine's inbox, read together with those of every other machine asking meanwhile:
+        a send wakes all its machines' agents at once, and 1,000 reads of one inbox each (a worker
+        thread and a connection apiece) took seconds where one query takes milliseconds."""
+        future: asyncio.Future[list[dict[str, Any]]] = asyncio.get_running_loop().create_future()
+        self._inbox_wanted.setdefault((org_id, machine_id), []).append(future)
+        if self._inbox_reader is None or self._inbox_reader.done():
+            self._inbox_reader = asyncio.ensure_future(self._read_inboxes())
+        return await future
+
+    async def _read_inboxes(self) -> None:
+        # While one batch is read, the next gathers (as the group writer's batches do).
+        while self._inbox_wanted:
+            wanted, self._inbox_wanted = self._inbox_wanted, {}
+            try:
+                found = await run_in_threadpool(self.inboxes, list(wanted))
+            except Exception as exc:  # noqa: BLE001 - each request gets the error (and its answer)
+                for futures in wanted.values():
+                    for future in futures:
+                        if not future.done():  # not a request that ended meanwhile
+                            future.set_exception(exc)
+                continue
+            for key, futures in wanted.items():
+                for future in futures:
+                    if not future.done():
+                        future.set_result(found.get(key, []))
 
     async def wait_for_inbox(self, *, org_id: int, machine_id: str, wait: float) -> list[dict[str, Any]]:
         """The inbox now, else as soon as something arrives within `wait` seconds, else []."""
@@ -465,7 +520,7 @@ class MessagingService:
                 # queued answers them without a query (10,000 waiting agents cost one per 2 s).
                 items = []
                 if await self.has_queued(org_id=org_id, machine_id=machine_id):
-                    items = await run_in_threadpool(self.inbox, org_id=org_id, machine_id=machine_id)
+                    items = await self._read_inbox(org_id, machine_id)
                 left = deadline - loop.time()
                 if items or left <= 0:
                     return items
@@ -476,66 +531,88 @@ class MessagingService:
                 arrived.clear()  # woken: read again (a wake-up for the organisation may not be ours)
 
     def post_state(self, *, org_id: int, delivery_id: str, state: StateIn) -> str:
-        """An agent's state change for one of its machine's deliveries; returns the state now."""
+        """An agent's state change for one of its machine's deliveries, in a transaction of its own
+        (the web UI's tests and tools); returns the state now. Agents' requests go through
+        `accept_state`, which shares the writer's transactions."""
         self.require_any()
-        try:
-            row_id = int(delivery_id)
-        except ValueError:
-            raise NotFound("no such delivery for this machine") from None
-        if not 0 < row_id < 2**63:
-            raise NotFound("no such delivery for this machine")
-        now = time.time()
+        row_id = _delivery_row_id(delivery_id)
         with self.engine.begin() as conn:
-            row = repo.get_delivery(conn, org_id=org_id, delivery_id=row_id)
-            if row is None or row.machine_id != state.machine_id:
-                raise NotFound("no such delivery for this machine")
-            item_type = MESSAGE if row.message_id is not None else COMMAND
-            if not self.enabled(item_type):
-                raise NotFound("no such delivery for this machine")
-            if state.state not in AGENT_STATES[item_type]:
-                raise InvalidInput(f"an agent posts one of {', '.join(AGENT_STATES[item_type])} for a {item_type}")
-            self._check_result(item_type, state)
-            if state.state == row.state:
-                return str(row.state)  # a retried request: nothing to do
-            overdue = row.expires <= now and (
-                row.state == "queued" or (item_type == COMMAND and row.state == "delivered")
+            outcome = self._move(conn, org_id, row_id, state)
+        return self._outcome(org_id, outcome)
+
+    async def accept_state(self, *, org_id: int, delivery_id: str, state: StateIn) -> str:
+        """`post_state` for an agent's request: the change is one unit of work in the group writer's
+        next transaction, so 1,000 agents posting `delivered` at once cost a few commits, not 1,000
+        (docs/benchmarks.md, "Messages and commands")."""
+        self.require_any()
+        row_id = _delivery_row_id(delivery_id)
+        outcome = await self.writer.run(
+            lambda conn: self._move(conn, org_id, row_id, state), org_id=org_id, machine_id=state.machine_id
+        )
+        return self._outcome(org_id, outcome)
+
+    def _outcome(self, org_id: int, outcome: tuple[str, bool] | ServiceError) -> str:
+        if isinstance(outcome, ServiceError):
+            raise outcome
+        state, was_queued = outcome
+        if was_queued:
+            self._forget_pending(org_id)  # the machine may have nothing queued now
+        return state
+
+    def _move(self, conn: Any, org_id: int, row_id: int, state: StateIn) -> tuple[str, bool] | ServiceError:
+        """Apply one state change in `conn`'s transaction: (the state now, whether it left queued),
+        or the refusal. A refusal is returned, not raised, so that the writes it made (an overdue
+        delivery marked expired) and the other changes of a shared transaction are kept."""
+        now = time.time()
+        row = repo.get_delivery(conn, org_id=org_id, delivery_id=row_id)
+        if row is None or row.machine_id != state.machine_id:
+            return NotFound("no such delivery for this machine")
+        item_type = MESSAGE if row.message_id is not None else COMMAND
+        if not self.enabled(item_type):
+            return NotFound("no such delivery for this machine")
+        if state.state not in AGENT_STATES[item_type]:
+            return InvalidInput(f"an agent posts one of {', '.join(AGENT_STATES[item_type])} for a {item_type}")
+        refused = self._check_result(item_type, state)
+        if refused is not None:
+            return refused
+        if state.state == row.state:
+            return str(row.state), False  # a retried request: nothing to do
+        overdue = row.expires <= now and (row.state == "queued" or (item_type == COMMAND and row.state == "delivered"))
+        if overdue:
+            repo.move_delivery(
+                conn,
+                delivery_id=row_id,
+                from_state=row.state,
+                values={"state": "expired", "updated": now, "finished_at": now},
             )
-            if overdue:
-                repo.move_delivery(
-                    conn,
-                    delivery_id=row_id,
-                    from_state=row.state,
-                    values={"state": "expired", "updated": now, "finished_at": now},
-                )
-                raise StateConflict("this delivery expired before it was taken", "expired")
-            if state.state not in AGENT_MOVES[item_type].get(row.state, frozenset()):
-                raise StateConflict(f"cannot go from {row.state} to {state.state}", row.state)
-            values: dict[str, Any] = {"state": state.state, "updated": now}
-            if row.delivered_at is None:
-                values["delivered_at"] = now
-            if state.state in FINAL_COMMAND_STATES or state.state == "acknowledged":
-                values["finished_at"] = now
-            if item_type == COMMAND:
-                if state.exit_code is not None:
-                    values["exit_code"] = state.exit_code
-                if state.output is not None:
-                    values["output"], values["output_cut"] = cap_output(state.output)
-            if not repo.move_delivery(conn, delivery_id=row_id, from_state=row.state, values=values):
-                now_row = repo.get_delivery(conn, org_id=org_id, delivery_id=row_id)
-                current = now_row.state if now_row is not None else "cancelled"
-                if current == state.state:
-                    return current
-                raise StateConflict(f"the delivery changed meanwhile (now {current})", current)
-        if row.state == "queued":
-            self._forget_pending(org_id)
-        return state.state
+            return StateConflict("this delivery expired before it was taken", "expired")
+        if state.state not in AGENT_MOVES[item_type].get(row.state, frozenset()):
+            return StateConflict(f"cannot go from {row.state} to {state.state}", row.state)
+        values: dict[str, Any] = {"state": state.state, "updated": now}
+        if row.delivered_at is None:
+            values["delivered_at"] = now
+        if state.state in FINAL_COMMAND_STATES or state.state == "acknowledged":
+            values["finished_at"] = now
+        if item_type == COMMAND:
+            if state.exit_code is not None:
+                values["exit_code"] = state.exit_code
+            if state.output is not None:
+                values["output"], values["output_cut"] = cap_output(state.output)
+        if not repo.move_delivery(conn, delivery_id=row_id, from_state=row.state, values=values):
+            now_row = repo.get_delivery(conn, org_id=org_id, delivery_id=row_id)
+            current = now_row.state if now_row is not None else "cancelled"
+            if current == state.state:
+                return str(current), False
+            return StateConflict(f"the delivery changed meanwhile (now {current})", current)
+        return state.state, row.state == "queued"
 
     @staticmethod
-    def _check_result(item_type: str, state: StateIn) -> None:
+    def _check_result(item_type: str, state: StateIn) -> InvalidInput | None:
         if item_type == MESSAGE and (state.exit_code is not None or state.output is not None):
-            raise InvalidInput("a message's state carries no exit_code or output")
+            return InvalidInput("a message's state carries no exit_code or output")
         if state.exit_code is not None and state.state not in FINAL_COMMAND_STATES:
-            raise InvalidInput("exit_code comes only with a final state (succeeded, failed, timed_out)")
+            return InvalidInput("exit_code comes only with a final state (succeeded, failed, timed_out)")
+        return None
 
     async def has_queued(self, *, org_id: int, machine_id: str) -> bool:
         """Whether something waits for the machine (the heartbeat's hint), from a per-organisation

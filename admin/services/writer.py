@@ -1,9 +1,11 @@
-"""Group commit for the hot path: reports and heartbeats wait for a shared transaction.
+"""Group commit for the hot path: reports, heartbeats and the agents' delivery state changes wait
+for a shared transaction.
 
-Requests hand their rows to one writer and await its commit; while a batch is being written,
-the next one gathers. Under load a single transaction carries many reports (batch throughput);
-when idle a report is written at once (no added latency). Nothing is acknowledged before it is
-committed, and a write the database refuses fails alone: the batch is then written item by item.
+Requests hand their rows (or a unit of work, `run`) to one writer and await its commit; while a
+batch is being written, the next one gathers. Under load a single transaction carries many reports
+(batch throughput); when idle a report is written at once (no added latency). Nothing is
+acknowledged before it is committed, and a write the database refuses fails alone: the batch is
+then written item by item.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -24,19 +26,18 @@ from common.constants import SAMPLE_MIN_SPACING_SECONDS
 log = logging.getLogger(__name__)
 DEADLOCK_RETRIES = 3
 RETRYABLE_SQLSTATES = {"40P01", "40001"}  # PostgreSQL: deadlock detected, serialization failure
+T = TypeVar("T")
 
 
 @dataclass
 class _Write:
-    machine: dict[str, Any]  # the machine row to upsert
+    machine: dict[str, Any] | None  # the machine row to upsert (None: a unit of work only)
     sample: dict[str, Any] | None  # a history sample (reports only)
-    future: asyncio.Future[None]
-    also: Callable[[Connection], None] | None = None  # more rows of this write (alert changes)
+    future: asyncio.Future[Any]
+    also: Callable[[Connection], Any] | None = None  # more rows of this write (alert changes), or the work
     error: BaseException | None = None
-
-    @property
-    def order(self) -> tuple[int, str]:
-        return self.machine["org_id"], self.machine["machine_id"]
+    order: tuple[int, str] = (0, "")  # (org_id, machine_id): rows are locked in this order
+    result: Any = None  # what `also` returned, handed to the caller once committed
 
 
 class GroupWriter:
@@ -73,11 +74,27 @@ class GroupWriter:
     async def write_ping(self, row: dict[str, Any], also: Callable[[Connection], None] | None = None) -> None:
         await self._submit(row, None, also)
 
+    async def run(self, work: Callable[[Connection], T], *, org_id: int, machine_id: str) -> T:
+        """`work(conn)` in the next batch's transaction; its return value once that committed.
+
+        Work must not raise for a refusal it wants the rest of its writes kept with (return it
+        instead): an exception rolls the batch back, and only a database error is then retried item
+        by item; any other fails the whole batch. It may run more than once (a batch retried after
+        a deadlock, or item by item): it reads what it decides on in the same transaction."""
+        return await self._submit(None, None, work, (org_id, machine_id))  # type: ignore[no-any-return]
+
     def _submit(
-        self, machine: dict[str, Any], sample: dict[str, Any] | None, also: Callable[[Connection], None] | None
-    ) -> asyncio.Future[None]:
+        self,
+        machine: dict[str, Any] | None,
+        sample: dict[str, Any] | None,
+        also: Callable[[Connection], Any] | None,
+        order: tuple[int, str] | None = None,
+    ) -> asyncio.Future[Any]:
         future = asyncio.get_running_loop().create_future()
-        self._pending.append(_Write(machine, sample, future, also))
+        if order is None:
+            assert machine is not None  # a report or a heartbeat
+            order = (machine["org_id"], machine["machine_id"])
+        self._pending.append(_Write(machine, sample, future, also, order=order))
         self._wakeup.set()
         return future
 
@@ -106,7 +123,7 @@ class GroupWriter:
         for item in batch:
             if not item.future.done():
                 if item.error is None:
-                    item.future.set_result(None)
+                    item.future.set_result(item.result)
                 else:
                     item.future.set_exception(item.error)
 
@@ -128,9 +145,9 @@ class GroupWriter:
         # PostgreSQL lock rows in the same order; a deadlock that still happens (a report and a
         # heartbeat crossing) is detected by PostgreSQL and the batch is retried.
         ordered = sorted(batch, key=lambda item: item.order)
-        reports = [item.machine for item in ordered if item.sample is not None]
-        samples = [item.sample for item in ordered if item.sample is not None]
-        pings = [item.machine for item in ordered if item.sample is None]
+        reports = [item.machine for item in ordered if item.machine is not None and item.sample is not None]
+        samples = [item.sample for item in ordered if item.machine is not None and item.sample is not None]
+        pings = [item.machine for item in ordered if item.machine is not None and item.sample is None]
         for attempt in range(DEADLOCK_RETRIES + 1):
             try:
                 with self.engine.begin() as conn:
@@ -139,9 +156,10 @@ class GroupWriter:
                         conn.execute(self._sample_stmt, samples)
                     if pings:
                         conn.execute(self._ping_stmt, pings)
-                    for item in ordered:  # alert state changes, in the same transaction as their cause
+                    # Alert state changes, in the same transaction as their cause; units of work.
+                    for item in ordered:
                         if item.also is not None:
-                            item.also(conn)
+                            item.result = item.also(conn)
                 return
             except OperationalError as exc:
                 if attempt == DEADLOCK_RETRIES or getattr(exc.orig, "sqlstate", None) not in RETRYABLE_SQLSTATES:

@@ -89,3 +89,39 @@ async def test_a_refused_write_fails_alone(engine):
         samples = conn.execute(select(Sample.org_id)).scalars().all()
     assert sorted(stored) == [f"m{i:02d}" for i in range(30) if i != 7]
     assert MISSING_ORG not in samples and len(samples) == 29
+
+
+async def test_units_of_work_share_commits_return_their_results_and_a_refused_one_fails_alone(engine):
+    engine, _ = engine
+    org, _ = AccountService(engine).create_org("writer-work")
+    writer = GroupWriter(engine)
+    batches: list[int] = []
+    writer.observer = lambda size, _waiting: batches.append(size)
+    writer.start()
+
+    def insert(org_id: int, machine_id: str):
+        def work(conn):
+            conn.execute(insert_machine, {"org_id": org_id, "machine_id": machine_id})
+            return machine_id.upper()
+
+        return work
+
+    insert_machine = Machine.__table__.insert().values(last_seen=1.0, report="{}", system="{}")
+    try:
+        results = await asyncio.gather(
+            *(
+                writer.run(
+                    insert(MISSING_ORG if i == 3 else org.id, f"w{i:02d}"), org_id=org.id, machine_id=f"w{i:02d}"
+                )
+                for i in range(40)
+            ),
+            return_exceptions=True,
+        )
+    finally:
+        await writer.stop()
+    assert [i for i, r in enumerate(results) if isinstance(r, Exception)] == [3]
+    assert [r for r in results if not isinstance(r, Exception)] == [f"W{i:02d}" for i in range(40) if i != 3]
+    assert len(batches) < 40  # they shared transactions (40 requests gathered at once)
+    with engine.connect() as conn:
+        stored = conn.execute(select(Machine.machine_id).where(Machine.org_id == org.id)).scalars().all()
+    assert sorted(stored) == [f"w{i:02d}" for i in range(40) if i != 3]
