@@ -4,7 +4,8 @@ One process, one asyncio task and one keep-alive connection per machine, plain H
 asyncio streams (an HTTP client library per connection would cost the load generator more than
 the server). Each agent asks `GET /api/agent/inbox?wait=25` again as soon as an answer comes; with
 --ack it posts `delivered` for every item it gets, on the same connection, and notes when the
-server accepted it. Reads commands on stdin: `dump` prints {message_id: [Unix times accepted]} as
+server accepted it. Reads commands on stdin: `dump` prints {"accepted": {message_id: [Unix times
+`delivered` was accepted]}, "received": {message_id: [Unix times the inbox answered with it]}} as
 one JSON line and exits. Prints `ready N` once every agent has sent its first request.
 """
 
@@ -20,9 +21,11 @@ from urllib.parse import quote, urlsplit
 
 
 class Agent:
-    def __init__(self, host: str, port: int, key: str, machine_id: str, ack: bool, accepted: dict) -> None:
+    def __init__(
+        self, host: str, port: int, key: str, machine_id: str, ack: bool, accepted: dict, received: dict
+    ) -> None:
         self.host, self.port, self.key, self.machine_id = host, port, key, machine_id
-        self.ack, self.accepted = ack, accepted
+        self.ack, self.accepted, self.received = ack, accepted, received
         self.asked = asyncio.Event()
 
     async def _request(self, reader, writer, method: str, path: str, body: bytes = b"") -> tuple[int, bytes]:
@@ -54,7 +57,10 @@ class Agent:
                     if status != 200:
                         await asyncio.sleep(1)
                         continue
+                    got = time.time()
                     for item in json.loads(body)["items"]:
+                        if item["type"] == "message":
+                            self.received[item["message"]["message_id"]].append(got)
                         if not self.ack:
                             continue
                         post = json.dumps({"machine_id": self.machine_id, "state": "delivered"}).encode()
@@ -78,8 +84,9 @@ async def main() -> None:
     args = parser.parse_args()
     url = urlsplit(args.url)
     accepted: dict[str, list[float]] = defaultdict(list)
+    received: dict[str, list[float]] = defaultdict(list)
     agents = [
-        Agent(url.hostname, url.port, args.key, f"{args.prefix}{i:05d}", args.ack, accepted)
+        Agent(url.hostname, url.port, args.key, f"{args.prefix}{i:05d}", args.ack, accepted, received)
         for i in range(args.machines)
     ]
     # Spread over --spread seconds, as a fleet's agents are (they start at different times), so the
@@ -99,7 +106,7 @@ async def main() -> None:
     while True:
         line = await loop.run_in_executor(None, sys.stdin.readline)
         if not line or line.strip() == "dump":
-            print(json.dumps(accepted), flush=True)
+            print(json.dumps({"accepted": accepted, "received": received}), flush=True)
             return
 
 

@@ -185,6 +185,28 @@ def get_delivery(conn: Connection, *, org_id: int, delivery_id: int) -> Row[Any]
     return conn.execute(select(D).where(D.c.id == delivery_id, D.c.org_id == org_id)).first()
 
 
+def get_deliveries(conn: Connection, *, delivery_ids: Sequence[int]) -> dict[int, Row[Any]]:
+    """The deliveries of these ids, whichever organisation's (the caller checks), by id."""
+    found: dict[int, Row[Any]] = {}
+    for start in range(0, len(delivery_ids), _CHUNK):
+        rows = conn.execute(select(D).where(D.c.id.in_(delivery_ids[start : start + _CHUNK])))
+        found.update((row.id, row) for row in rows)
+    return found
+
+
+def move_deliveries(
+    conn: Connection, *, delivery_ids: Sequence[int], from_state: str, values: dict[str, Any]
+) -> set[int]:
+    """`move_delivery` for many rows with the same change, in one statement per _CHUNK rows; returns
+    the ids it changed (the others were moved by someone else first)."""
+    moved: set[int] = set()
+    for start in range(0, len(delivery_ids), _CHUNK):
+        chunk = delivery_ids[start : start + _CHUNK]
+        stmt = update(D).where(D.c.id.in_(chunk), D.c.state == from_state).values(**values).returning(D.c.id)
+        moved.update(conn.execute(stmt).scalars())
+    return moved
+
+
 def move_delivery(conn: Connection, *, delivery_id: int, from_state: str, values: dict[str, Any]) -> bool:
     """Change a delivery's row if it is still in `from_state`; False when someone else moved it first."""
     done = conn.execute(update(D).where(D.c.id == delivery_id, D.c.state == from_state).values(**values))

@@ -26,7 +26,10 @@ from common.constants import SAMPLE_MIN_SPACING_SECONDS
 log = logging.getLogger(__name__)
 DEADLOCK_RETRIES = 3
 RETRYABLE_SQLSTATES = {"40P01", "40001"}  # PostgreSQL: deadlock detected, serialization failure
-T = TypeVar("T")
+P = TypeVar("P")
+R = TypeVar("R")
+# Work on many requests' payloads at once, in one transaction: one result per payload, in order.
+BatchWork = Callable[[Connection, list[P]], list[R]]
 
 
 @dataclass
@@ -34,10 +37,12 @@ class _Write:
     machine: dict[str, Any] | None  # the machine row to upsert (None: a unit of work only)
     sample: dict[str, Any] | None  # a history sample (reports only)
     future: asyncio.Future[Any]
-    also: Callable[[Connection], Any] | None = None  # more rows of this write (alert changes), or the work
+    also: Callable[[Connection], None] | None = None  # more rows of this write (alert changes)
     error: BaseException | None = None
     order: tuple[int, str] = (0, "")  # (org_id, machine_id): rows are locked in this order
-    result: Any = None  # what `also` returned, handed to the caller once committed
+    work: BatchWork[Any, Any] | None = None  # a unit of work (`run`) and its payload
+    payload: Any = None
+    result: Any = None  # the work's result for this payload, handed to the caller once committed
 
 
 class GroupWriter:
@@ -74,27 +79,31 @@ class GroupWriter:
     async def write_ping(self, row: dict[str, Any], also: Callable[[Connection], None] | None = None) -> None:
         await self._submit(row, None, also)
 
-    async def run(self, work: Callable[[Connection], T], *, org_id: int, machine_id: str) -> T:
-        """`work(conn)` in the next batch's transaction; its return value once that committed.
+    async def run(self, work: BatchWork[P, R], payload: P, *, org_id: int, machine_id: str) -> R:
+        """`work(conn, payloads)` in the next batch's transaction, with the payloads of every request
+        that handed the same `work` to that batch; this payload's result once the batch committed.
 
-        Work must not raise for a refusal it wants the rest of its writes kept with (return it
-        instead): an exception rolls the batch back, and only a database error is then retried item
-        by item; any other fails the whole batch. It may run more than once (a batch retried after
-        a deadlock, or item by item): it reads what it decides on in the same transaction."""
-        return await self._submit(None, None, work, (org_id, machine_id))  # type: ignore[no-any-return]
+        Work must not raise for a refusal it wants the rest of its writes kept with (return it as
+        that payload's result): an exception rolls the batch back, and only a database error is
+        then retried item by item; any other fails the whole batch. It may run more than once (a
+        batch retried after a deadlock, or item by item): it reads what it decides on in the same
+        transaction."""
+        return await self._submit(None, None, None, (org_id, machine_id), work, payload)  # type: ignore[no-any-return]
 
     def _submit(
         self,
         machine: dict[str, Any] | None,
         sample: dict[str, Any] | None,
-        also: Callable[[Connection], Any] | None,
+        also: Callable[[Connection], None] | None,
         order: tuple[int, str] | None = None,
+        work: BatchWork[Any, Any] | None = None,
+        payload: Any = None,
     ) -> asyncio.Future[Any]:
         future = asyncio.get_running_loop().create_future()
         if order is None:
             assert machine is not None  # a report or a heartbeat
             order = (machine["org_id"], machine["machine_id"])
-        self._pending.append(_Write(machine, sample, future, also, order=order))
+        self._pending.append(_Write(machine, sample, future, also, order=order, work=work, payload=payload))
         self._wakeup.set()
         return future
 
@@ -156,10 +165,15 @@ class GroupWriter:
                         conn.execute(self._sample_stmt, samples)
                     if pings:
                         conn.execute(self._ping_stmt, pings)
-                    # Alert state changes, in the same transaction as their cause; units of work.
-                    for item in ordered:
+                    works: dict[BatchWork[Any, Any], list[_Write]] = {}
+                    for item in ordered:  # alert state changes, in the same transaction as their cause
                         if item.also is not None:
-                            item.result = item.also(conn)
+                            item.also(conn)
+                        if item.work is not None:
+                            works.setdefault(item.work, []).append(item)
+                    for work, items in works.items():  # each unit of work once, on all its payloads
+                        for item, result in zip(items, work(conn, [i.payload for i in items]), strict=True):
+                            item.result = result
                 return
             except OperationalError as exc:
                 if attempt == DEADLOCK_RETRIES or getattr(exc.orig, "sqlstate", None) not in RETRYABLE_SQLSTATES:
