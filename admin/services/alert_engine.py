@@ -29,6 +29,7 @@ from admin.services.channels import PEOPLE_KINDS
 log = logging.getLogger(__name__)
 
 WEEK = 7 * 86400
+HELD = frozenset(("firing", "silenced"))  # states in which an offline rule holds a machine already
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,7 +193,11 @@ class AlertEngine:
         self.on_event: Callable[[], None] = lambda: None  # wakes the notifier
 
     # -- the cached copy ---------------------------------------------------------------------------
-    def load(self, conn: Connection, now: float) -> dict[int, OrgAlerts]:
+    def load(
+        self, conn: Connection, now: float, last_seen: dict[tuple[int, str], float] | None = None
+    ) -> dict[int, OrgAlerts]:
+        """Rules, channel kinds, silences and states by organisation; with `last_seen`, also fills
+        it with the last contact of each machine that has a state (read in the same query)."""
         orgs: dict[int, OrgAlerts] = {}
         for r in repo.all_rules(conn):
             org = orgs.setdefault(r.org_id, OrgAlerts())
@@ -209,6 +214,8 @@ class AlertEngine:
             if s.org_id in orgs:
                 state = State(s.state, s.since, s.due_at, s.value, s.notified)
                 orgs[s.org_id].states.setdefault(s.machine_id, {})[s.rule_id] = state
+                if last_seen is not None and s.machine_last_seen is not None:
+                    last_seen[(s.org_id, s.machine_id)] = s.machine_last_seen
         return orgs
 
     def refresh(self) -> None:
@@ -416,33 +423,11 @@ class AlertEngine:
         `install_sweep` then takes the result on the event loop."""
         now = time.time()
         versions = dict(self._versions)
+        last_seen: dict[tuple[int, str], float] = {}  # a machine missing here is gone
         with self.engine.connect() as conn:
-            snapshot = self.load(conn, now)
-            keys = [(o, m) for o, org in snapshot.items() for m in org.states]
-            last_seen = repo.last_seen_of(conn, keys) if keys else {}
-        changes = self._clock_changes(snapshot, last_seen, now)
-        offline_after = self.settings.offline_after_seconds
-        for org_id, org in snapshot.items():
-            for rule in org.offline_rules:
-                cutoff = now - offline_after - rule.for_seconds
-                if self.started >= cutoff:
-                    continue  # start-up grace: every machine gets a whole window to be heard from
-                with self.engine.connect() as conn:
-                    found = repo.offline_candidates(
-                        conn,
-                        org_id=org_id,
-                        rule_id=rule.id,
-                        cutoff=cutoff,
-                        now=now,
-                        for_seconds=rule.for_seconds,
-                        machine_ids=sorted(rule.machines) if rule.machines is not None else None,
-                    )
-                for machine_id, _seen in found:
-                    old = org.states.get(machine_id, {}).get(rule.id)
-                    silenced = org.silenced(machine_id, now)
-                    change = decide(rule, machine_id, old, "firing", silenced=silenced, now=now, value=None)
-                    if change is not None:
-                        changes.append(change)
+            snapshot = self.load(conn, now, last_seen)
+            changes = self._clock_changes(snapshot, last_seen, now)
+            changes += self._offline_changes(conn, snapshot, now)
         self._write_all(changes)
         for change in changes:  # the snapshot follows what was written
             if change.applied:
@@ -452,6 +437,34 @@ class AlertEngine:
                 else:
                     states[change.rule.id] = change.new
         return snapshot, versions, changes
+
+    def _offline_changes(self, conn: Connection, snapshot: dict[int, OrgAlerts], now: float) -> list[Change]:
+        """Machines silent past an offline rule's window and not yet held by it: one query per rule,
+        an index range on (org_id, last_seen) that reads only the silent machines."""
+        changes: list[Change] = []
+        offline_after = self.settings.offline_after_seconds
+        for org_id, org in snapshot.items():
+            for rule in org.offline_rules:
+                cutoff = now - offline_after - rule.for_seconds
+                if self.started >= cutoff:
+                    continue  # start-up grace: every machine gets a whole window to be heard from
+                found = repo.offline_candidates(
+                    conn,
+                    org_id=org_id,
+                    cutoff=cutoff,
+                    now=now,
+                    for_seconds=rule.for_seconds,
+                    machine_ids=sorted(rule.machines) if rule.machines is not None else None,
+                )
+                for machine_id, _seen in found:
+                    old = org.states.get(machine_id, {}).get(rule.id)
+                    if old is not None and old.state in HELD:
+                        continue  # already firing (told, or held back by a silence)
+                    silenced = org.silenced(machine_id, now)
+                    change = decide(rule, machine_id, old, "firing", silenced=silenced, now=now, value=None)
+                    if change is not None:
+                        changes.append(change)
+        return changes
 
     def _write_all(self, changes: list[Change], chunk: int = 500) -> None:
         """A sweep's changes, a few hundred per transaction (a site outage is thousands at once);
