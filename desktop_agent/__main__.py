@@ -25,6 +25,7 @@ from desktop_agent.config import APP_NAME, AgentConfig, ConfigError, config_sear
 
 if TYPE_CHECKING:  # imported where used, so --help and --print-config start fast and small
     from desktop_agent.credentials import MachineCredentials
+    from desktop_agent.power import PowerWatcher
     from desktop_agent.queue import ReportQueue
     from desktop_agent.reporter import Reporter
     from desktop_agent.service import AgentService
@@ -193,12 +194,15 @@ def _run(config: AgentConfig, *, once: bool, reload: Callable[[], AgentConfig] |
         signal.signal(signal.SIGHUP, _logoff)
     log.info("dashfleet-agent %s started: %s", __version__, json.dumps(config.masked()))
     service.start()
+    power = _watch_power(service, goodbye)
     try:
         if config.tray:
             _run_tray(service, log_dir(), queue)
         while not service.wait(1.0):  # a timeout keeps Ctrl+C working on Windows
             pass
     finally:
+        if power is not None:
+            power.close()
         service.stop()
         service.join()
         if not service.restart_requested:  # a restart is back in a moment: nothing to announce
@@ -209,6 +213,21 @@ def _run(config: AgentConfig, *, once: bool, reload: Callable[[], AgentConfig] |
     if service.restart_requested:
         _restart()
     return EXIT_OK
+
+
+def _watch_power(service: AgentService, goodbye: dict[str, str]) -> PowerWatcher | None:
+    """Linux: goodbye before sleep and shutdown, hello (a report) after a resume, as logind tells
+    it (desktop_agent/power.py). Elsewhere nothing (docs/agent.md: what Windows and macOS do)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    from desktop_agent import power
+
+    def going(reason: str) -> None:
+        if reason == "shutdown":
+            goodbye["reason"] = reason  # the stop that follows says the same
+        service.say_goodbye(reason)
+
+    return power.watch(going, service.send_now)
 
 
 def _restart() -> None:

@@ -23,9 +23,10 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from jeepney import DBusAddress, HeaderFields, MatchRule, Message, MessageType, message_bus, new_method_call
-from jeepney.io.threading import DBusConnection, ReceiveStopped, open_dbus_connection
+from jeepney.io.threading import DBusConnection, open_dbus_connection
 from jeepney.wrappers import new_error, new_method_return, new_signal
 
+from desktop_agent import dbus_calls
 from desktop_agent.tray_menu import Entry, shape, walk
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,6 @@ MENU_PATH = "/MenuBar"
 MENU_IFACE = "com.canonical.dbusmenu"
 PROPS_IFACE = "org.freedesktop.DBus.Properties"
 INTROSPECT_IFACE = "org.freedesktop.DBus.Introspectable"
-SETUP_TIMEOUT_SECONDS = 5.0
 
 Pixmap = tuple[int, int, bytes]  # width, height, ARGB32 in network byte order
 
@@ -155,32 +155,14 @@ class StatusNotifierItem:
     # --- setup: calls and their replies, before run() starts reading ---
 
     def _call(self, message: Message) -> tuple[Any, ...]:
-        import time
-
-        serial = next(self._conn.outgoing_serial)
-        self._conn.send(message, serial=serial)
-        deadline = time.monotonic() + SETUP_TIMEOUT_SECONDS
-        while True:
-            reply = self._conn.receive(timeout=max(0.0, deadline - time.monotonic()))
-            if reply.header.fields.get(HeaderFields.reply_serial) == serial:
-                if reply.header.message_type == MessageType.error:
-                    raise RuntimeError(f"{reply.header.fields.get(HeaderFields.error_name)}: {reply.body}")
-                return tuple(reply.body)
-            self._handle(reply)  # a host may ask for our properties while we register
+        return dbus_calls.call(self._conn, message, self._handle)  # a host may ask for our properties meanwhile
 
     # --- the loop ---
 
     def run(self, stopping: Callable[[], bool]) -> None:
         """Serves the host's requests until stopping() (checked every second) or close()."""
         try:
-            while not self._stopping and not stopping():
-                try:
-                    message = self._conn.receive(timeout=1.0)
-                except TimeoutError:
-                    continue
-                self._handle(message)
-        except (ReceiveStopped, OSError):
-            pass  # closed
+            dbus_calls.serve(self._conn, self._handle, lambda: self._stopping or stopping())
         finally:
             self.close()
 
