@@ -103,12 +103,13 @@ class AgentDirs:
 
 
 class AgentProcess:
-    """`python -m desktop_agent ARGS`, its stdout read line by line as it runs."""
+    """`python -m desktop_agent ARGS` (or `program ARGS`: the packaged agent), its stdout read line
+    by line as it runs."""
 
-    def __init__(self, args: list[str], env: dict[str, str]):
+    def __init__(self, args: list[str], env: dict[str, str], program: list[str] | None = None):
         self.args = args
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "desktop_agent", *args],
+            [*(program or [sys.executable, "-m", "desktop_agent"]), *args],
             cwd=REPO_ROOT,
             env=env,
             stdin=subprocess.DEVNULL,

@@ -6,11 +6,14 @@ The server comes from the suite's shared fixtures (tests/conftest.py: `module_se
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
-from agent_helpers import AgentDirs, AgentProcess
+from agent_helpers import REPO_ROOT, AgentDirs, AgentProcess
 
 
 @pytest.fixture
@@ -20,11 +23,11 @@ def agent_dirs(tmp_path) -> AgentDirs:
 
 @pytest.fixture
 def run_agent(agent_dirs) -> Iterator[Callable[..., AgentProcess]]:
-    """Starts `python -m desktop_agent ARGS` processes; kills what is left at the end."""
+    """Starts `python -m desktop_agent ARGS` processes (or `program ARGS`); kills what is left at the end."""
     started: list[AgentProcess] = []
 
-    def start(*args: str, env: dict[str, str] | None = None) -> AgentProcess:
-        agent = AgentProcess(list(args), env or agent_dirs.env())
+    def start(*args: str, env: dict[str, str] | None = None, program: list[str] | None = None) -> AgentProcess:
+        agent = AgentProcess(list(args), env or agent_dirs.env(), program)
         started.append(agent)
         return agent
 
@@ -33,6 +36,17 @@ def run_agent(agent_dirs) -> Iterator[Callable[..., AgentProcess]]:
         if agent.proc.poll() is None:
             agent.proc.kill()
             agent.proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def packaged_agent() -> Path:
+    """The one-folder agent as IT installs it (`make agent-dist`: PyInstaller, the .deb's program).
+    make rebuilds it only when the agent changed; the .deb test later reuses the same build."""
+    if not sys.platform.startswith("linux"):
+        pytest.skip("the packaged agent is built and tested here on Linux only")
+    done = subprocess.run(["make", "agent-dist"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, f"make agent-dist failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    return REPO_ROOT / "dist" / "dashfleet-agent" / "dashfleet-agent"
 
 
 @pytest.fixture(scope="module")

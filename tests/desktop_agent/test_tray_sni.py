@@ -38,9 +38,13 @@ def click(watcher: SniWatcher, service: str, label: str) -> None:
     watcher.call(service, *MENU, "Event", "isvu", (item_id, "clicked", ("s", ""), int(time.time())))
 
 
+@pytest.mark.parametrize("install", ["pip", "packaged"])
 def test_the_menu_on_a_session_bus_sends_a_report_and_shows_the_summary(
-    dunst, watcher, agent_dirs, agent_server, fleet_org, run_agent, machine_id
+    request, install, dunst, watcher, agent_dirs, agent_server, fleet_org, run_agent, machine_id
 ):
+    """As installed with pip (python -m desktop_agent) and as packaged (PyInstaller, what the .deb
+    installs): jeepney, the catalogue and the icons must be in the bundle, not only in a venv."""
+    program = [str(request.getfixturevalue("packaged_agent"))] if install == "packaged" else None
     env = agent_dirs.env(
         DISPLAY=dunst.display,
         DBUS_SESSION_BUS_ADDRESS=dunst.bus.address,
@@ -51,7 +55,7 @@ def test_the_menu_on_a_session_bus_sends_a_report_and_shows_the_summary(
     # A report an hour: after the first one, only "Send now" sends another.
     agent = run_agent(
         "--server", agent_server.url, "--token", fleet_org.api_key, "--machine-id", machine_id,
-        "--interval", "3600", "--heartbeat-interval", "3600", env=env,
+        "--interval", "3600", "--heartbeat-interval", "3600", env=env, program=program,
     )  # fmt: skip
     registered = wait_until(lambda: watcher.registered, "the item to register with the StatusNotifierWatcher")
     service, sender = registered[0]
