@@ -8,22 +8,28 @@ page of a feature that is off answers 404 to everyone. The body is called as
 `body(user=..., **its query parameters)` (and `request=` when it asks for it); it may return
 nothing: the guard owns the response.
 
-Actions on a page (a button that deletes or creates) check the role again when they run: a page
-loaded by an admin demoted meanwhile must not act (see the pages' `_as_admin`-style checks).
+Actions on a page (a button that deletes or creates) check the role again when they run, through
+`admin_action`: a page loaded by an admin demoted meanwhile must not act.
 """
 
 from __future__ import annotations
 
 import inspect
 from collections.abc import Awaitable, Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 from fastapi import Request
 from fastapi.responses import PlainTextResponse, Response
 from nicegui import ui
+from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
 
+from admin.services.audit import Actor
 from admin.services.context import AppServices
+from admin.services.errors import ServiceError
 from admin.ui import auth, theme
+from admin.ui.actor import ui_actor
 
 PageBody = Callable[..., Awaitable[None]]
 ADMINS_ONLY = "Only admins may use this page. Ask an admin of your organisation."
@@ -71,3 +77,46 @@ def signed_in_page(
         return body
 
     return register
+
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Done(Generic[T]):
+    """An action that ran, with what it returned (which may be None)."""
+
+    value: T
+
+
+def problem_text(exc: ValidationError | ServiceError) -> str:
+    """What a refused change tells the admin: the service's message, or the first invalid field."""
+    if isinstance(exc, ValidationError):
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        return f"{where}: {first['msg']}" if where else first["msg"]
+    return exc.message
+
+
+async def admin_action(
+    services: AppServices,
+    action: Callable[[auth.SignedInUser, Actor], T],
+    *,
+    refused: str,
+    done: str = "",
+) -> Done[T] | None:
+    """Runs `action(user, actor)` off the event loop if the session's user is (still) an admin, and
+    says how it went in a notification; None when it did not run or the service refused it. The
+    actor is who the audit log names: the user and their browser's address."""
+    user = await auth.current_user(services)
+    if user is None or not user.is_admin:
+        ui.notify(refused, type="negative")
+        return None
+    try:
+        value = await run_in_threadpool(action, user, ui_actor(user))
+    except (ValidationError, ServiceError) as exc:
+        ui.notify(problem_text(exc), type="negative")
+        return None
+    if done:
+        ui.notify(done, type="positive")
+    return Done(value)

@@ -15,13 +15,11 @@ from starlette.concurrency import run_in_threadpool
 
 from admin.services.audit import Actor
 from admin.services.context import AppServices
-from admin.services.errors import ServiceError
 from admin.services.install_links import DEFAULT_USES, MAX_USES, CreatedLink, LinkInfo
 from admin.ui import auth, theme
-from admin.ui.actor import ui_actor
 from admin.ui.components.copy_text import copy_text
 from admin.ui.components.format import exact_time, zone
-from admin.ui.guard import signed_in_page
+from admin.ui.guard import admin_action, signed_in_page
 
 PATH = "/install-agent"
 LIFETIMES = {3600: "1 hour", 86400: "24 hours", 7 * 86400: "7 days", 30 * 86400: "30 days"}
@@ -61,16 +59,13 @@ class InstallScreen:
         self.tz = zone(app.storage.user.get("tz"))
 
     async def _as_admin(self, action: Callable[[int, Actor], object]) -> object | None:
-        """Run an action for the organisation if the user is (still) an admin; None when refused."""
-        user = await auth.current_user(self.services)
-        if user is None or not user.is_admin:
-            ui.notify("Only an admin can make or revoke install links.", type="negative")
-            return None
-        try:
-            return await run_in_threadpool(action, user.org_id, ui_actor(user))
-        except ServiceError as refused:
-            ui.notify(refused.message, type="negative")
-            return None
+        """Runs an action for the organisation if the user is (still) an admin; None when refused."""
+        ran = await admin_action(
+            self.services,
+            lambda user, actor: action(user.org_id, actor),
+            refused="Only an admin can make or revoke install links.",
+        )
+        return None if ran is None else ran.value
 
     # -- a new link ----------------------------------------------------------------------------------
     def create_section(self) -> None:

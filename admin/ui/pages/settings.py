@@ -15,12 +15,10 @@ from starlette.concurrency import run_in_threadpool
 from admin.services.accounts import MIN_PASSWORD_LENGTH, ROLES
 from admin.services.audit import Actor
 from admin.services.context import AppServices
-from admin.services.errors import ServiceError
 from admin.ui import auth, theme
-from admin.ui.actor import ui_actor
 from admin.ui.components.copy_text import copy_text
 from admin.ui.components.format import duration, exact_time, zone
-from admin.ui.guard import signed_in_page
+from admin.ui.guard import admin_action, signed_in_page
 from admin.ui.pages.install import PATH as INSTALL_PATH
 from common.constants import ALL_SCOPES, API_VERSION, SCOPE_AGENT, SCOPE_ENROLL
 from common.version import __version__
@@ -53,21 +51,15 @@ class SettingsScreen:
         self.tz = zone(app.storage.user.get("tz"))
 
     async def _as_admin(self, action: Callable[[int, Actor], object], done: str) -> bool:
-        """Run a change for the organisation if the user is (still) an admin; say how it went.
-        The action gets the organisation and who acts (the audit log's user and address)."""
-        user = await auth.current_user(self.services)
-        if user is None or not user.is_admin:
-            ui.notify("Only an admin can change the organisation's settings.", type="negative")
-            return False
-        actor = ui_actor(user)
-        try:
-            await run_in_threadpool(action, user.org_id, actor)
-        except ServiceError as refused:
-            ui.notify(refused.message, type="negative")
-            return False
-        if done:
-            ui.notify(done, type="positive")
-        return True
+        """Runs a change for the organisation (the action gets its id and who acts) if the user is
+        (still) an admin; says how it went."""
+        ran = await admin_action(
+            self.services,
+            lambda user, actor: action(user.org_id, actor),
+            refused="Only an admin can change the organisation's settings.",
+            done=done,
+        )
+        return ran is not None
 
     # -- API keys ------------------------------------------------------------------------------
     async def keys_section(self) -> None:
