@@ -83,7 +83,7 @@ def alembic_config(settings: Settings) -> Config:
 
 # The newest migration in admin/migrations/versions (a test checks they agree). Knowing it lets
 # every command skip importing Alembic (most of a CLI command's start-up) when nothing is to do.
-HEAD_REVISION = "0013_history_tiers"
+HEAD_REVISION = "0014_alert_rule_enabled"
 
 
 def _at_head(settings: Settings) -> bool:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 
-from sqlalchemy import Column, Index, Text, UniqueConstraint
+from sqlalchemy import Boolean, Column, Index, Text, UniqueConstraint, true
 from sqlmodel import Field, SQLModel
 
 from common.constants import MACHINE_ID_MAX_LENGTH
@@ -50,6 +50,8 @@ class AlertRule(SQLModel, table=True):
     severity: str = Field(max_length=20)
     channels: str = Field(default="[]", sa_column=Column(Text, nullable=False))  # JSON list of channel ids
     machine_ids: str | None = Field(default=None, sa_column=Column(Text, nullable=True))  # JSON list; null: all
+    # Off: evaluated nowhere, its alerts resolved when it was turned off (docs/alerts.md).
+    enabled: bool = Field(default=True, sa_column=Column(Boolean, nullable=False, server_default=true()))
     created_at: float = Field(default_factory=_now)
 
 

@@ -76,7 +76,8 @@ def machine_exists(conn: Connection, *, org_id: int, machine_id: str) -> bool:
 
 # -- what the engine caches -----------------------------------------------------------------------
 def all_rules(conn: Connection) -> Sequence[Any]:
-    return conn.execute(select(R).order_by(R.c.id)).all()
+    """The rules that are on (a rule turned off is evaluated nowhere)."""
+    return conn.execute(select(R).where(R.c.enabled).order_by(R.c.id)).all()
 
 
 def all_silences(conn: Connection, *, now: float) -> Sequence[Any]:
@@ -176,7 +177,7 @@ def firing(conn: Connection, *, org_id: int, machine_id: str | None = None) -> S
     stmt = (
         select(ST, R.c.name.label("rule"), R.c.kind, R.c.severity)
         .join(R, R.c.id == ST.c.rule_id)
-        .where(ST.c.org_id == org_id, ST.c.state.in_(FIRING_STATES))
+        .where(ST.c.org_id == org_id, ST.c.state.in_(FIRING_STATES), R.c.enabled)
         .order_by(ST.c.since.desc(), ST.c.id)
     )
     if machine_id is not None:

@@ -176,11 +176,17 @@ def _alert_columns() -> list:
     among them (`alerts_critical`: 1 if any is critical). Correlated subqueries in the page's own
     query, evaluated for the page's rows only (one query per page, not one per machine); they
     range over the org's firing states by ix_alert_state_org_state."""
-    mine = (ST.c.org_id == M.c.org_id) & (ST.c.machine_id == M.c.machine_id) & ST.c.state.in_(FIRING_STATES)
-    firing = select(func.count()).select_from(ST).where(mine).scalar_subquery().label("alerts_firing")
+    mine = (
+        (ST.c.org_id == M.c.org_id)
+        & (ST.c.machine_id == M.c.machine_id)
+        & ST.c.state.in_(FIRING_STATES)
+        & R.c.enabled  # (a rule turned off resolves its alerts; a report racing that is not shown)
+    )
+    rules = ST.join(R, R.c.id == ST.c.rule_id)
+    firing = select(func.count()).select_from(rules).where(mine).scalar_subquery().label("alerts_firing")
     critical = (
         select(func.coalesce(func.max(case((R.c.severity == "critical", 1), else_=0)), 0))
-        .select_from(ST.join(R, R.c.id == ST.c.rule_id))
+        .select_from(rules)
         .where(mine)
         .scalar_subquery()
         .label("alerts_critical")

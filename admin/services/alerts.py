@@ -87,6 +87,7 @@ class RuleIn(_In):
     severity: Literal["warning", "critical"] = "warning"
     channels: list[int] = Field(default_factory=list, max_length=20)
     machine_ids: list[MachineId] | None = Field(None, max_length=1000, description="null: the whole organisation")
+    enabled: bool = Field(True, description="false: evaluated nowhere; turning it off resolves its alerts")
 
     @model_validator(mode="after")
     def _threshold_fits_kind(self) -> RuleIn:
@@ -110,6 +111,7 @@ class RulePatch(_In):
     channels: list[int] | None = Field(None, max_length=20)
     machine_ids: list[MachineId] | None = Field(None, max_length=1000)
     all: bool | None = Field(None, description="true: the rule applies to the whole organisation again")
+    enabled: bool | None = Field(None, description="false turns the rule off (its alerts resolve), true on again")
 
 
 class SilenceIn(_In):
@@ -312,6 +314,7 @@ class AlertService:
             "severity": spec.severity,
             "channels": json.dumps(sorted(set(spec.channels))),
             "machine_ids": None if spec.machine_ids is None else json.dumps(sorted(set(spec.machine_ids))),
+            "enabled": spec.enabled,
         }
 
     def create_rule(self, *, org_id: int, spec: RuleIn, actor: Actor | str = UNATTRIBUTED) -> int:
@@ -355,7 +358,9 @@ class AlertService:
             repo.update_row(conn, repo.R, org_id=org_id, row_id=rule_id, values=values)
             updated = repo.row(conn, repo.R, org_id=org_id, row_id=rule_id)
             resolved = 0
-            if spec.machine_ids is not None and found.machine_ids != updated.machine_ids:
+            if not updated.enabled:  # turned off (or kept off): nothing of it may keep firing
+                resolved = self.alerts.retire(conn, updated)
+            elif spec.machine_ids is not None and found.machine_ids != updated.machine_ids:
                 # Machines the rule no longer covers would otherwise keep firing for good.
                 resolved = self.alerts.retire(conn, updated, keep=frozenset(spec.machine_ids))
             audit.record(
@@ -545,6 +550,7 @@ def _rule_public(r: Any) -> dict[str, Any]:
         "severity": r.severity,
         "channels": json.loads(r.channels),
         "machine_ids": _ids(r.machine_ids),
+        "enabled": r.enabled,
         "created": r.created_at,
     }
 

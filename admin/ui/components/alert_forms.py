@@ -44,6 +44,8 @@ class RuleForm:
         machines = "\n".join(r.get("machine_ids") or [])
         self.machines = ui.textarea("Machines (one id per line; empty: all)", value=machines)
         self.machines.mark(f"{prefix}rule-machines")
+        # Off: evaluated nowhere; turning a rule off resolves what it fires (and says so, once).
+        self.enabled = ui.checkbox("On", value=r.get("enabled", True)).mark(f"{prefix}rule-enabled")
 
     def fields(self) -> dict[str, Any]:
         return {
@@ -54,6 +56,7 @@ class RuleForm:
             "severity": self.severity.value,
             "channels": list(self.channels.value or []),
             "machine_ids": machine_ids(self.machines.value or ""),
+            "enabled": bool(self.enabled.value),
         }
 
     def new_rule(self) -> RuleIn:

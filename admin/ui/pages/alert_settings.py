@@ -125,6 +125,8 @@ def register(services: AppServices) -> None:
         def row(rule: dict[str, Any]) -> None:
             with ui.row().classes("w-full items-center gap-2 py-1 border-b").mark("rule-row"):
                 ui.badge(rule["severity"]).props("outline")
+                if not rule["enabled"]:
+                    ui.badge("off", color="grey").mark("rule-off")
                 with ui.column().classes("gap-0 grow min-w-0"):
                     ui.label(rule["name"]).classes("font-medium break-all")
                     if rule["kind"] == "offline":

@@ -90,3 +90,29 @@ def test_a_rule_deleted_inside_a_silence_tells_resolved_at_its_end(alert_org, we
     assert (last["event"], last["machine_id"]) == ("resolved", "quiet-pc")
     time.sleep(1)
     assert len(webhook.accepted(path)) == 4
+
+
+def test_turning_a_rule_off_resolves_its_alerts_once_and_on_again_starts_afresh(alert_org, webhook, alerting):
+    path, rule = firing_on(alert_org, webhook, "off", "pc-1")
+    org = alert_org.org
+    # Only an admin of the organisation turns it off.
+    assert org.request("PATCH", f"/api/alerts/rules/{rule}", json={"enabled": False}).status_code == 403
+    stranger = make_alert_org(alerting)
+    assert stranger.admin("PATCH", f"/api/alerts/rules/{rule}", json={"enabled": False}).status_code == 404
+    assert alert_org.admin("PATCH", f"/api/alerts/rules/{rule}", json={"enabled": "maybe"}).status_code == 422
+    assert [a["machine_id"] for a in alert_org.firing()] == ["pc-1"]
+
+    resp = alert_org.admin("PATCH", f"/api/alerts/rules/{rule}", json={"enabled": False})
+    assert resp.status_code == 200 and resp.json()["enabled"] is False, resp.text
+    [resolved] = webhook.wait_for(lambda b: len(b) == 2, path)[1:]
+    assert (resolved["event"], resolved["machine_id"]) == ("resolved", "pc-1")
+    assert alert_org.firing() == []
+    hot(org, "pc-1", "pc-2")  # off: nothing fires
+    assert alert_org.admin("PATCH", f"/api/alerts/rules/{rule}", json={"name": "renamed"}).json()["enabled"] is False
+    time.sleep(1)
+    assert len(webhook.accepted(path)) == 2 and alert_org.firing() == []
+
+    assert alert_org.admin("PATCH", f"/api/alerts/rules/{rule}", json={"enabled": True}).status_code == 200
+    hot(org, "pc-2")
+    [fired] = webhook.wait_for(lambda b: len(b) == 3, path)[2:]
+    assert (fired["event"], fired["machine_id"], fired["rule"]) == ("firing", "pc-2", "renamed")

@@ -278,3 +278,22 @@ def test_the_service_edits_only_its_own_organisations_rules(services, admin_acco
     with pytest.raises(NotFound):
         services.alerts.update_rule(org_id=admin_account.org_id, rule_id=theirs, patch=RulePatch(name="mine"))
     assert services.alerts.rules(org_id=other.org_id)[0]["name"] == "theirs"
+
+
+async def test_an_admin_turns_a_rule_off_and_on_in_the_edit_dialog(admin: User, services, admin_account) -> None:
+    org_id = admin_account.org_id
+    rule = services.alerts.create_rule(org_id=org_id, spec=RuleIn(name="CPU", kind="cpu", threshold=50))
+    await add_report(services, admin_account, "pc-1", cpu=99)
+    assert [a["machine_id"] for a in services.alerts.firing(org_id=org_id)] == ["pc-1"]
+    await admin.open("/alerts/rules")
+    await admin.should_not_see(marker="rule-off")
+    admin.find(marker="edit").click()
+    await admin.should_see(marker="edit-rule-enabled")
+    assert value_of(admin, "edit-rule-enabled") is True
+    admin.find(marker="edit-rule-enabled").click()
+    admin.find(marker="edit-save").click()
+    await admin.should_see(marker="rule-off")
+    assert services.alerts.rules(org_id=org_id)[0]["enabled"] is False
+    assert services.alerts.firing(org_id=org_id) == []  # its alert resolved
+    entry = last_audit(services, admin_account, "alert_rule.update")
+    assert entry["target"] == f"rule {rule}" and entry["detail"]["enabled"] is False
