@@ -86,6 +86,7 @@ def create_app(settings: Settings | None = None, *, with_ui: bool = True) -> Fas
     if metrics is not None:
         server_metrics.instrument(metrics, services.engine, services.writer)
         metrics.add_backlog("deliveries", services.messaging.queued_count)
+        metrics.add_backlog("notifications", services.notifier.pending_count)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):

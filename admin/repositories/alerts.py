@@ -253,6 +253,11 @@ def mark_failed(conn: Connection, *, delivery_ids: list[int], error: str, retry_
     conn.execute(update(D).where(D.c.id.in_(delivery_ids)).values(values))
 
 
+def count_pending_deliveries(conn: Connection) -> int:
+    """Notices not sent yet (due now or waiting out a retry), every organisation's: GET /metrics."""
+    return conn.execute(select(func.count()).select_from(D).where(D.c.state == "pending")).scalar_one()
+
+
 def next_due(conn: Connection) -> float | None:
     return conn.execute(select(func.min(D.c.due_at)).where(D.c.state == "pending")).scalar()
 

@@ -57,6 +57,11 @@ class Notifier:
         self._lock_file: Any = None
         self._postgres = engine.dialect.name == "postgresql"
 
+    def pending_count(self) -> int:
+        """The outbox's backlog: notices not sent yet, waiting or retrying (GET /metrics)."""
+        with self.engine.connect() as conn:
+            return repo.count_pending_deliveries(conn)
+
     def wake(self) -> None:
         """Safe from any thread: a service that changed alerts in a worker thread wakes it too (an
         asyncio.Event is set only on its own loop's thread)."""

@@ -12,6 +12,16 @@ from tests.admin.alerts.conftest import FAST, make_alert_org
 from tests.helpers.api import sample_report
 
 
+def attempts_at(webhook, path: str, timeout: float = 15) -> list[dict]:
+    """The notifier's posts to this path so far, once there is at least one."""
+    deadline = time.monotonic() + timeout
+    while not [p for p in webhook.posts if p["path"] == path] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    posts = [p for p in webhook.posts if p["path"] == path]
+    assert posts, f"the notifier never posted to {path}"
+    return posts
+
+
 def test_kill_9_during_a_failing_delivery_delivers_once_after_restart(server_factory, webhook):
     node = server_factory("sqlite", **FAST)
     alerts = make_alert_org(node)
@@ -21,11 +31,8 @@ def test_kill_9_during_a_failing_delivery_delivers_once_after_restart(server_fac
     webhook.fail_with = 500
     try:
         assert alerts.org.report("desk", sample_report(cpu_percent=99)).status_code == 200
-        deadline = time.monotonic() + 15
-        while not [p for p in webhook.posts if p["path"] == path] and time.monotonic() < deadline:
-            time.sleep(0.1)
-        failed = [p for p in webhook.posts if p["path"] == path]
-        assert failed and failed[0]["status"] == 500, "the notifier tried, and the channel failed"
+        failed = attempts_at(webhook, path)
+        assert failed[0]["status"] == 500, "the notifier tried, and the channel failed"
         node.proc.kill()  # SIGKILL: no shutdown, no flush
         node.proc.wait(timeout=10)
         node.stop()  # forgets the dead process's connections (it is already gone)
@@ -99,3 +106,42 @@ def test_two_processes_on_postgresql_send_each_event_once(server_factory, postgr
     seen = [(b["rule"], b["machine_id"], b["event"]) for b in bodies]
     assert len(seen) == len(set(seen)) == 3 * len(machines), f"each event once: {sorted(seen)}"
     assert len({b["id"] for b in bodies}) == len(bodies)
+
+
+def test_the_outbox_backlog_is_a_metric_until_the_channel_takes_it(server_factory, webhook):
+    """GET /metrics's dashfleet_backlog{queue="notifications"}: notices waiting or retrying, so a
+    channel that keeps failing shows as a growing backlog in the monitoring, not only in the UI."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    token = "metrics-token-for-the-alert-tests-0123456789"
+    node = server_factory("sqlite", metrics_token=token, **FAST)
+
+    def backlog() -> float:
+        resp = node.http.get("/metrics", headers={"Authorization": f"Bearer {token}"})
+        assert resp.status_code == 200, resp.text
+        found = [
+            s.value
+            for family in text_string_to_metric_families(resp.text)
+            for s in family.samples
+            if s.name == "dashfleet_backlog" and s.labels == {"queue": "notifications"}
+        ]
+        assert len(found) == 1, resp.text
+        return found[0]
+
+    alerts = make_alert_org(node)
+    path = f"/backlog-{alerts.org.name}"
+    channel = alerts.channel(name="hook", kind="webhook", url=webhook.url + path)
+    alerts.rule(name="CPU", kind="cpu", threshold=90, channels=[channel])
+    assert backlog() == 0
+    webhook.fail_with = 500
+    try:
+        assert alerts.org.report("desk", sample_report(cpu_percent=99)).status_code == 200
+        assert attempts_at(webhook, path)[0]["status"] == 500, "the notifier tried, and the channel failed"
+        assert backlog() == 1, "the failed notice waits for its retry"
+    finally:
+        webhook.fail_with = 0
+    webhook.wait_for(lambda b: len(b) == 1, path)
+    deadline = time.monotonic() + 15
+    while backlog() != 0 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert backlog() == 0, "sent: nothing waits"
