@@ -129,6 +129,11 @@ def create_app(settings: Settings | None = None, *, with_ui: bool = True) -> Fas
         docs_url=None,  # served by api/docs.py from local files
         redoc_url=None,
         openapi_url="/api/openapi.json",
+        # FastAPI's native OpenTelemetry (0.165+; older versions keep this as an unused extra): its
+        # per-request check for a configured provider reads the environment three times, ~10% of
+        # the event loop's busy time when 1,000 agents post at once (docs/benchmarks.md, "Messages
+        # and commands"). DashFleet exports its figures on /metrics, not through OpenTelemetry.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.services = services
     install_error_handlers(app)

@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 import httpx
+import psutil
 from _loadgen import post_each, run_load
 from _servers import (
     BENCH_DIR,
@@ -112,12 +113,20 @@ def broadcast(client: httpx.Client, rounds: int) -> dict:
     return out
 
 
-def latency(client: httpx.Client, url: str, key: str, rounds: int) -> dict:
+def cpu_seconds(pid: int) -> float:
+    times = psutil.Process(pid).cpu_times()
+    return times.user + times.system
+
+
+def latency(client: httpx.Client, url: str, key: str, rounds: int, pid: int) -> dict:
     targets = [f"bench-{i:05d}" for i in range(LATENCY_AGENTS)]
     samples: list[float] = []
     received: list[float] = []
+    server_cpu: list[float] = []
+    agents_cpu: list[float] = []
     for n in range(rounds):  # a fresh set of agents per broadcast, all waiting when it is sent
         agents = Agents(url, key, LATENCY_AGENTS, ack=True, spread=5.0)
+        cpu_before = cpu_seconds(pid), cpu_seconds(agents.proc.pid)
         sent_at = time.time()
         resp = client.post("/api/messages", json={"title": f"round {n}", "machine_ids": targets})
         assert resp.status_code == 201, resp.text
@@ -130,6 +139,9 @@ def latency(client: httpx.Client, url: str, key: str, rounds: int) -> dict:
         ):
             assert time.monotonic() < deadline, "not every agent got the message within 60 s"
             time.sleep(0.2)
+        # CPU time from the send until all were delivered (and up to 0.2 s of polling after).
+        server_cpu.append(cpu_seconds(pid) - cpu_before[0])
+        agents_cpu.append(cpu_seconds(agents.proc.pid) - cpu_before[1])
         dump = agents.dump()
         samples += [t - sent_at for t in dump["accepted"].get(message_id, [])]
         received += [t - sent_at for t in dump["received"].get(message_id, [])]
@@ -142,11 +154,14 @@ def latency(client: httpx.Client, url: str, key: str, rounds: int) -> dict:
         "max_s": max(samples),
         "inbox_p50_s": pct(received, 50),
         "inbox_p95_s": pct(received, 95),
+        "server_cpu_s": server_cpu,
+        "agents_cpu_s": agents_cpu,
     }
     print(
         f"  send -> delivered, {LATENCY_AGENTS:,} waiting agents, {rounds} broadcasts ({len(samples):,} deliveries): "
         f"p50 {result['p50_s'] * 1e3:.0f} ms, p95 {result['p95_s'] * 1e3:.0f} ms, max {result['max_s'] * 1e3:.0f} ms "
-        f"(send -> inbox answered: p50 {result['inbox_p50_s'] * 1e3:.0f} ms, p95 {result['inbox_p95_s'] * 1e3:.0f} ms)",
+        f"(send -> inbox answered: p50 {result['inbox_p50_s'] * 1e3:.0f} ms, p95 {result['inbox_p95_s'] * 1e3:.0f} ms)"
+        f"; CPU per broadcast, server {statistics.median(server_cpu):.2f} s, agents {statistics.median(agents_cpu):.2f} s",
         flush=True,
     )
     return result
@@ -189,8 +204,14 @@ def run(label: str, env: dict[str, str], args) -> dict:
     print(f"{label}:", flush=True)
     parts = set(args.only or ("broadcast", "latency", "waiting"))
     with running_dashfleet(label, env) as (server, agent_key):
+        admin_key = admin_cli(
+            server.workdir, env, "key", "create", "--org", "bench", "--scope", "admin", "--scope", "read"
+        )["api_key"]
+        url = server.base_url
+        statuses = post_each(url + "/api/fleet/ping", "ping", FLEET, agent_key)
+        assert set(statuses) == {200}, statuses
         profiler = None
-        if args.profile:  # py-spy on the server for the whole run: where its time goes
+        if args.profile:  # py-spy on the server from here on (not the fleet's first heartbeats)
             flame = BENCH_DIR / "results" / f"messaging-{label}.txt"
             flame.parent.mkdir(exist_ok=True)
             profiler = subprocess.Popen(
@@ -203,22 +224,17 @@ def run(label: str, env: dict[str, str], args) -> dict:
                     str(flame),
                     "--format",
                     "raw",
+                    "--nonblocking",
                     "--rate",
                     "250",
                 ],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
-        admin_key = admin_cli(
-            server.workdir, env, "key", "create", "--org", "bench", "--scope", "admin", "--scope", "read"
-        )["api_key"]
-        url = server.base_url
-        statuses = post_each(url + "/api/fleet/ping", "ping", FLEET, agent_key)
-        assert set(statuses) == {200}, statuses
         with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {admin_key}"}, timeout=120) as client:
             out = {"broadcast": broadcast(client, args.rounds)} if "broadcast" in parts else {}
             if "latency" in parts:
-                out["latency"] = latency(client, url, agent_key, args.rounds)
+                out["latency"] = latency(client, url, agent_key, args.rounds, server_pid(server))
         if "waiting" in parts:
             out["waiting"] = waiting(server, url, agent_key, args.seconds)
         if profiler is not None:
