@@ -159,12 +159,22 @@ install_venv() {
 # (installers/shared/agent-config.sh).
 enrol_machine() {
     mkdir -p "$2" && chmod 0700 "$2"
-    find "$2" -type f -name 'machine-key-*' -exec rm -f {} +
-    # One report and heartbeat, enrolling first; no OS credential store for root: the key is kept
-    # in a file of the agent's state folder ($XDG_STATE_HOME on Linux, under $HOME on macOS).
-    env -i PATH=/usr/bin:/bin HOME="$2" XDG_STATE_HOME="$2" PYTHON_KEYRING_BACKEND=keyring.backends.null.Keyring \
-        "$ROOT$VENV_PREFIX/bin/dashfleet-agent" --config "$1" --once --no-tray >&2 ||
-        fail "the agent could not enrol this machine with $SERVER; $1 keeps the enrol key, readable by root only (run this script again once the server is reachable)"
+    # The key root's agent holds already is kept while the server accepts it (running this again
+    # updates in place: the agents of signed-in users keep working with it); dropped when the
+    # server or machine id changed or the server refuses it (an enrolment reset): then it enrols.
+    identity=$(grep -E '^[[:space:]]*(server|machine_id)[[:space:]]*=' "$1" || true)
+    if [ "$identity" != "$(cat "$2/identity" 2>/dev/null || true)" ]; then
+        find "$2" -type f -name 'machine-key-*' -exec rm -f {} +
+        printf '%s\n' "$identity" >"$2/identity"
+    fi
+    # One report and heartbeat (enrolling first when there is no key); no OS credential store for
+    # root: the key is kept in a file of the agent's state folder ($XDG_STATE_HOME on Linux, under
+    # $HOME on macOS).
+    if ! agent_once_as_root "$1" "$2" >/dev/null 2>&1; then
+        find "$2" -type f -name 'machine-key-*' -exec rm -f {} +
+        agent_once_as_root "$1" "$2" >&2 ||
+            fail "the agent could not enrol this machine with $SERVER; $1 keeps the enrol key, readable by root only (run this script again once the server is reachable)"
+    fi
     machine_key=$(find "$2" -type f -name 'machine-key-*' ! -name '*.*' -exec cat {} +)
     case "$machine_key" in
         api_*) ;;
@@ -181,6 +191,11 @@ enrol_machine() {
     chmod 0644 "$1.new"
     mv -f "$1.new" "$1"
     say "enrolled this machine; $1 holds its own key (the enrol key stays in $(dirname "$1")/enroll-token, root's)"
+}
+
+agent_once_as_root() {  # CONFIG STATE
+    env -i PATH=/usr/bin:/bin HOME="$2" XDG_STATE_HOME="$2" PYTHON_KEYRING_BACKEND=keyring.backends.null.Keyring \
+        "$ROOT$VENV_PREFIX/bin/dashfleet-agent" --config "$1" --once --no-tray
 }
 
 graphical() {

@@ -26,7 +26,8 @@
 # For desktops, where the agent runs as each signed-in user and reads CONFIG: no enrol key may sit
 # there (it can enrol any number of new machine ids). Root enrols this machine instead: the agent
 # itself, run once as root with CONFIG's settings and ENROL_KEY, buys this machine's own key (it
-# speaks for this machine only), which replaces the key in CONFIG (then 0644). ENROL_KEY goes to
+# speaks for this machine only; the one it holds already is kept while the server accepts it), which
+# replaces the key in CONFIG (then 0644). ENROL_KEY goes to
 # ENROL_KEY_FILE (root's, 0600) for a later re-enrolment; STATE_DIR (root's, 0700) keeps root's
 # agent state (the hardware id where the OS has none). On failure: returns 1 with the reason in
 # AGENT_CONFIG_PROBLEM, and CONFIG is left as it was.
@@ -101,29 +102,42 @@ agent_enroll_token_in() {
     sed -n 's/^[[:space:]]*enroll_token[[:space:]]*=[[:space:]]*"\([A-Za-z0-9_-]*\)"[[:space:]]*$/\1/p' "$1" | head -n 1
 }
 
+agent_once_as_root() {  # AGENT STATE: one report with STATE/enrol.toml, the agent's state in STATE
+    env -i PATH=/usr/bin:/bin HOME="$2" XDG_STATE_HOME="$2" PYTHON_KEYRING_BACKEND=keyring.backends.null.Keyring \
+        "$1" --config "$2/enrol.toml" --once --no-tray
+}
+
 enrol_as_root() {
     # shellcheck disable=SC3043  # as above
-    local agent="$1" config="$2" enroll_key="$3" key_file="$4" state="$5" out machine_key
+    local agent="$1" config="$2" enroll_key="$3" key_file="$4" state="$5" out machine_key identity
     case "$enroll_key" in
         api_*) ;;
         *) AGENT_CONFIG_PROBLEM="no enrol key to enrol this machine with" && return 1 ;;
     esac
     mkdir -p "$state" && chmod 0700 "$state" || return 1
-    # A fresh key (the server revokes the machine's old one). The agent's state folder is
-    # $XDG_STATE_HOME/dashfleet on Linux, under $HOME/Library on macOS: found wherever it is.
-    find "$state" -type f -name 'machine-key-*' -exec rm -f {} + || return 1
     {
         grep -v -E '^[[:space:]]*(token|enroll_token)[[:space:]]*=' "$config" || true
         printf 'enroll_token = %s\n' "$(agent_toml_string "$enroll_key")"
     } >"$state/enrol.toml"
-    # One report and heartbeat, the machine enrolling first. No OS credential store (root, no
-    # session): the agent keeps the key in a file of its state folder, read below.
-    if ! out=$(env -i PATH=/usr/bin:/bin HOME="$state" XDG_STATE_HOME="$state" \
-        PYTHON_KEYRING_BACKEND=keyring.backends.null.Keyring \
-        "$agent" --config "$state/enrol.toml" --once --no-tray 2>&1); then
-        rm -f "$state/enrol.toml"
-        AGENT_CONFIG_PROBLEM="could not enrol this machine with the server (on a desktop root enrols it, since every user reads the configuration): $(printf '%s' "$out" | tail -n 2 | tr '\n' ' ')"
-        return 1
+    # The key root's agent holds already is kept while the server accepts it (an upgrade, a second
+    # install: the agents of signed-in users keep working with it). It is dropped when the server or
+    # machine id changed, or when the server refuses it (an admin reset the enrolment): then the
+    # machine enrols again. The agent's state folder is $XDG_STATE_HOME/dashfleet on Linux, under
+    # $HOME/Library on macOS: keys are found wherever they are.
+    identity=$(grep -E '^[[:space:]]*(server|machine_id)[[:space:]]*=' "$state/enrol.toml" || true)
+    if [ "$identity" != "$(cat "$state/identity" 2>/dev/null || true)" ]; then
+        find "$state" -type f -name 'machine-key-*' -exec rm -f {} + || return 1
+        printf '%s\n' "$identity" >"$state/identity" || return 1
+    fi
+    # One report and heartbeat (enrolling first when there is no key). No OS credential store
+    # (root, no session): the agent keeps the key in a file of its state folder, read below.
+    if ! agent_once_as_root "$agent" "$state" >/dev/null 2>&1; then
+        find "$state" -type f -name 'machine-key-*' -exec rm -f {} +
+        if ! out=$(agent_once_as_root "$agent" "$state" 2>&1); then
+            rm -f "$state/enrol.toml"
+            AGENT_CONFIG_PROBLEM="could not enrol this machine with the server (on a desktop root enrols it, since every user reads the configuration): $(printf '%s' "$out" | tail -n 2 | tr '\n' ' ')"
+            return 1
+        fi
     fi
     rm -f "$state/enrol.toml"
     machine_key=$(find "$state" -type f -name 'machine-key-*' ! -name '*.*' -exec cat {} + 2>/dev/null || true)

@@ -268,12 +268,30 @@ def test_enrol_as_root_leaves_a_desktop_config_with_the_machine_key_only(tmp_pat
     assert sqlite_org.report("desk-1", key=machine_key).status_code == 200
     contract.error(sqlite_org.report("desk-2", key=machine_key), 403)
 
-    # Again (a reinstall): a new key, and the old one is revoked.
+    # Again (an upgrade, a second install): the key the server accepts is kept, so the agents of
+    # signed-in users, which read it at their start, keep working.
+    config.write_text(config.read_text().replace(f'token = "{machine_key}"', f'enroll_token = "{enrol}"'))
+    again = run_enrol_as_root(tmp_path, config, enrol)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert tomllib.loads(config.read_text())["token"] == machine_key
+    assert [
+        m["machine_id"] for m in sqlite_org.server.cli_json("enrolment", "list", "--org", sqlite_org.name)["machines"]
+    ] == ["desk-1"]
+
+    # After an admin reset the enrolment the kept key is refused: the machine enrols again.
+    sqlite_org.server.cli_json("enrolment", "reset", "--org", sqlite_org.name, "desk-1")
     again = run_enrol_as_root(tmp_path, config, enrol)
     assert again.returncode == 0, again.stdout + again.stderr
     renewed = tomllib.loads(config.read_text())["token"]
     assert renewed != machine_key and sqlite_org.report("desk-1", key=renewed).status_code == 200
     contract.unauthorized(sqlite_org.report("desk-1", key=machine_key))
+
+    # Another server (or machine id) in the configuration: the old key is not used there.
+    config.write_text(config.read_text().replace('machine_id = "desk-1"', 'machine_id = "desk-9"'))
+    again = run_enrol_as_root(tmp_path, config, enrol)
+    assert again.returncode == 0, again.stdout + again.stderr
+    moved = tomllib.loads(config.read_text())["token"]
+    assert moved != renewed and sqlite_org.report("desk-9", key=moved).status_code == 200
 
 
 def test_enrol_as_root_that_fails_changes_nothing(tmp_path, sqlite_org):
