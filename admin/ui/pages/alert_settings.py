@@ -10,44 +10,22 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from nicegui import ui
-from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from admin.services.alerts import SilenceIn
 from admin.services.audit import Actor
 from admin.services.context import AppServices
-from admin.services.errors import ServiceError
 from admin.ui import auth, theme
-from admin.ui.actor import ui_actor
 from admin.ui.components.alert_forms import ChannelForm, RuleForm, machine_ids
 from admin.ui.components.format import relative_time
-from admin.ui.guard import signed_in_page
+from admin.ui.guard import admin_action, signed_in_page
 
 WEEK_HOURS = 7 * 24
 
 
-def _problem(exc: Exception) -> str:
-    if isinstance(exc, ValidationError):
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        return f"{where}: {first['msg']}" if where else first["msg"]
-    return getattr(exc, "message", str(exc))
-
-
 async def _as_admin(services: AppServices, action: Callable[[auth.SignedInUser, Actor], Any], done: str) -> bool:
-    """Runs `action(user, actor)` off the event loop if the user is (still) an admin; says how it went
-    (the actor is who the audit log names: the user and their browser's address)."""
-    user = await auth.current_user(services)
-    if user is None or not user.is_admin:
-        ui.notify("Only an admin can change alerts.", type="negative")
-        return False
-    try:
-        await run_in_threadpool(action, user, ui_actor(user))
-    except (ValidationError, ServiceError) as exc:
-        ui.notify(_problem(exc), type="negative")
-        return False
-    ui.notify(done, type="positive")
-    return True
+    """Runs `action(user, actor)` if the user is (still) an admin; says how it went."""
+    return await admin_action(services, action, refused="Only an admin can change alerts.", done=done) is not None
 
 
 class Listing:
