@@ -41,7 +41,10 @@ def _upsert_tail(keep_before: str) -> str:
 
 def _touched(conn: Connection, width: int) -> str:
     """The buckets of `width` holding a sample with id in (after_id, upto_id]. (A subquery, not a
-    WITH: Python's sqlite3 counts the rows only of a statement that starts with INSERT.)"""
+    WITH: Python's sqlite3 counts the rows only of a statement that starts with INSERT.) Callers
+    CROSS JOIN it with what it names: SQLite then keeps it the outer loop and probes the primary
+    key per bucket (it chose to scan every 5-minute bucket of every machine through the retention
+    index instead); PostgreSQL plans a CROSS JOIN with a WHERE as any join."""
     return (
         f"SELECT DISTINCT org_id, machine_id, {_bucket(conn, 'ts', width)} AS start "
         "FROM sample WHERE id > :after_id AND id <= :upto_id"
@@ -62,10 +65,9 @@ def roll_up_samples(conn: Connection, *, after_id: int, upto_id: int, keep_befor
         text(f"""
         INSERT INTO history_bucket (org_id, machine_id, width, ts, samples, {_BUCKET_COLUMNS})
         SELECT t.org_id, t.machine_id, {FIVE_MINUTES}, t.start, count(*), {_SAMPLE_AGGREGATES}
-        FROM ({_touched(conn, FIVE_MINUTES)}) t JOIN sample s
-          ON s.org_id = t.org_id AND s.machine_id = t.machine_id
-         AND s.ts >= t.start AND s.ts < t.start + {FIVE_MINUTES}
-        WHERE t.start >= :keep_before
+        FROM ({_touched(conn, FIVE_MINUTES)}) t CROSS JOIN sample s
+        WHERE s.org_id = t.org_id AND s.machine_id = t.machine_id
+          AND s.ts >= t.start AND s.ts < t.start + {FIVE_MINUTES} AND t.start >= :keep_before
         GROUP BY t.org_id, t.machine_id, t.start
         ON CONFLICT (org_id, machine_id, width, ts) DO UPDATE SET {replace}
         """),
@@ -113,10 +115,9 @@ def roll_up_hours(conn: Connection, *, after_id: int, upto_id: int, keep_before:
     sql = f"""
         INSERT INTO history_bucket (org_id, machine_id, width, ts, samples, {_BUCKET_COLUMNS})
         SELECT t.org_id, t.machine_id, {HOUR}, t.start, sum(b.samples), {aggregates}
-        FROM ({_touched(conn, HOUR)}) t JOIN history_bucket b
-          ON b.org_id = t.org_id AND b.machine_id = t.machine_id AND b.width = {FIVE_MINUTES}
-         AND b.ts >= t.start AND b.ts < t.start + {HOUR}
-        WHERE true
+        FROM ({_touched(conn, HOUR)}) t CROSS JOIN history_bucket b
+        WHERE b.org_id = t.org_id AND b.machine_id = t.machine_id AND b.width = {FIVE_MINUTES}
+          AND b.ts >= t.start AND b.ts < t.start + {HOUR}
         GROUP BY t.org_id, t.machine_id, t.start
         {_upsert_tail(":keep_before")}
     """
