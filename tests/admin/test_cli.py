@@ -220,8 +220,17 @@ def test_incomplete_or_unknown_commands_fail_cleanly(install, args):
             "100000",
             "invalid settings: dashfleet_offline_after_seconds (100000) must be below",
         ),
+        # 1,000 hours of raw samples, but 5-minute buckets for 14 days only: tiers must not shrink.
+        ("DASHFLEET_HISTORY_RAW_RETENTION_HOURS", "1000", "dashfleet_history_raw_retention_hours (1000 h) <="),
     ],
-    ids=["ttl not a number", "negative body limit", "url not a url", "database unreachable", "offline after ttl"],
+    ids=[
+        "ttl not a number",
+        "negative body limit",
+        "url not a url",
+        "database unreachable",
+        "offline after ttl",
+        "history tiers shrink",
+    ],
 )
 @pytest.mark.parametrize("command", ["org create", "serve"])
 def test_bad_settings_are_clean_errors(install, setting, value, mentions, command):

@@ -163,6 +163,10 @@ def test_bad_ranges_are_refused_and_other_organisations_machines_are_not_found(r
         body = contract.error(org.get(HISTORY, params={"machine_id": "pc-1", **params}), 422)
         if "hours" in params or "limit" in params:
             assert "range" in body["error"], body
+    # The scope `read` is needed: an agent key (or an enrol key) cannot read the history.
+    for scope in ("agent", "enroll"):
+        key = rolling_server.make_key(org.name, scope)["api_key"]
+        contract.error(org.get(HISTORY, params={"machine_id": "pc-1", "range": "day"}, key=key), 403)
     contract.error(org.get(HISTORY, params={"machine_id": "pc-other", "range": "day"}), 404)
     contract.error(other.get(HISTORY, params={"machine_id": "pc-1", "range": "year"}), 404)
     contract.error(org.get(HISTORY, params={"machine_id": "never-was", "range": "year"}), 404)
