@@ -34,7 +34,7 @@ RANGES: dict[RangeName, tuple[int, int]] = {
 }
 TierName = Literal["raw", "5m", "1h"]
 TIER_NAMES: dict[int, TierName] = {repo.RAW: "raw", repo.FIVE_MINUTES: "5m", repo.HOUR: "1h"}
-CHUNK_IDS = 50_000  # samples rolled up per transaction: short write locks beside the hot path
+CHUNK_IDS = 10_000  # samples rolled up per transaction: short write locks beside the hot path (~0.3 s here)
 METRICS = ("cpu", "ram", "disk", "score")
 
 
