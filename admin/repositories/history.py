@@ -54,14 +54,12 @@ def _touched(conn: Connection, width: int) -> str:
 _SAMPLE_AGGREGATES = ", ".join(f"min(s.{col}), max(s.{col}), avg(s.{col}), count(s.{col})" for _, col in BUCKET_METRICS)
 
 
-def roll_up_samples(conn: Connection, *, after_id: int, upto_id: int, keep_before: float) -> int:
-    """The 5-minute buckets of the samples with id in (after_id, upto_id]. A bucket from
-    `keep_before` on is computed again from all its samples (raw retention has pruned none of
-    them): running it twice gives the same row. An older bucket's first samples may be pruned
-    already, so the new ones (a report that waited in the agent's queue) are merged into it."""
-    params = {"after_id": after_id, "upto_id": upto_id, "keep_before": keep_before}
+def recompute_five_minutes(conn: Connection, *, after_id: int, upto_id: int, keep_before: float) -> int:
+    """Compute again, from all their samples, the 5-minute buckets from `keep_before` on that hold
+    a sample with id in (after_id, upto_id]: raw retention has pruned none of their samples, so
+    running it twice gives the same rows."""
     replace = ", ".join(f"{c} = excluded.{c}" for c in ["samples", *_BUCKET_COLUMNS.split(", ")])
-    recomputed = conn.execute(
+    return conn.execute(
         text(f"""
         INSERT INTO history_bucket (org_id, machine_id, width, ts, samples, {_BUCKET_COLUMNS})
         SELECT t.org_id, t.machine_id, {FIVE_MINUTES}, t.start, count(*), {_SAMPLE_AGGREGATES}
@@ -71,10 +69,16 @@ def roll_up_samples(conn: Connection, *, after_id: int, upto_id: int, keep_befor
         GROUP BY t.org_id, t.machine_id, t.start
         ON CONFLICT (org_id, machine_id, width, ts) DO UPDATE SET {replace}
         """),
-        params,
+        {"after_id": after_id, "upto_id": upto_id, "keep_before": keep_before},
     ).rowcount
+
+
+def merge_old_five_minutes(conn: Connection, *, after_id: int, upto_id: int, keep_before: float) -> int:
+    """Merge the samples with id in (after_id, upto_id] into their 5-minute buckets older than
+    `keep_before`, whose first samples may be pruned already (a report that waited in the agent's
+    queue). Not repeatable: the caller runs it once, with the position's move past these ids."""
     start = _bucket(conn, "s.ts", FIVE_MINUTES)
-    merged = conn.execute(
+    return conn.execute(
         text(f"""
         INSERT INTO history_bucket (org_id, machine_id, width, ts, samples, {_BUCKET_COLUMNS})
         SELECT s.org_id, s.machine_id, {FIVE_MINUTES}, {start}, count(*), {_SAMPLE_AGGREGATES}
@@ -83,9 +87,8 @@ def roll_up_samples(conn: Connection, *, after_id: int, upto_id: int, keep_befor
         GROUP BY s.org_id, s.machine_id, {start}
         ON CONFLICT (org_id, machine_id, width, ts) DO UPDATE SET {_merge(conn)}
         """),
-        params,
+        {"after_id": after_id, "upto_id": upto_id, "keep_before": keep_before},
     ).rowcount
-    return recomputed + merged
 
 
 def _merge(conn: Connection) -> str:
