@@ -20,7 +20,7 @@ from pathlib import Path
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
-from admin.core.config import Settings
+from admin.core.config import Settings, unknown_setting_warnings
 from admin.core.db import MigrationFailed, migrate
 from admin.services.accounts import KEY_CACHE_SECONDS, ROLES, AccountService
 from admin.services.audit import Actor
@@ -467,6 +467,8 @@ def main(argv: list[str] | None = None) -> int:
     handler: Callable[[argparse.Namespace, Settings], None] = args.handler
     try:
         settings = Settings()
+        for warning in unknown_setting_warnings(os.environ):
+            print(f"dashfleet-admin: warning: {warning}", file=sys.stderr)
         migrate(settings)
         handler(args, settings)
     except ValidationError as exc:

@@ -5,7 +5,9 @@ Read from DASHFLEET_* environment variables and a `.env` file in the working dir
 
 from __future__ import annotations
 
+import difflib
 import secrets
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -14,6 +16,43 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from common.constants import PING_LIMIT_PER_MINUTE, REPORT_LIMIT_PER_MINUTE, SAMPLE_MIN_SPACING_SECONDS
+
+# Settings that were renamed or replaced: a deployment still setting one is told what to set instead.
+REPLACED_SETTINGS = {
+    "DASHFLEET_HISTORY_RETENTION_DAYS": "DASHFLEET_HISTORY_RAW_RETENTION_HOURS (raw samples; older history is "
+    "kept in 5-minute and hourly buckets: DASHFLEET_HISTORY_5M_RETENTION_DAYS, DASHFLEET_HISTORY_1H_RETENTION_DAYS)",
+}
+
+
+def unknown_setting_warnings(environ: Mapping[str, str]) -> list[str]:
+    """One line per DASHFLEET_* variable that is not a setting (a typo, or one that was replaced):
+    pydantic-settings ignores those silently, and the server would run with the default."""
+    known = {f"DASHFLEET_{name.upper()}" for name in Settings.model_fields}
+    lines = []
+    for name in sorted(environ):
+        if not name.startswith("DASHFLEET_") or name in known or name in NOT_SETTINGS:
+            continue
+        if name in REPLACED_SETTINGS:
+            lines.append(f"{name} is no longer a setting and is ignored: set {REPLACED_SETTINGS[name]}")
+        else:
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            lines.append(f"{name} is not a setting and is ignored{hint}")
+    return lines
+
+
+# DASHFLEET_* variables that are not the server's settings: the CLI's password input, and the
+# agent's and its installers' (a machine may run both, as the demo does).
+NOT_SETTINGS = {
+    "DASHFLEET_PASSWORD",
+    "DASHFLEET_SERVER",
+    "DASHFLEET_TOKEN",
+    "DASHFLEET_ENROLL_TOKEN",
+    "DASHFLEET_ENROLL_TOKEN_FILE",
+    "DASHFLEET_ALLOW_HTTP",
+    "DASHFLEET_AGENT_MODE",
+    "DASHFLEET_INSTALL_METHOD",
+}
 
 
 class Settings(BaseSettings):

@@ -304,3 +304,18 @@ def test_the_installed_program_itself_runs_and_a_closed_pipe_is_no_traceback(ins
     stderr = reader_gone.stderr.read()
     assert reader_gone.wait(timeout=60) != 0
     assert "Traceback" not in stderr and "BrokenPipeError" not in stderr, stderr
+
+
+def test_a_variable_that_is_not_a_setting_is_named_not_silently_ignored(install, acme):
+    """pydantic-settings ignores unknown DASHFLEET_* variables: a typo, or a setting that was replaced,
+    would leave the server on its default without a word. The command still runs; stderr says which."""
+    env = {"DASHFLEET_FLEET_TLL_SECONDS": "60", "DASHFLEET_HISTORY_RETENTION_DAYS": "30", "DASHFLEET_SERVER": "x"}
+    done = install.cli("key", "list", "--org", "acme", env=env)
+    assert done.returncode == 0, done.stderr
+    assert f'"key_id": {acme["key_id"]}' in done.stdout
+    warnings = done.stderr.strip().splitlines()
+    assert len(warnings) == 2, done.stderr  # DASHFLEET_SERVER is the agent's: not the server's business
+    assert "DASHFLEET_FLEET_TLL_SECONDS is not a setting" in warnings[0]
+    assert "did you mean DASHFLEET_FLEET_TTL_SECONDS?" in warnings[0]
+    assert "DASHFLEET_HISTORY_RETENTION_DAYS is no longer a setting" in warnings[1]
+    assert "DASHFLEET_HISTORY_RAW_RETENTION_HOURS" in warnings[1]
