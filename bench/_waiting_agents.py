@@ -4,7 +4,7 @@ One process, one asyncio task and one keep-alive connection per machine, plain H
 asyncio streams (an HTTP client library per connection would cost the load generator more than
 the server). Each agent asks `GET /api/agent/inbox?wait=25` again as soon as an answer comes; with
 --ack it posts `delivered` for every item it gets, on the same connection, and notes when the
-server accepted it. Reads commands on stdin: `dump` prints {"accepted": {message_id: [Unix times
+server accepted it. Reads commands on stdin: `dump [N]` (once N answers were noted) prints {"accepted": {message_id: [Unix times
 `delivered` was accepted]}, "received": {message_id: [Unix times the inbox answered with it]}} as
 one JSON line and exits. Prints `ready N` once every agent has sent its first request.
 """
@@ -105,7 +105,14 @@ async def main() -> None:
     loop = asyncio.get_running_loop()
     while True:
         line = await loop.run_in_executor(None, sys.stdin.readline)
-        if not line or line.strip() == "dump":
+        command, _, count = line.strip().partition(" ")
+        if not line or command == "dump":
+            # The server may have committed the last `delivered` before its answer reached the
+            # agent: wait (up to 30 s) until the agents have noted `count` answers, else the slowest
+            # ones would be left out of the figures.
+            deadline = time.monotonic() + 30
+            while sum(map(len, accepted.values())) < int(count or 0) and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
             print(json.dumps({"accepted": accepted, "received": received}), flush=True)
             return
 

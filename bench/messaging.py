@@ -78,8 +78,9 @@ class Agents:
             raise RuntimeError(f"the agents did not start: {line!r}")
         time.sleep(2.0)  # the last requests reach the server and start waiting
 
-    def dump(self) -> dict[str, dict[str, list[float]]]:
-        self.proc.stdin.write("dump\n")
+    def dump(self, accepted: int = 0) -> dict[str, dict[str, list[float]]]:
+        """The agents' times, once they noted `accepted` answers to `delivered` (or 30 s passed)."""
+        self.proc.stdin.write(f"dump {accepted}\n")
         self.proc.stdin.flush()
         out = json.loads(self.proc.stdout.readline())
         self.proc.wait(timeout=30)
@@ -142,7 +143,7 @@ def latency(client: httpx.Client, url: str, key: str, rounds: int, pid: int) -> 
         # CPU time from the send until all were delivered (and up to 0.2 s of polling after).
         server_cpu.append(cpu_seconds(pid) - cpu_before[0])
         agents_cpu.append(cpu_seconds(agents.proc.pid) - cpu_before[1])
-        dump = agents.dump()
+        dump = agents.dump(accepted=len(targets))
         samples += [t - sent_at for t in dump["accepted"].get(message_id, [])]
         received += [t - sent_at for t in dump["received"].get(message_id, [])]
     result = {
