@@ -149,7 +149,9 @@ def running_dashfleet(label: str, env: dict[str, str] | None = None) -> Iterator
 
 
 POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
-POSTGRES_BENCH_DB = "dashfleet_bench"
+# One per bench process: two benchmarks at once (sessions sharing a machine) must not drop each
+# other's database.
+POSTGRES_BENCH_DB = f"dashfleet_bench_{os.getpid()}"
 
 
 def postgres_reason_unavailable() -> str | None:
