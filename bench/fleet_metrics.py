@@ -20,7 +20,7 @@ import time
 
 import httpx
 from _loadgen import post_each, process_cpu_seconds
-from _servers import REPO_ROOT, running_dashfleet
+from _servers import NO_LIMITS_ENV, REPO_ROOT, running_dashfleet
 
 sys.path.insert(0, str(REPO_ROOT))
 from common.constants import PATH_REPORT
@@ -56,7 +56,10 @@ def main() -> None:
     parser.add_argument("--machines", type=int, default=10_000)
     parser.add_argument("--scrapes", type=int, default=30)
     args = parser.parse_args()
-    with running_dashfleet("fleet-metrics", {"DASHFLEET_FLEET_METRICS_CACHE_SECONDS": "0"}) as (server, key):
+    with running_dashfleet("fleet-metrics", {"DASHFLEET_FLEET_METRICS_CACHE_SECONDS": "0", **NO_LIMITS_ENV}) as (
+        server,
+        key,
+    ):
         url = server.base_url + PATH_REPORT
         statuses = post_each(url, "report", args.machines, key)
         if set(statuses) != {200}:

@@ -33,6 +33,7 @@ from _loadgen import post_each, run_load
 from _servers import (
     BENCH_DIR,
     LOAD_CPU,
+    NO_LIMITS_ENV,
     REPO_ROOT,
     admin_cli,
     child_env,
@@ -46,9 +47,7 @@ LATENCY_AGENTS = 1_000
 ENV = {
     "DASHFLEET_FEATURE_MESSAGING": "true",
     "DASHFLEET_FEATURE_COMMANDS": "true",
-    "DASHFLEET_REPORT_LIMIT_PER_MINUTE": "1000000",
-    "DASHFLEET_PING_LIMIT_PER_MINUTE": "1000000",
-    "DASHFLEET_NEW_MACHINES_PER_MINUTE": "1000000",
+    **NO_LIMITS_ENV,
 }
 
 
