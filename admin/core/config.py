@@ -24,6 +24,20 @@ REPLACED_SETTINGS = {
 }
 
 
+# DASHFLEET_* variables that are not the server's settings: the CLI's password input, and the
+# agent's and its installers' (a machine may run both, as the demo does).
+NOT_SETTINGS = {
+    "DASHFLEET_PASSWORD",
+    "DASHFLEET_SERVER",
+    "DASHFLEET_TOKEN",
+    "DASHFLEET_ENROLL_TOKEN",
+    "DASHFLEET_ENROLL_TOKEN_FILE",
+    "DASHFLEET_ALLOW_HTTP",
+    "DASHFLEET_AGENT_MODE",
+    "DASHFLEET_INSTALL_METHOD",
+}
+
+
 def unknown_setting_warnings(environ: Mapping[str, str]) -> list[str]:
     """One line per DASHFLEET_* variable that is not a setting (a typo, or one that was replaced):
     pydantic-settings ignores those silently, and the server would run with the default."""
@@ -39,20 +53,6 @@ def unknown_setting_warnings(environ: Mapping[str, str]) -> list[str]:
             hint = f" (did you mean {close[0]}?)" if close else ""
             lines.append(f"{name} is not a setting and is ignored{hint}")
     return lines
-
-
-# DASHFLEET_* variables that are not the server's settings: the CLI's password input, and the
-# agent's and its installers' (a machine may run both, as the demo does).
-NOT_SETTINGS = {
-    "DASHFLEET_PASSWORD",
-    "DASHFLEET_SERVER",
-    "DASHFLEET_TOKEN",
-    "DASHFLEET_ENROLL_TOKEN",
-    "DASHFLEET_ENROLL_TOKEN_FILE",
-    "DASHFLEET_ALLOW_HTTP",
-    "DASHFLEET_AGENT_MODE",
-    "DASHFLEET_INSTALL_METHOD",
-}
 
 
 class Settings(BaseSettings):
