@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 from _loadgen import post_each, run_load
-from _servers import LOAD_CPU, REPO_ROOT, fresh_postgres_database, running_dashfleet
+from _servers import LOAD_CPU, NO_LIMITS_ENV, REPO_ROOT, fresh_postgres_database, running_dashfleet
 
 SAMPLE_RATE = 250
 # An area owns a sample when one of its patterns matches a frame of the stack (checked in this order,
@@ -100,7 +100,11 @@ def main() -> None:
     py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     if not Path(py_spy).exists():
         sys.exit("py-spy not found: pip install py-spy (the `bench` extra)")
-    env = {"PYTHONPATH": str(args.dashfleet_root.resolve()), **dict(e.split("=", 1) for e in args.server_env)}
+    env = {
+        "PYTHONPATH": str(args.dashfleet_root.resolve()),
+        **NO_LIMITS_ENV,  # the load is one client: the per-address and new-machine limits would refuse most of it
+        **dict(e.split("=", 1) for e in args.server_env),
+    }
     path = {"report": "/api/fleet/report", "ping": "/api/fleet/ping"}[args.kind]
 
     with tempfile.TemporaryDirectory() as tmp, fresh_postgres_database() if args.postgres else _NoDatabase() as db_url:
