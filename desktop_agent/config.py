@@ -308,4 +308,19 @@ def resolve(
         raise ConfigError(f"no API key configured: {hint} (or give an organisation key as token)")
     chosen.setdefault("token", "")
     chosen.setdefault("machine_id", default_machine_id())
+    if (warning := _plain_http_warning(chosen["server"])) is not None:
+        warnings.append(warning)
     return AgentConfig(**chosen), warnings
+
+
+def _plain_http_warning(server: str) -> str | None:
+    """The installers refuse http:// unless told explicitly (docs/security.md, finding 15); an agent
+    configured by hand still accepts it, so existing set-ups keep working, but says so at every
+    start. The machine itself (a test server, an SSH tunnel) is no network to cross."""
+    parts = urlsplit(server)
+    if parts.scheme != "http" or parts.hostname in ("localhost", "127.0.0.1", "::1"):
+        return None
+    return (
+        f"{server} is plain http://: the key and every report cross the network unencrypted "
+        "(use the server's https:// address)"
+    )

@@ -235,3 +235,38 @@ def test_print_config_warns_about_unknown_keys_as_the_agent_does(agent_dirs):
     assert done.returncode == 0, done.stderr
     assert done.stderr == f"dashfleet-agent: warning: unknown setting in config file {path}: intervall (ignored)\n"
     assert '"interval": 60.0' in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("server", "warned"),
+    [
+        ("http://fleet.example.com:8000", True),
+        ("HTTP://10.0.0.5", True),
+        ("https://fleet.example.com", False),
+        ("http://127.0.0.1:8000", False),
+        ("http://localhost:8000", False),
+        ("http://[::1]:8000", False),
+    ],
+)
+def test_a_plain_http_server_is_accepted_with_a_warning_unless_it_is_this_machine(server, warned):
+    config, warnings = resolve({"server": server, "token": TOKEN}, environ={})
+    assert config.server == server.rstrip("/")  # accepted: existing set-ups keep working
+    http_warnings = [w for w in warnings if "plain http://" in w]
+    assert http_warnings == (
+        [
+            f"{server} is plain http://: the key and every report cross the network "
+            "unencrypted (use the server's https:// address)"
+        ]
+        if warned
+        else []
+    )
+
+
+def test_print_config_shows_the_plain_http_warning(agent_dirs):
+    write(agent_dirs.site_config_file, f'server = "http://fleet.example.com"\ntoken = "{TOKEN}"\n')
+    done = run_agent_once(agent_dirs, "--print-config")
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == (
+        "dashfleet-agent: warning: http://fleet.example.com is plain http://: the key and every report "
+        "cross the network unencrypted (use the server's https:// address)\n"
+    )
