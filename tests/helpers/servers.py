@@ -301,10 +301,10 @@ class ServerFactory:
         """A fresh installation, not started (for the CLI, or to start later); `port` when its
         settings must name it (DASHFLEET_PUBLIC_URL), else any free one."""
         env = {**base_env(), **settings_env(settings)}
-        if backend == "postgres" and "DASHFLEET_DATABASE_URL" not in env:
-            env["DASHFLEET_DATABASE_URL"] = self._request.getfixturevalue("postgres").create()
-        elif backend != "sqlite":
+        if backend not in ("sqlite", "postgres"):
             raise ValueError(f"unknown backend {backend!r}")
+        if backend == "postgres" and "DASHFLEET_DATABASE_URL" not in env:  # else: the caller's own database
+            env["DASHFLEET_DATABASE_URL"] = self._request.getfixturevalue("postgres").create()
         server = ServerProcess(self._tmp.mktemp(f"dashfleet-{backend}-"), env, backend)
         server.wanted_port = port
         self._servers.append(server)
