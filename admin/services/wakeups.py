@@ -37,6 +37,10 @@ class Wakeups:
         self._postgres_url = postgres_url
         self._redis_url = redis_url
         self._origin = secrets.token_hex(8)  # this process's own publications come back: skip them
+        # Redis's pub/sub ignores database numbers: deployments sharing one Redis on databases of
+        # their own (production and staging, say) would wake each other. The channel names the
+        # database. (PostgreSQL's NOTIFY is per database already.)
+        self._redis_channel = f"{CHANNEL}:{_redis_db(redis_url)}" if redis_url else CHANNEL
         self._listener: asyncio.Task[None] | None = None
         self._publisher: Any = None
         # Called with the organisation of every wake-up received from another process (the
@@ -152,7 +156,7 @@ class Wakeups:
             assert self._redis_url is not None  # shared == "redis" says so
             if self._publisher is None:
                 self._publisher = redis.Redis.from_url(self._redis_url)
-            await self._publisher.publish(CHANNEL, payload)
+            await self._publisher.publish(self._redis_channel, payload)
 
     async def _listen_forever(self) -> None:
         failures = 0
@@ -187,13 +191,20 @@ class Wakeups:
         client = redis.Redis.from_url(self._redis_url)
         try:
             async with client.pubsub() as pubsub:
-                await pubsub.subscribe(CHANNEL)
+                await pubsub.subscribe(self._redis_channel)
                 async for message in pubsub.listen():
                     if message.get("type") == "message":
                         data = message["data"]
                         self._received(data.decode() if isinstance(data, bytes) else str(data))
         finally:
             await client.aclose()
+
+
+def _redis_db(redis_url: str) -> int:
+    """The database number a redis:// URL names (its path or `?db=`), 0 when it names none."""
+    from redis.connection import parse_url
+
+    return int(parse_url(redis_url).get("db", 0))  # type: ignore[no-untyped-call]
 
 
 def libpq_url(sqlalchemy_url: str) -> str | None:

@@ -5,6 +5,8 @@ wait until its poll ends."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -56,3 +58,30 @@ def test_redis_pubsub_wakes_an_agent_waiting_on_another_process(server_factory, 
     tenant_b = Tenant(tenant_a.org.via(node_b), tenant_a.admin_key, tenant_a.read_key)
     took = _wait_and_send(tenant_a, tenant_b)
     assert took < WAIT / 2, f"the wake-up did not cross processes (returned after {took:.1f} s)"
+
+
+@pytest.mark.redis
+async def test_redis_wake_ups_stay_within_their_database(redis_url):
+    """Redis's pub/sub ignores database numbers: two deployments sharing one Redis on databases of
+    their own must not wake each other's agents (the channel names the database)."""
+    from admin.services.wakeups import Wakeups
+
+    base, _, db = redis_url.rpartition("/")
+    other_db = f"{base}/{(int(db) + 1) % 16}"
+    sender, same, other = Wakeups(redis_url=redis_url), Wakeups(redis_url=redis_url), Wakeups(redis_url=other_db)
+    for node in (sender, same, other):
+        await node.start()
+    try:
+        with same.waiting(1, "desk") as same_event, other.waiting(1, "desk") as other_event:
+            for _ in range(50):  # the listeners subscribe in the background: send until one hears
+                await sender.wake(1, ["desk"])
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(same_event.wait(), 0.1)
+                    break
+            assert same_event.is_set(), "a wake-up did not reach a process on the same database"
+            await sender.wake(1, ["desk"])
+            await asyncio.sleep(0.5)  # as long again as the same-database process needed, and more
+            assert not other_event.is_set(), "a wake-up crossed to another Redis database"
+    finally:
+        for node in (sender, same, other):
+            await node.stop()
