@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 from nicegui import ui
@@ -278,11 +279,14 @@ def fleet_table_slot(user: User, name: str) -> str:
 
 
 def statements_of(services, action) -> int:
-    """How many SQL statements `action` runs."""
+    """How many SQL statements `action` runs (on this thread: the page's refresh timer and the
+    server's background loops query the same engine meanwhile)."""
     seen: list[str] = []
+    here = threading.get_ident()
 
     def count(_conn, _cursor, statement, *_args) -> None:
-        seen.append(statement)
+        if threading.get_ident() == here:
+            seen.append(statement)
 
     event.listen(services.engine, "before_cursor_execute", count)
     try:
