@@ -203,6 +203,7 @@ class MachineCredentials:
             if outcome.ok:
                 self._refusals = 0
                 self._backoff.reset()  # the key works: a later loss may enrol again at once
+                self._enrolled_at = None  # ... even one bought by this process (it worked)
             return
         self._refusals += 1
         if (

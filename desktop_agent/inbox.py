@@ -132,13 +132,13 @@ class Inbox:
 
     def _cycle(self) -> float:
         """One round; returns how long to wait before the next (0: at once)."""
+        credentials = self.service.credentials
+        if credentials is not None and not credentials.key:
+            return self._backoff.next_delay()  # not enrolled yet: the report loop enrols first
         if time.monotonic() >= self._config_due and not self._read_config():
             return self._backoff.next_delay()
         if not (self.features["messaging"] or self.features["commands"]):
             return max(0.0, self._config_due - time.monotonic())
-        credentials = self.service.credentials
-        if credentials is not None and not credentials.key:
-            return self._backoff.next_delay()  # not enrolled yet: the report loop enrols first
         self.flush()
         self.store.prune(self._server_now())
         started = time.monotonic()

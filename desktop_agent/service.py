@@ -297,7 +297,7 @@ class AgentService:
         if self._state.paused:
             return self._finish(sample, "PAUSED (not sent)", connected=self._state.connected)
         assert self.queue is not None, "the report loop needs a queue"
-        if len(self.queue) == 0 and time.monotonic() >= self._drain_not_before:
+        if len(self.queue) == 0 and time.monotonic() >= self._drain_not_before and self._has_key():
             outcome: Outcome | None = self._send_directly(sample.as_payload())
         else:  # others wait (or the server was down a moment ago): this one goes behind them
             self.queue.put(sample.as_payload())
@@ -337,6 +337,7 @@ class AgentService:
         never lost once it could not be sent."""
         assert self.queue is not None
         outcome = self.reporter.send_report(self.config.machine_id, body)
+        self._note(outcome)  # the key's fate: what drain and the heartbeat tell the credentials too
         if outcome.ok:
             self._drain_backoff.reset()
         elif outcome.refused:
