@@ -42,6 +42,18 @@ from tests.helpers.servers import (
 
 def pytest_sessionfinish(session) -> None:
     CLI.close()
+    if hasattr(session.config, "workeroutput"):  # a pytest-xdist worker: its figures go to the controller
+        session.config.workeroutput["dashfleet_spent"] = dict(SPENT)
+        session.config.workeroutput["dashfleet_commands"] = dict(CLI_COMMANDS)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error) -> None:
+    """The controller adds up its workers' figures for the summary below."""
+    output = getattr(node, "workeroutput", {})
+    for name, value in output.get("dashfleet_spent", {}).items():
+        SPENT[name] += value
+    CLI_COMMANDS.update(output.get("dashfleet_commands", {}))
 
 
 def pytest_terminal_summary(terminalreporter) -> None:

@@ -10,7 +10,9 @@ import time
 import pytest
 from agent_helpers import SniWatcher, history, wait_until
 
-pytestmark = [pytest.mark.tray, pytest.mark.slow]
+# It changes the machine (dpkg) or builds into the repository (dist/): one pytest-xdist worker runs
+# every such test, one after the other (the Makefile's --dist loadgroup).
+pytestmark = [pytest.mark.tray, pytest.mark.slow, pytest.mark.xdist_group("system")]
 
 MENU = ("/MenuBar", "com.canonical.dbusmenu")
 ITEM = ("/StatusNotifierItem", "org.kde.StatusNotifierItem")

@@ -36,8 +36,9 @@ BACKENDS = ("sqlite", pytest.param("postgres", marks=pytest.mark.postgres))
 
 POSTGRES_ADMIN_DSN = "postgresql://postgres@127.0.0.1/test"
 REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
-# A database number of its own, so flushing it never touches anyone else's keys.
-REDIS_TEST_DB = 11
+# A database number of its own, so flushing it never touches anyone else's keys; one per pytest-xdist
+# worker (gw0, gw1, ...), so workers never flush each other's (Redis has 16: 11 to 15 here).
+REDIS_TEST_DB = 11 + int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0) % 5
 
 
 # What the suite spends on processes, shown at the end of a run (the suite must stay fast).

@@ -26,7 +26,9 @@ import pytest
 
 from common.version import __version__
 
-pytestmark = pytest.mark.slow
+# It changes the machine (dpkg) or builds into the repository (dist/): one pytest-xdist worker runs
+# every such test, one after the other (the Makefile's --dist loadgroup).
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("system")]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = "dashfleet-agent"
