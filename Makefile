@@ -18,11 +18,11 @@ downloads: venv
 # server, CLI and agent processes would otherwise compile our modules again at start.
 # The suite runs on one pytest-xdist worker per core (PYTEST_WORKERS=0: in this process, serially):
 # its tests mostly wait on the real servers, agents and browsers they start. Tests that change the
-# machine itself (dpkg, the packaged agent's build) share one worker (xdist_group "system").
+# machine itself (dpkg, the packaged agent's build) take turns (the `machine_wide` mark).
 PYTEST_WORKERS ?= auto
 test: sysdeps venv
 	$(PY) -m compileall -q admin common desktop_agent tests >/dev/null
-	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 venv: $(STAMP)
 

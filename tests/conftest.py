@@ -19,8 +19,11 @@ tests/helpers/, which test files import: a conftest holds fixtures only.
 
 from __future__ import annotations
 
+import fcntl
 import secrets
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -45,6 +48,19 @@ def pytest_sessionfinish(session) -> None:
     if hasattr(session.config, "workeroutput"):  # a pytest-xdist worker: its figures go to the controller
         session.config.workeroutput["dashfleet_spent"] = dict(SPENT)
         session.config.workeroutput["dashfleet_commands"] = dict(CLI_COMMANDS)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    """Tests marked `machine_wide` install packages with dpkg or build into the repository's dist/
+    and build/: under pytest-xdist they take turns, whichever worker runs them. The lock covers a
+    test's whole protocol, so fixtures set up or torn down with it (a build, a purge) are inside.
+    (Not xdist's own `xdist_group`: with pytest 9.2 its `--dist loadgroup` no longer groups.)"""
+    if item.get_closest_marker("machine_wide") is None:
+        return (yield)
+    with open(Path(tempfile.gettempdir()) / "dashfleet-tests-machine-wide.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed
+        return (yield)
 
 
 @pytest.hookimpl(optionalhook=True)

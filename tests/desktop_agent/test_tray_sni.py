@@ -10,9 +10,7 @@ import time
 import pytest
 from agent_helpers import SniWatcher, history, wait_until
 
-# It changes the machine (dpkg) or builds into the repository (dist/): one pytest-xdist worker runs
-# every such test, one after the other (the Makefile's --dist loadgroup).
-pytestmark = [pytest.mark.tray, pytest.mark.slow, pytest.mark.xdist_group("system")]
+pytestmark = [pytest.mark.tray, pytest.mark.slow, pytest.mark.machine_wide]
 
 MENU = ("/MenuBar", "com.canonical.dbusmenu")
 ITEM = ("/StatusNotifierItem", "org.kde.StatusNotifierItem")

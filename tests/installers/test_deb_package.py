@@ -26,9 +26,7 @@ import pytest
 
 from common.version import __version__
 
-# It changes the machine (dpkg) or builds into the repository (dist/): one pytest-xdist worker runs
-# every such test, one after the other (the Makefile's --dist loadgroup).
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("system")]
+pytestmark = [pytest.mark.slow, pytest.mark.machine_wide]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = "dashfleet-agent"

@@ -31,9 +31,7 @@ from common.version import __version__
 from tests.helpers.servers import free_port
 
 # Building the packages (PyInstaller, dpkg-deb) and a venv from the package index take minutes.
-# It changes the machine (dpkg) or builds into the repository (dist/): one pytest-xdist worker runs
-# every such test, one after the other (the Makefile's --dist loadgroup).
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200), pytest.mark.xdist_group("system")]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200), pytest.mark.machine_wide]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = "dashfleet-agent"
