@@ -253,7 +253,10 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> None:
 
     if not port_free(args.host, args.port):
         raise CliError(f"port {args.port} on {args.host} is in use; choose another with --port")
-    run_demo(settings, host=args.host, port=args.port)
+    # The demo shows the whole product: messages and commands are on unless the environment says
+    # otherwise (DASHFLEET_FEATURE_MESSAGING / _COMMANDS); a real server keeps them off by default.
+    shown = {name: True for name in ("feature_messaging", "feature_commands") if name not in settings.model_fields_set}
+    run_demo(settings.model_copy(update=shown), host=args.host, port=args.port)
 
 
 def cmd_backup(args: argparse.Namespace, settings: Settings) -> None:
