@@ -205,6 +205,11 @@ def main() -> None:
                 break
             except httpx.TransportError:
                 time.sleep(0.1)
+        # A rule before the reports, so the alerts page, the bell and the fleet's badges have
+        # something firing (rules are checked as reports arrive).
+        rule = {"name": "CPU above 90 %", "kind": "cpu", "threshold": 90, "clear_below": 80, "severity": "warning"}
+        made = httpx.post(f"{url}/api/alerts/rules", json=rule, headers={"Authorization": f"Bearer {admin_key}"})
+        made.raise_for_status()
         seed(url, api_key)
         seed_messages(url, api_key, admin_key)
         pages = {
@@ -212,6 +217,9 @@ def main() -> None:
             "machine": "/machine?id=lab-01",
             "settings": "/settings",
             "messages": "/messages",
+            "alerts": "/alerts",
+            "alert-rules": "/alerts/rules",
+            "audit": "/audit",
             "xss": "/machine?id=" + quote(XSS_ID, safe=""),
         }
         for mode in ("light", "dark"):
