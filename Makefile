@@ -14,12 +14,13 @@ demo: venv downloads
 downloads: venv
 	PYTHON=$(abspath $(PY)) installers/server/build-downloads.sh data/downloads
 
-# Compiled first: where PYTHONDONTWRITEBYTECODE is set (CI here), each of the suite's hundreds of
-# server, CLI and agent processes would otherwise compile our modules again at start.
 # The suite runs on one pytest-xdist worker per core (PYTEST_WORKERS=0: in this process, serially):
 # its tests mostly wait on the real servers, agents and browsers they start. Tests that change the
 # machine itself (dpkg, the packaged agent's build) take turns (the `machine_wide` mark).
 PYTEST_WORKERS ?= auto
+
+# Compiled first: where PYTHONDONTWRITEBYTECODE is set (CI here), each of the suite's hundreds of
+# server, CLI and agent processes would otherwise compile our modules again at start.
 test: sysdeps venv
 	$(PY) -m compileall -q admin common desktop_agent tests >/dev/null
 	$(PY) -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
