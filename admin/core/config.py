@@ -25,12 +25,24 @@ REPLACED_SETTINGS = {
 
 
 # DASHFLEET_* variables that are not the server's settings: the CLI's password input, and the
-# agent's and its installers' (a machine may run both, as the demo does).
+# agent's and its installers' (a machine may run both, as the demo does). The server never imports
+# the agent, so its names are listed here; tests/admin/test_cli.py fails if the agent gains one.
 NOT_SETTINGS = {
     "DASHFLEET_PASSWORD",
+    # the agent's settings (desktop_agent/config.py) and its config file's path
     "DASHFLEET_SERVER",
     "DASHFLEET_TOKEN",
     "DASHFLEET_ENROLL_TOKEN",
+    "DASHFLEET_MACHINE_ID",
+    "DASHFLEET_INTERVAL",
+    "DASHFLEET_HEARTBEAT_INTERVAL",
+    "DASHFLEET_CA_BUNDLE",
+    "DASHFLEET_TRAY",
+    "DASHFLEET_DASHBOARD_URL",
+    "DASHFLEET_LANGUAGE",
+    "DASHFLEET_LOCAL_WARNINGS",
+    "DASHFLEET_CONFIG",
+    # the installers'
     "DASHFLEET_ENROLL_TOKEN_FILE",
     "DASHFLEET_ALLOW_HTTP",
     "DASHFLEET_AGENT_MODE",

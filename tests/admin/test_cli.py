@@ -319,3 +319,14 @@ def test_a_variable_that_is_not_a_setting_is_named_not_silently_ignored(install,
     assert "did you mean DASHFLEET_FLEET_TTL_SECONDS?" in warnings[0]
     assert "DASHFLEET_HISTORY_RETENTION_DAYS is no longer a setting" in warnings[1]
     assert "DASHFLEET_HISTORY_RAW_RETENTION_HOURS" in warnings[1]
+
+
+def test_no_agent_variable_is_taken_for_a_mistyped_server_setting():
+    """A machine may run the agent and the server (the demo does): the agent's DASHFLEET_* variables
+    must not make every dashfleet-admin command warn about them."""
+    from admin.core.config import NOT_SETTINGS, unknown_setting_warnings
+    from desktop_agent.config import ENV_PREFIX, KEYS
+
+    agent_variables = {ENV_PREFIX + key.upper() for key in KEYS} | {ENV_PREFIX + "CONFIG"}
+    assert agent_variables <= NOT_SETTINGS
+    assert unknown_setting_warnings(dict.fromkeys(agent_variables, "x")) == []
