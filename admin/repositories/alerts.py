@@ -53,6 +53,8 @@ def rule_states(conn: Connection, *, rule_id: int, lock: bool) -> Sequence[Any]:
 
 
 def delete_channel(conn: Connection, *, org_id: int, channel_id: int) -> bool:
+    if conn.dialect.name == "postgresql":  # first wait for writers of notices to it (see `_live`)
+        conn.execute(select(C.c.id).where(C.c.org_id == org_id, C.c.id == channel_id).with_for_update())
     # What was waiting for this channel has nowhere to go.
     conn.execute(delete(D).where(D.c.org_id == org_id, D.c.channel_id == channel_id))
     return conn.execute(delete(C).where(C.c.org_id == org_id, C.c.id == channel_id)).rowcount > 0
@@ -262,12 +264,25 @@ def next_due(conn: Connection) -> float | None:
     return conn.execute(select(func.min(D.c.due_at)).where(D.c.state == "pending")).scalar()
 
 
-def all_channel_kinds(conn: Connection) -> Sequence[Any]:
-    return conn.execute(select(C.c.id, C.c.org_id, C.c.kind)).all()
+def live_rule(conn: Connection, *, rule_id: int, org_id: int, channels: Sequence[int]) -> dict[int, str] | None:
+    """None when the rule is gone; else the kinds of those of its `channels` that still exist.
+    Both stay until the commit (see `_live`)."""
+    if not _live(conn, R, [rule_id]):
+        return None
+    return {r.id: r.kind for r in _live(conn, C, channels, C.c.kind, where=C.c.org_id == org_id)} if channels else {}
 
 
-def channel_kinds(conn: Connection, *, org_id: int) -> dict[int, str]:
-    return {r.id: r.kind for r in conn.execute(select(C.c.id, C.c.kind).where(C.c.org_id == org_id))}
+def _live(conn: Connection, table: Any, ids: Sequence[int], *columns: Any, where: Any = None) -> Sequence[Any]:
+    """The rows of `ids` that still exist. Rows written next refer to them: a process's cached
+    rules and channels may lag behind a deletion made through another process, and a foreign key
+    that fails costs the whole report. On PostgreSQL the rows are key-share locked until the
+    commit, as the foreign key's own check would: a deletion under way is waited for, then seen."""
+    stmt = select(table.c.id, *columns).where(table.c.id.in_(ids))
+    if where is not None:
+        stmt = stmt.where(where)
+    if conn.dialect.name == "postgresql":
+        stmt = stmt.with_for_update(key_share=True)
+    return conn.execute(stmt).all()
 
 
 def say_goodbye(conn: Connection, *, org_id: int, machine_id: str, now: float, expected_back: float | None) -> bool:

@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 
 WEEK = 7 * 86400
 HELD = frozenset(("firing", "silenced"))  # states in which an offline rule holds a machine already
+# Rule id -> the kinds of its channels that still exist (None: the rule is gone), as one transaction found them.
+RulesSeen = dict[int, dict[int, str] | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +97,6 @@ class OrgAlerts:
     metric_rules: list[Rule] = field(default_factory=list)
     offline_rules: list[Rule] = field(default_factory=list)
     rules: dict[int, Rule] = field(default_factory=dict)
-    channel_kinds: dict[int, str] = field(default_factory=dict)
     silences: list[Silence] = field(default_factory=list)
     states: dict[str, dict[int, State]] = field(default_factory=dict)
 
@@ -196,7 +197,7 @@ class AlertEngine:
     def load(
         self, conn: Connection, now: float, last_seen: dict[tuple[int, str], float] | None = None
     ) -> dict[int, OrgAlerts]:
-        """Rules, channel kinds, silences and states by organisation; with `last_seen`, also fills
+        """Rules, silences and states by organisation; with `last_seen`, also fills
         it with the last contact of each machine that has a state (read in the same query)."""
         orgs: dict[int, OrgAlerts] = {}
         for r in repo.all_rules(conn):
@@ -204,9 +205,6 @@ class AlertEngine:
             rule = rule_of(r)
             org.rules[rule.id] = rule
             (org.offline_rules if rule.kind == "offline" else org.metric_rules).append(rule)
-        for c in repo.all_channel_kinds(conn):
-            if c.org_id in orgs:
-                orgs[c.org_id].channel_kinds[c.id] = c.kind
         for s in repo.all_silences(conn, now=now):
             if s.org_id in orgs:
                 orgs[s.org_id].silences.append(Silence(_json_ids(s.machine_ids), s.starts, s.ends, s.weekly))
@@ -332,8 +330,9 @@ class AlertEngine:
         """What the group writer runs in the report's transaction."""
 
         def write(conn: Connection) -> None:
+            rules: RulesSeen = {}
             for change in changes:
-                change.applied = self.write_change(conn, change)
+                change.applied = self.write_change(conn, change, rules)
 
         return write
 
@@ -348,7 +347,19 @@ class AlertEngine:
             self.on_event()
 
     # -- writing one change -----------------------------------------------------------------------------
-    def write_change(self, conn: Connection, change: Change) -> bool:
+    def write_change(self, conn: Connection, change: Change, rules: RulesSeen | None = None) -> bool:
+        """Writes one change in `conn`'s transaction; False when it is not to be (the row changed or
+        the rule went meanwhile). `rules`: what this transaction found of each rule so far."""
+        # This process's copy of the rules and channels may lag behind a deletion made through
+        # another process; rows referring to them must not (a failing foreign key costs the report).
+        rules = {} if rules is None else rules
+        if change.rule.id not in rules:
+            rules[change.rule.id] = repo.live_rule(
+                conn, rule_id=change.rule.id, org_id=change.org_id, channels=change.rule.channels
+            )
+        kinds = rules[change.rule.id]
+        if kinds is None:
+            return False  # the rule is gone; the next sweep's copy no longer has it
         key = {"org_id": change.org_id, "rule_id": change.rule.id, "machine_id": change.machine_id}
         old = change.old.as_row() if change.old else None
         new = change.new.as_row() if change.new else None
@@ -356,8 +367,6 @@ class AlertEngine:
             return False  # another process got there first; the next sweep brings its row here
         if change.event is None:
             return True
-        org = self.orgs.get(change.org_id)
-        kinds = org.channel_kinds if org else repo.channel_kinds(conn, org_id=change.org_id)
         event_id = str(uuid.uuid4())
         deliveries = []
         for channel_id in change.rule.channels:
@@ -406,6 +415,7 @@ class AlertEngine:
         now = time.time()
         org = self.orgs.get(rule.org_id) or OrgAlerts()
         told = 0
+        rules: RulesSeen = {}
         for s in repo.rule_states(conn, rule_id=rule.id, lock=conn.dialect.name == "postgresql"):
             if keep is not None and s.machine_id in keep:
                 continue
@@ -413,7 +423,7 @@ class AlertEngine:
             event = "resolved" if s.notified else None
             change = Change(rule.org_id, rule, s.machine_id, old, None, event, None, now)
             change.not_before = org.silenced_until(s.machine_id, now) if event else None
-            if self.write_change(conn, change) and event:
+            if self.write_change(conn, change, rules) and event:
                 told += 1
         return told
 
@@ -473,8 +483,9 @@ class AlertEngine:
             part = changes[start : start + chunk]
             try:
                 with self.engine.begin() as conn:
+                    rules: RulesSeen = {}
                     for change in part:
-                        change.applied = self.write_change(conn, change)
+                        change.applied = self.write_change(conn, change, rules)
                 continue
             except Exception:
                 log.exception("alert sweep could not write %d changes together; writing them one by one", len(part))

@@ -108,6 +108,37 @@ def test_two_processes_on_postgresql_send_each_event_once(server_factory, postgr
     assert len({b["id"] for b in bodies}) == len(bodies)
 
 
+@pytest.mark.postgres
+@pytest.mark.parametrize("deleted", ["rule", "channel"])
+def test_a_report_to_a_process_that_still_has_a_deleted_rule_or_channel_is_taken(
+    deleted, server_factory, postgres, webhook
+):
+    """Process B holds a copy of the rules and channels until its next sweep; one deleted through
+    process A in between must not cost a report to B (its alert rows would refer to what is gone)."""
+    shared = {"database_url": postgres.create(), "storage_secret": "alerts-deleted-rule-" + "x" * 20}
+    node_a = server_factory.prepare("sqlite", **shared, **FAST)
+    node_b = server_factory.prepare("sqlite", **shared, **{**FAST, "alert_sweep_seconds": 600})
+    node_a.start()
+    alerts = make_alert_org(node_a)
+    path = f"/deleted-{alerts.org.name}"
+    channel = alerts.channel(name="hook", kind="webhook", url=webhook.url + path)
+    rule = alerts.rule(name="CPU", kind="cpu", threshold=90, channels=[channel])
+    node_b.start()  # reads both at start-up, and not again for ten minutes
+    org_b = alerts.org.via(node_b)
+    gone = f"/api/alerts/rules/{rule}" if deleted == "rule" else f"/api/alerts/channels/{channel}"
+    assert alerts.admin("DELETE", gone).status_code == 200
+
+    resp = org_b.report("pc-1", sample_report(cpu_percent=99))
+    assert resp.status_code == 200, resp.text
+    assert [m["machine_id"] for m in org_b.fleet()["data"]] == ["pc-1"]
+    if deleted == "rule":
+        assert alerts.firing() == []
+    else:  # the rule still fires, with nobody to tell
+        alerts.wait_state("pc-1", "firing")
+    time.sleep(2)  # a notice would have gone out by now (FAST periods)
+    assert webhook.accepted(path) == []
+
+
 def test_the_outbox_backlog_is_a_metric_until_the_channel_takes_it(server_factory, webhook):
     """GET /metrics's dashfleet_backlog{queue="notifications"}: notices waiting or retrying, so a
     channel that keeps failing shows as a growing backlog in the monitoring, not only in the UI."""
