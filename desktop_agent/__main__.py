@@ -194,10 +194,11 @@ def _run(config: AgentConfig, *, once: bool, reload: Callable[[], AgentConfig] |
         signal.signal(signal.SIGHUP, _logoff)
     log.info("dashfleet-agent %s started: %s", __version__, json.dumps(config.masked()))
     service.start()
-    power = _watch_power(service, goodbye)
+    going, back = _power_events(service, goodbye)
+    power = _watch_power(going, back)
     try:
         if config.tray:
-            _run_tray(service, log_dir(), queue)
+            _run_tray(service, log_dir(), queue, (going, back))
         while not service.wait(1.0):  # a timeout keeps Ctrl+C working on Windows
             pass
     finally:
@@ -215,19 +216,30 @@ def _run(config: AgentConfig, *, once: bool, reload: Callable[[], AgentConfig] |
     return EXIT_OK
 
 
-def _watch_power(service: AgentService, goodbye: dict[str, str]) -> PowerWatcher | None:
-    """Linux: goodbye before sleep and shutdown, hello (a report) after a resume, as logind tells
-    it (desktop_agent/power.py). Elsewhere nothing (docs/agent.md: what Windows and macOS do)."""
+PowerEvents = tuple[Callable[[str], object], Callable[[], object]]
+
+
+def _power_events(service: AgentService, goodbye: dict[str, str]) -> PowerEvents:
+    """What the OS's word that the machine or session goes (`going(reason)`) or is back does:
+    goodbye now, and hello (a report at once) after a resume."""
+
+    def going(reason: str) -> None:
+        if reason in ("shutdown", "logoff"):
+            goodbye["reason"] = reason  # the stop that follows says the same
+        service.say_goodbye(reason)
+
+    return going, service.send_now
+
+
+def _watch_power(going: Callable[[str], object], back: Callable[[], object]) -> PowerWatcher | None:
+    """Linux: sleep and shutdown as logind tells them (desktop_agent/power.py). Windows hears them
+    through the tray icon's window (desktop_agent/win_session.py, from the tray); macOS not at all
+    (docs/agent.md, "Goodbye")."""
     if not sys.platform.startswith("linux"):
         return None
     from desktop_agent import power
 
-    def going(reason: str) -> None:
-        if reason == "shutdown":
-            goodbye["reason"] = reason  # the stop that follows says the same
-        service.say_goodbye(reason)
-
-    return power.watch(going, service.send_now)
+    return power.watch(going, back)
 
 
 def _restart() -> None:
@@ -271,14 +283,14 @@ def _credentials(config: AgentConfig, reporter: Reporter, state_dir: Path) -> Ma
     )
 
 
-def _run_tray(service: AgentService, log_folder: Path, queue: ReportQueue) -> None:
+def _run_tray(service: AgentService, log_folder: Path, queue: ReportQueue, power: PowerEvents) -> None:
     from desktop_agent.tray import Tray, TrayUnavailable
 
     tray_closed = threading.Event()
     watchdog = threading.Thread(target=_quit_watchdog, args=(service, queue, tray_closed), daemon=True)
     watchdog.start()
     try:
-        Tray(service, log_folder).run()
+        Tray(service, log_folder, power=power).run()
     except TrayUnavailable as exc:
         log.warning("%s; running headless", exc)
         service.messages_ui_ready(False)

@@ -21,6 +21,7 @@ import os
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 
@@ -131,9 +132,15 @@ def _skip_xlib_extensions() -> None:
 
 
 class Tray:
-    def __init__(self, service: AgentService, log_folder: Path):
+    def __init__(
+        self,
+        service: AgentService,
+        log_folder: Path,
+        power: tuple[Callable[[str], object], Callable[[], object]] | None = None,
+    ):
         self.service = service
         self.log_folder = log_folder
+        self._power = power  # (going, back): what Windows's word of sleep, log-off, shutdown does
         language = service.config.language
         self.texts = Texts(None if language == "auto" else language)
         self._icon = None
@@ -277,6 +284,10 @@ class Tray:
         self._xorg = backend == "xorg"
         if self._xorg:
             _enable_xorg_clicks(icon)
+        if backend == "win32" and self._power:
+            from desktop_agent import win_session
+
+            win_session.attach(icon, *self._power)
         if not icon.HAS_MENU:
             log.warning(
                 "the tray backend %r has no menu: the icon shows the state, a click shows the health summary; "

@@ -106,3 +106,30 @@ def dunst(session_bus, desktop):
     server = Dunst(session_bus, desktop.display)
     yield server
     server.close()
+
+
+@pytest.fixture
+def make_service(tmp_path, agent_server, fleet_org, machine_id):
+    """AgentService in this process against the real server (no threads until started)."""
+    from desktop_agent.config import AgentConfig
+    from desktop_agent.queue import ReportQueue
+    from desktop_agent.reporter import Reporter
+    from desktop_agent.service import AgentService
+
+    made = []
+
+    def make(server_url: str | None = None, **config) -> AgentService:
+        cfg = AgentConfig(
+            server=server_url or agent_server.url, token=fleet_org.api_key, machine_id=machine_id, **config
+        )
+        reporter = Reporter(cfg.server, cfg.token, max_attempts=1)
+        queue = ReportQueue(tmp_path / f"queue-{len(made)}")
+        service = AgentService(cfg, reporter, queue, state_dir=str(tmp_path), printer=lambda line: None)
+        made.append(service)
+        return service
+
+    yield make
+    for service in made:
+        service.stop()
+        service.queue.close()
+        service.reporter.close()

@@ -6,36 +6,11 @@ from __future__ import annotations
 import logging
 import random
 
-import pytest
 from agent_helpers import STATUS_LINE, free_port, history, machine
 
-from desktop_agent.config import AgentConfig
 from desktop_agent.icons import icon_key
-from desktop_agent.queue import ReportQueue
-from desktop_agent.reporter import Reporter
 from desktop_agent.sampler import take_sample
-from desktop_agent.service import START_SPREAD_SECONDS, AgentService
-
-
-@pytest.fixture
-def make_service(tmp_path, agent_server, fleet_org, machine_id):
-    made = []
-
-    def make(server_url: str | None = None, **config) -> AgentService:
-        cfg = AgentConfig(
-            server=server_url or agent_server.url, token=fleet_org.api_key, machine_id=machine_id, **config
-        )
-        reporter = Reporter(cfg.server, cfg.token, max_attempts=1)
-        queue = ReportQueue(tmp_path / f"queue-{len(made)}")
-        service = AgentService(cfg, reporter, queue, state_dir=str(tmp_path), printer=lambda line: None)
-        made.append(service)
-        return service
-
-    yield make
-    for service in made:
-        service.stop()
-        service.queue.close()
-        service.reporter.close()
+from desktop_agent.service import START_SPREAD_SECONDS
 
 
 def test_a_cycle_reports_and_empties_the_queue(make_service, fleet_org, machine_id):

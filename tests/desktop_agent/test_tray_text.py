@@ -12,39 +12,14 @@ import pytest
 from agent_helpers import free_port
 
 from common.health import compute_health
-from desktop_agent.config import AgentConfig
 from desktop_agent.deliveries import Message
 from desktop_agent.i18n import CATALOGUE, LANGUAGES, PERCENT, Texts, os_language
 from desktop_agent.icons import icon_key
-from desktop_agent.queue import ReportQueue
-from desktop_agent.reporter import Reporter
-from desktop_agent.service import AgentService
 from desktop_agent.tray import Tray
 from desktop_agent.tray_text import MAX_TOOLTIP, disk_name, health_lines, summary, tooltip, warning_text
 
 EN = Texts("en")
 FR = Texts("fr")
-
-
-@pytest.fixture
-def make_service(tmp_path, agent_server, fleet_org, machine_id):
-    made = []
-
-    def make(server_url: str | None = None, **config) -> AgentService:
-        cfg = AgentConfig(
-            server=server_url or agent_server.url, token=fleet_org.api_key, machine_id=machine_id, **config
-        )
-        queue = ReportQueue(tmp_path / f"queue-{len(made)}")
-        reporter = Reporter(cfg.server, cfg.token, max_attempts=1)
-        service = AgentService(cfg, reporter, queue, state_dir=str(tmp_path), printer=lambda line: None)
-        made.append(service)
-        return service
-
-    yield make
-    for service in made:
-        service.stop()
-        service.queue.close()
-        service.reporter.close()
 
 
 def labels(tray: Tray) -> list[str]:
