@@ -31,8 +31,12 @@ def rows(conn: Connection, table: Any, *, org_id: int) -> Sequence[Any]:
     return conn.execute(select(table).where(table.c.org_id == org_id).order_by(table.c.id)).all()
 
 
-def row(conn: Connection, table: Any, *, org_id: int, row_id: int) -> Any:
-    return conn.execute(select(table).where(table.c.org_id == org_id, table.c.id == row_id)).first()
+def row(conn: Connection, table: Any, *, org_id: int, row_id: int, lock: bool = False) -> Any:
+    """The row; with `lock`, on PostgreSQL locked for a delete till the commit."""
+    stmt = select(table).where(table.c.org_id == org_id, table.c.id == row_id)
+    if lock and conn.dialect.name == "postgresql":
+        stmt = stmt.with_for_update()
+    return conn.execute(stmt).first()
 
 
 def update_row(conn: Connection, table: Any, *, org_id: int, row_id: int, values: dict[str, Any]) -> bool:

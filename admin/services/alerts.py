@@ -377,7 +377,9 @@ class AlertService:
     def delete_rule(self, *, org_id: int, rule_id: int, actor: Actor | str = UNATTRIBUTED) -> None:
         """Deletes the rule; what it told firing is told resolved (in the same transaction, once)."""
         with self.engine.begin() as conn:
-            found = repo.row(conn, repo.R, org_id=org_id, row_id=rule_id)
+            # The rule first, then its states: the order writers of alert rows take them in (they
+            # key-share lock the rule), so the two never wait on each other in a circle.
+            found = repo.row(conn, repo.R, org_id=org_id, row_id=rule_id, lock=True)
             if found is None:
                 raise NotFound("no such rule in this organisation")
             resolved = self.alerts.retire(conn, found)

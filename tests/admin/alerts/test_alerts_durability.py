@@ -22,6 +22,12 @@ def attempts_at(webhook, path: str, timeout: float = 15) -> list[dict]:
     return posts
 
 
+def attempts(alerts) -> int:
+    """How many times the outbox says the newest notice was tried."""
+    history = alerts.org.get("/api/alerts/history").json()["data"]
+    return history[0]["deliveries"][0]["attempts"] if history and history[0]["deliveries"] else 0
+
+
 def test_kill_9_during_a_failing_delivery_delivers_once_after_restart(server_factory, webhook):
     node = server_factory("sqlite", **FAST)
     alerts = make_alert_org(node)
@@ -33,6 +39,11 @@ def test_kill_9_during_a_failing_delivery_delivers_once_after_restart(server_fac
         assert alerts.org.report("desk", sample_report(cpu_percent=99)).status_code == 200
         failed = attempts_at(webhook, path)
         assert failed[0]["status"] == 500, "the notifier tried, and the channel failed"
+        # ... and wrote down that it did (the webhook hears the attempt before the notifier's commit).
+        deadline = time.monotonic() + 15
+        while attempts(alerts) < 1:
+            assert time.monotonic() < deadline, "the failed attempt was never written to the outbox"
+            time.sleep(0.1)
         node.proc.kill()  # SIGKILL: no shutdown, no flush
         node.proc.wait(timeout=10)
         node.stop()  # forgets the dead process's connections (it is already gone)
@@ -46,7 +57,7 @@ def test_kill_9_during_a_failing_delivery_delivers_once_after_restart(server_fac
         "every attempt carries the same id"
     )
     history = alerts.org.get("/api/alerts/history").json()["data"]
-    assert history[0]["deliveries"][0]["state"] == "sent" and history[0]["deliveries"][0]["attempts"] >= 2
+    assert history[0]["deliveries"][0]["state"] == "sent" and attempts(alerts) >= 2
 
 
 def test_no_offline_alert_before_a_whole_offline_window_of_uptime(server_factory, webhook):
