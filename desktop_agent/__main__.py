@@ -232,9 +232,9 @@ def _power_events(service: AgentService, goodbye: dict[str, str]) -> PowerEvents
 
 
 def _watch_power(going: Callable[[str], object], back: Callable[[], object]) -> PowerWatcher | None:
-    """Linux: sleep and shutdown as logind tells them (desktop_agent/power.py). Windows hears them
-    through the tray icon's window (desktop_agent/win_session.py, from the tray); macOS not at all
-    (docs/agent.md, "Goodbye")."""
+    """Linux: sleep and shutdown as logind tells them (desktop_agent/power.py). Windows and macOS
+    hear them through the tray (desktop_agent/win_session.py, mac_session.py), the headless agent
+    there not at all (docs/agent.md, "Goodbye")."""
     if not sys.platform.startswith("linux"):
         return None
     from desktop_agent import power

@@ -140,7 +140,8 @@ class Tray:
     ):
         self.service = service
         self.log_folder = log_folder
-        self._power = power  # (going, back): what Windows's word of sleep, log-off, shutdown does
+        self._power = power  # (going, back): what the OS's word of sleep, log-off, shutdown does
+        self._sleep_observer: object = None  # macOS: the NSWorkspace observer
         language = service.config.language
         self.texts = Texts(None if language == "auto" else language)
         self._icon = None
@@ -288,6 +289,10 @@ class Tray:
             from desktop_agent import win_session
 
             win_session.attach(icon, *self._power)
+        elif backend == "darwin" and self._power:
+            from desktop_agent import mac_session
+
+            self._sleep_observer = mac_session.attach(*self._power)  # kept: NSWorkspace does not
         if not icon.HAS_MENU:
             log.warning(
                 "the tray backend %r has no menu: the icon shows the state, a click shows the health summary; "
