@@ -242,19 +242,19 @@ class Reporter:
         )
         return Outcome(False, response.status_code, _error_text(response), body=body, retry_after=retry_after)
 
-    def post(self, path: str, body: dict[str, Any] | bytes) -> Outcome:
-        """One request, retried on transient failures; returns the last outcome."""
+    def post(self, path: str, body: dict[str, Any] | bytes, *, attempts: int | None = None) -> Outcome:
+        """One request, retried on transient failures (up to `attempts`, by default the reporter's
+        max_attempts); returns the last outcome."""
+        tries = self.max_attempts if attempts is None else attempts
         backoff = self._backoff()
-        for attempt in range(1, self.max_attempts + 1):
+        for attempt in range(1, tries + 1):
             outcome = self._post_once(path, body)
-            if not outcome.transient or attempt == self.max_attempts:
+            if not outcome.transient or attempt == tries:
                 return outcome
             delay = backoff.next_delay(outcome.retry_after)
             if delay > self.max_inline_wait:
                 return outcome  # the caller keeps the report and tries again later
-            log.info(
-                "%s failed (%s); attempt %d of %d in %.1f s", path, outcome.error, attempt + 1, self.max_attempts, delay
-            )
+            log.info("%s failed (%s); attempt %d of %d in %.1f s", path, outcome.error, attempt + 1, tries, delay)
             if self._sleep(delay):
                 return outcome
         raise AssertionError("unreachable")  # pragma: no cover

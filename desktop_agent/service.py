@@ -182,7 +182,9 @@ class AgentService:
         body: dict[str, object] = {"machine_id": self.config.machine_id, "reason": reason}
         if back_in is not None:
             body["back_in"] = back_in
-        outcome = self.reporter.post(PATH_GOODBYE, body)
+        # The machine may sleep or power off within seconds (Windows gives two before a sleep):
+        # no waiting between retries, which would hold that up for nothing.
+        outcome = self.reporter.post(PATH_GOODBYE, body, attempts=1)
         if outcome.ok:
             log.info("said goodbye to the server (%s)", reason)
         else:

@@ -13,7 +13,9 @@ import httpx
 import pytest
 from agent_helpers import make_private_ca, run_agent_once, serve_tls
 
+from desktop_agent.config import AgentConfig
 from desktop_agent.reporter import Backoff, NoTLS, Reporter, _tls_context, parse_retry_after
+from desktop_agent.service import AgentService
 
 OK = {"ok": True, "timestamp": 1.0}
 
@@ -213,3 +215,13 @@ def test_an_http_server_gets_no_tls_and_any_attempt_at_tls_fails_closed(tls_serv
     secure = _tls_context(url, ca_bundle)
     assert secure.cert_store_stats()["x509_ca"] > 100 and secure.verify_mode == ssl.CERT_REQUIRED
     assert httpx.post(url + "/api/fleet/ping", json={}, verify=secure).json()["ok"] is True
+
+
+def test_a_goodbye_is_one_try_with_no_wait(tmp_path):
+    """The machine may be about to sleep or power off: a busy server gets no second try."""
+    script = Script(answer(503, Retry_After="1"), answer(200, OK))
+    config = AgentConfig(server="http://fleet.test", token="api_secret", machine_id="pc-1")
+    service = AgentService(config, script.reporter(), None, state_dir=str(tmp_path))
+    assert service.say_goodbye("sleep") is False
+    assert [r.url.path for r in script.requests] == ["/api/agent/goodbye"] and script.sleeps == []
+    assert json.loads(script.requests[0].content) == {"machine_id": "pc-1", "reason": "sleep"}
