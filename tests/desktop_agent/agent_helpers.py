@@ -11,6 +11,7 @@ import json
 import math
 import os
 import re
+import shutil
 import signal
 import socket
 import ssl
@@ -300,8 +301,6 @@ class VirtualDesktop:
 
     @classmethod
     def missing_tools(cls) -> list[str]:
-        import shutil
-
         return [tool for tool in cls.TOOLS if not shutil.which(tool)]
 
     def __init__(self, width: int = 480, height: int = 120):
@@ -413,6 +412,7 @@ class VirtualDesktop:
                 except subprocess.TimeoutExpired:
                     proc.kill()
                     proc.wait()
+        shutil.rmtree(self._logs, ignore_errors=True)  # a failure has put the logs in its message
 
 
 SESSION_BUS_CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
@@ -462,6 +462,7 @@ class SessionBus:
         if self.proc.poll() is None:
             self.proc.terminate()
             self.proc.wait(timeout=10)
+        shutil.rmtree(self.folder, ignore_errors=True)
 
 
 # dunst's context menu (`dunstctl context`) asks this program to choose one of a notification's
@@ -482,8 +483,6 @@ class Dunst:
 
     @classmethod
     def missing_tools(cls) -> list[str]:
-        import shutil
-
         return [tool for tool in cls.TOOLS if not shutil.which(tool)]
 
     def __init__(self, bus: SessionBus, display: str) -> None:
