@@ -23,13 +23,6 @@ def test_sleep_says_goodbye_and_a_wake_says_hello() -> None:
     assert said == ["sleep", "back"]
 
 
-def test_each_observed_notification_has_its_selector() -> None:
-    assert mac_session.SELECTORS == {
-        "NSWorkspaceWillSleepNotification": "willSleep:",
-        "NSWorkspaceDidWakeNotification": "didWake:",
-    }
-
-
 def test_a_failing_goodbye_stays_in_python(caplog) -> None:
     """An exception must not cross into Objective-C (it would take the run loop down)."""
 
