@@ -21,6 +21,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
@@ -31,6 +32,7 @@ from desktop_agent.icons import draw_icon, icon_key
 from desktop_agent.service import AgentService, AgentState
 from desktop_agent.tray_menu import Entry, shape
 from desktop_agent.tray_text import health_lines, summary, tooltip
+from desktop_agent.xorg_icon import IconLoop, skip_xlib_extensions
 
 log = logging.getLogger(__name__)
 # Sizes given to StatusNotifierItem hosts, which pick the nearest to their panel's.
@@ -42,6 +44,9 @@ MESSAGE_IDS = 1000
 MESSAGE_ID_STEP = 10
 MESSAGE_LINES = 5
 SEVERITY_MARKS = {"info": "", "warning": "[!] ", "critical": "[!!] "}
+# xorg: how often the icon checks that the tray host shows it (a request to dock can be lost, and a
+# tray host that starts after the agent is never told about the icon).
+DOCK_CHECK_SECONDS = 5.0
 
 
 class TrayUnavailable(RuntimeError):
@@ -82,55 +87,6 @@ def open_path(path: Path) -> None:
         log.warning("cannot open %s: %s", path, exc)
 
 
-def _enable_xorg_clicks(icon) -> None:
-    """pystray's xorg backend handles a left click (the default action) but never asks X for
-    button events, so clicks are lost (pystray issue #151, 0.19.5). Ask for them on its window;
-    called on the main thread before the icon's loop starts, so nothing else uses the connection."""
-    try:
-        from Xlib import X
-
-        icon._window.change_attributes(event_mask=X.ExposureMask | X.StructureNotifyMask | X.ButtonPressMask)
-        icon._display.flush()
-    except Exception as exc:  # noqa: BLE001 - private parts of pystray: without them, no clicks
-        log.info("tray clicks are not available (%s: %s)", type(exc).__name__, exc)
-
-
-def _close_xorg_icon(icon) -> bool:
-    """Ends pystray's xorg loop by destroying its window over a connection of our own.
-
-    pystray's icon.stop() asks its loop thread to do it through the loop's own X connection, used
-    from two threads at once; that hung about one stop in two here (python-xlib waits for an
-    answer that another thread has consumed). The X server tells the loop its window is gone,
-    and the loop ends as it does after stop(). Returns False (caller uses stop()) if that fails.
-    """
-    try:
-        from Xlib import display
-
-        conn = display.Display(icon._display.get_display_name())
-        try:
-            conn.create_resource_object("window", icon._window.id).destroy()
-            conn.sync()
-        finally:
-            conn.close()
-    except Exception as exc:  # noqa: BLE001 - private parts of pystray; stop() is the fallback
-        log.info("closing the tray icon directly failed (%s: %s)", type(exc).__name__, exc)
-        return False
-    icon._running = False  # so that pystray does not destroy the window a second time at exit
-    return True
-
-
-def _skip_xlib_extensions() -> None:
-    """python-xlib imports and sets up a module for every X extension the server offers (RANDR,
-    XInput, RECORD, ... about 15) on each connection it opens, and pystray's xorg backend opens
-    two. pystray, and this module, use the core protocol only: without them the tray costs
-    0.8 MiB less RSS. Only this process's connections are affected (the agent makes no others)."""
-    try:
-        import Xlib.ext  # python-xlib: Linux only
-    except ImportError:
-        return
-    Xlib.ext.__extensions__ = []  # the list Xlib.display.Display() walks at each connection
-
-
 class Tray:
     def __init__(
         self,
@@ -148,7 +104,7 @@ class Tray:
         self._drawn: str | None = None
         self._menu_shown: list[tuple[int, str, bool, int]] = []
         self._changed = threading.Event()
-        self._xorg = False
+        self._xorg: IconLoop | None = None  # pystray's X11 icon: changes run on its loop thread
 
     # --- what every backend shows ---
 
@@ -256,7 +212,7 @@ class Tray:
         item.run(lambda: self.service.stopping)
 
     def _build(self):
-        _skip_xlib_extensions()
+        skip_xlib_extensions()
         try:
             import pystray  # lazily: raises without a display
         except Exception as exc:  # noqa: BLE001 - any failure here means "no tray"
@@ -282,10 +238,12 @@ class Tray:
         except Exception as exc:  # noqa: BLE001 - e.g. the X server refused the connection
             raise TrayUnavailable(f"cannot create a tray icon ({type(exc).__name__}: {exc})") from None
         backend = type(icon).__module__.rsplit("_", 1)[-1]
-        self._xorg = backend == "xorg"
-        if self._xorg:
-            _enable_xorg_clicks(icon)
-        if backend == "win32" and self._power:
+        if backend == "xorg":
+            try:
+                self._xorg = IconLoop(icon, self._on_xorg_loop)
+            except Exception as exc:  # noqa: BLE001 - the display refused a second connection
+                raise TrayUnavailable(f"cannot drive the X11 tray icon ({type(exc).__name__}: {exc})") from None
+        elif backend == "win32" and self._power:
             from desktop_agent import win_session
 
             win_session.attach(icon, *self._power)
@@ -306,23 +264,56 @@ class Tray:
     def _run_pystray(self) -> None:
         self._icon = self._build()
         self.service.messages_ui_ready(bool(self._icon.HAS_MENU))
-        # pystray wants the main thread (macOS insists); only its setup thread touches the icon,
-        # and as rarely as it can. On xorg, each change made from outside pystray's loop uses
-        # python-xlib from two threads at once, which can deadlock (seen here: about one stop in
-        # three while the tooltip changed every second). So the icon changes only when its badge
-        # does, on xorg the tooltip (a window name no tray host shows) only with it, and Quit
-        # closes the icon over a connection of its own (_close_xorg_icon). __main__ also has a
-        # watchdog that ends the process if the tray still fails to close.
+        # pystray wants the main thread (macOS insists) and runs `_setup` on a thread of its own,
+        # which follows the state. The icon changes only when its badge does, on xorg the tooltip
+        # (a window name no tray host shows) only with it: each change costs pystray work and X
+        # or Win32 calls. __main__ also has a watchdog that ends the process if the tray fails to
+        # close.
         self._icon.run(setup=self._setup)
 
     def _setup(self, icon) -> None:
+        if self._xorg:
+            self._follow_on_xorg(self._xorg)
+            return
         icon.visible = True
         while not self.service.stopping:
             self._redraw(self.service.state)
-            self._changed.wait(timeout=1.0)  # a state change, or a look at `stopping` each second
-            self._changed.clear()
-        if not (self._xorg and _close_xorg_icon(icon)):
-            icon.stop()
+            self._wait_for_change()
+        icon.stop()
+
+    def _follow_on_xorg(self, loop: IconLoop) -> None:
+        """xorg: the changes run on pystray's loop thread (_on_xorg_loop); this thread only says
+        when (see desktop_agent.xorg_icon for why)."""
+        try:
+            loop.wake()  # shows the icon
+            checked, asked_again = time.monotonic(), False
+            while not self.service.stopping:
+                if icon_key(self.service.state) != self._drawn:
+                    loop.wake()
+                elif time.monotonic() - checked >= DOCK_CHECK_SECONDS:
+                    checked = time.monotonic()
+                    if loop.needs_docking():
+                        # Said once until the icon is in a tray again, not at each check.
+                        (log.debug if asked_again else log.info)("the tray host is not showing the icon; asking again")
+                        loop.dock_again()
+                        asked_again = True
+                    else:
+                        asked_again = False
+                self._wait_for_change()
+            if not loop.close_icon():
+                self._icon.stop()
+        finally:
+            loop.close()
+
+    def _on_xorg_loop(self) -> None:
+        """On pystray's xorg loop thread, where pystray runs its own code directly."""
+        if not self._icon.visible:
+            self._icon.visible = True
+        self._redraw(self.service.state)
+
+    def _wait_for_change(self) -> None:
+        self._changed.wait(timeout=1.0)  # a state change, or a look at `stopping` each second
+        self._changed.clear()
 
     def _redraw(self, state: AgentState) -> None:
         icon = self._icon

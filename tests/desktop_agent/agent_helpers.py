@@ -303,7 +303,7 @@ class VirtualDesktop:
     def missing_tools(cls) -> list[str]:
         return [tool for tool in cls.TOOLS if not shutil.which(tool)]
 
-    def __init__(self, width: int = 480, height: int = 120):
+    def __init__(self, width: int = 480, height: int = 120, tray: bool = True):
         import tempfile
 
         self._procs: list[subprocess.Popen] = []
@@ -326,13 +326,25 @@ class VirtualDesktop:
         self.display = f":{number}"
         self._trayer: subprocess.Popen | None = None
         self._trayer_starts = 0
-        try:
-            wait_until(self._tray_is_up, "trayer to own the system tray selection", timeout=30)
-        except BaseException:  # pytest's failure too: never leave Xvfb and trayer running
-            self.close()
-            raise
+        if tray:
+            try:
+                self.start_tray()
+            except BaseException:  # pytest's failure too: never leave Xvfb and trayer running
+                self.close()
+                raise
 
     TRAYER_STARTS = 3
+
+    def start_tray(self) -> None:
+        """Starts trayer and waits until it owns the system tray selection."""
+        self._trayer, self._trayer_starts = None, 0
+        wait_until(self._tray_is_up, "trayer to own the system tray selection", timeout=30)
+
+    def stop_tray(self) -> None:
+        """Ends trayer, as when the panel quits or crashes: its icons go back to the root window."""
+        assert self._trayer is not None
+        self._trayer.terminate()
+        self._trayer.wait(timeout=10)
 
     def _start_trayer(self) -> None:
         self._trayer_starts += 1

@@ -162,10 +162,10 @@ def test_the_tray_sets_up_no_x_extension(desktop, agent_dirs):
     agent runs, since the test process itself needs XTEST for its clicks."""
     code = textwrap.dedent(f"""
         import sys
-        from desktop_agent.tray import _skip_xlib_extensions
+        from desktop_agent.xorg_icon import skip_xlib_extensions
         import Xlib.display
         offered = Xlib.display.Display({desktop.display!r}).extensions
-        _skip_xlib_extensions()
+        skip_xlib_extensions()
         print(bool(offered), Xlib.display.Display({desktop.display!r}).extensions)
     """)
     done = subprocess.run(
@@ -212,3 +212,32 @@ def test_each_state_shows_its_mark_on_the_screen(agent_dirs, tmp_path):
         code = driver.quit()
         desktop.close()
     assert code == 0, "\n".join(driver.errors)
+
+
+def test_the_icon_finds_a_tray_host_that_starts_after_it_or_restarts(agent_dirs):
+    """At login the panel and the agent start side by side, and a panel can crash and come back.
+    pystray asks a tray host to dock the icon when it shows it and when the host it knew quits,
+    never later; the agent checks every few seconds (tray.DOCK_CHECK_SECONDS) and asks again."""
+    desktop = VirtualDesktop(tray=False)
+    driver = TrayDriver(agent_dirs.env(DISPLAY=desktop.display))
+
+    def shows_ok():
+        return icon_colour(desktop.screenshot()) == "ok"
+
+    def shows_nothing():
+        return icon_colour(desktop.screenshot()) is None
+
+    try:
+        driver.set("disk 40")
+        assert shows_nothing()  # no tray host: nowhere to show it
+        desktop.start_tray()
+        wait_until(shows_ok, "the icon in a tray host that started after the agent", timeout=30)
+        desktop.stop_tray()
+        wait_until(shows_nothing, "the icon gone with its tray host", timeout=30)
+        desktop.start_tray()
+        wait_until(shows_ok, "the icon in the tray host started again", timeout=30)
+    finally:
+        code = driver.quit()
+        desktop.close()
+    assert code == 0, "\n".join(driver.errors)
+    assert "the tray host is not showing the icon; asking again" in "\n".join(driver.errors)
