@@ -291,6 +291,9 @@ def _run_tray(service: AgentService, log_folder: Path, queue: ReportQueue, power
     watchdog.start()
     try:
         Tray(service, log_folder, power=power).run()
+        if not service.stopping:  # e.g. the X server went away under a still-running agent
+            log.warning("the tray closed while the agent runs; running headless")
+            service.messages_ui_ready(False)
     except TrayUnavailable as exc:
         log.warning("%s; running headless", exc)
         service.messages_ui_ready(False)

@@ -217,7 +217,8 @@ class Tray:
             import pystray  # lazily: raises without a display
         except Exception as exc:  # noqa: BLE001 - any failure here means "no tray"
             raise TrayUnavailable(f"no system tray ({type(exc).__name__}: {exc})") from None
-        logging.getLogger("pystray").addFilter(_OneLineErrors())
+        # Where pystray's icons log (a filter on the parent "pystray" logger would not see it).
+        logging.getLogger("pystray._base").addFilter(_OneLineErrors())
 
         def items(entries):
             for entry in entries:
@@ -270,6 +271,8 @@ class Tray:
         # or Win32 calls. __main__ also has a watchdog that ends the process if the tray fails to
         # close.
         self._icon.run(setup=self._setup)
+        if self._xorg:
+            self._xorg.loop_ended()
 
     def _setup(self, icon) -> None:
         if self._xorg:
@@ -302,6 +305,8 @@ class Tray:
                 self._wait_for_change()
             if not loop.close_icon():
                 self._icon.stop()
+        except Exception as exc:  # noqa: BLE001 - e.g. the X server went away (log-out); pystray's loop ends too
+            log.warning("the X11 tray icon stopped following the state (%s: %s)", type(exc).__name__, exc)
         finally:
             loop.close()
 

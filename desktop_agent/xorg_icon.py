@@ -19,6 +19,7 @@ backend under Xvfb, so an upgrade that moves them fails there.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Callable
@@ -70,8 +71,8 @@ class IconLoop:
                     self._dock_again = False
                     icon._show()  # on the loop thread: pystray asks the tray host to dock it
                 on_wake()
-            except Exception:  # an error would end pystray's loop, and the icon with it
-                log.exception("the tray icon could not be updated")
+            except Exception as exc:  # noqa: BLE001 - raised here, it would end pystray's loop and the icon
+                log.error("the tray icon could not be updated (%s: %s)", type(exc).__name__, exc)
 
         handlers[X.ClientMessage] = on_client_message
         # pystray handles a left click (the default action) but never asks X for button events,
@@ -123,9 +124,19 @@ class IconLoop:
         except Exception as exc:  # noqa: BLE001 - stop() is the fallback
             log.info("closing the tray icon directly failed (%s: %s)", type(exc).__name__, exc)
             return False
-        self._icon._running = False  # so that pystray does not destroy the window again at exit
         return True
 
+    def loop_ended(self) -> None:
+        """pystray's loop has returned (Quit, or its X connection broke): closes pystray's connection
+        now, and leaves nothing for pystray's own clean-up at garbage collection, which would use
+        that connection again and, when it broke, print a traceback ("Exception ignored in
+        Icon.__del__")."""
+        icon = self._icon
+        icon._running = False
+        with contextlib.suppress(Exception):  # a connection the server already closed
+            icon._display.close()
+        icon._display.close = lambda: None  # the connection is closed: pystray's close is a no-op
+
     def close(self) -> None:
-        with self._lock:
+        with self._lock, contextlib.suppress(Exception):  # a connection the server already closed
             self._conn.close()

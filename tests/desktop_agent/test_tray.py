@@ -241,3 +241,30 @@ def test_the_icon_finds_a_tray_host_that_starts_after_it_or_restarts(agent_dirs)
         desktop.close()
     assert code == 0, "\n".join(driver.errors)
     assert "the tray host is not showing the icon; asking again" in "\n".join(driver.errors)
+
+
+def test_the_agent_goes_on_headless_when_its_display_goes_away(agent_server, agent_dirs, run_agent, machine_id):
+    """An X server that ends under a running agent (a crashed session, a log-out that leaves the
+    agent running): the agent keeps reporting, headless, and says why in one line, no traceback."""
+    org = agent_server.org()
+    desktop = VirtualDesktop()
+    try:
+        agent = run_agent(
+            *("--server", agent_server.url, "--token", org.api_key, "--machine-id", machine_id, "--interval", "1"),
+            env=agent_dirs.env(DISPLAY=desktop.display),
+        )
+        agent.wait_for_lines(1, "OK HTTP 200")
+        wait_until(lambda: icon_colour(desktop.screenshot()), "the icon on the screen")
+    finally:
+        desktop.close()  # Xvfb and the tray host end
+    reported = len(agent.status_lines("OK HTTP 200"))
+    agent.wait_for_lines(reported + 3, "OK HTTP 200")
+
+    def said_headless():
+        return "the tray closed while the agent runs; running headless" in agent_dirs.log_file.read_text()
+
+    wait_until(said_headless, "the agent to say it runs headless")
+    assert agent.stop() == 0
+    log = agent_dirs.log_file.read_text()
+    assert "An error occurred in the main loop: ConnectionClosedError" in log, log  # pystray's, in one line
+    assert "Traceback" not in log and not any("Traceback" in line for line in agent.errors), agent.output()
