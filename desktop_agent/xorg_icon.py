@@ -4,13 +4,13 @@ pystray's xorg backend has one X connection, read by its loop thread. A change m
 thread (showing the icon, a new badge, stop()) writes a request to that same connection and waits
 for the loop to carry it out. python-xlib is not safe for that: two threads on one connection now
 and then lose a reply or an event. Seen here on a loaded machine (the tests' tray under the parallel
-suite, about one run in six): the loop waiting forever for a reply while the icon was being shown;
-the icon never docked; Quit hanging.
+suite): the loop waiting forever for a reply while the icon was being shown, and Quit hanging.
 
 So here pystray's connection is used by its loop thread alone. IconLoop wakes that thread with an X
 client message sent over a connection of its own, and the thread makes the change itself (pystray
 then runs its own code directly, as it does for its loop thread). Quit destroys the icon's window
 over the same private connection; the X server tells the loop, which ends as it does after stop().
+The same connection checks that the tray host shows the icon (needs_docking).
 
 Everything here reaches into pystray 0.19's private parts (`_display`, `_window`,
 `_message_handlers`, `_running`); tests/desktop_agent/test_tray.py runs it against the real
@@ -97,8 +97,8 @@ class IconLoop:
         """Whether a tray host is running but the icon is not in it.
 
         pystray asks the tray host to dock the icon when it is shown, and again only at a change of
-        badge or when the host it knew quits. A request can be lost (trayer under load lost about
-        one in six here, right after it had started), and a host that starts after the icon (a
+        badge or when the host it knew quits. A request can be lost (trayer, just started, on a loaded
+        machine: 9 of 30 test runs here needed a second request), and a host that starts after the icon (a
         panel coming up at login beside the agent) is never asked. Checked over this connection:
         is the icon's window still a child of the root window while the tray selection has an
         owner?"""
