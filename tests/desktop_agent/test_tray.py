@@ -209,8 +209,10 @@ def test_each_state_shows_its_mark_on_the_screen(agent_dirs, tmp_path):
             assert found == key, f"the {key} icon looks like {found}: {scores}"
             assert scores[key] >= 0.6 and scores[key] - runner_up >= 0.1, scores
     finally:
-        code = driver.quit()
-        desktop.close()
+        try:
+            code = driver.quit()
+        finally:  # a hung tray too: never leave Xvfb and trayer running
+            desktop.close()
     assert code == 0, "\n".join(driver.errors)
 
 
@@ -237,8 +239,10 @@ def test_the_icon_finds_a_tray_host_that_starts_after_it_or_restarts(agent_dirs)
         desktop.start_tray()
         wait_until(shows_ok, "the icon in the tray host started again", timeout=30)
     finally:
-        code = driver.quit()
-        desktop.close()
+        try:
+            code = driver.quit()
+        finally:  # a hung tray too: never leave Xvfb and trayer running
+            desktop.close()
     assert code == 0, "\n".join(driver.errors)
     assert "the tray host is not showing the icon; asking again" in "\n".join(driver.errors)
 
