@@ -58,6 +58,11 @@ class Outcome:
         return not self.ok and self.status in REFUSED_STATUSES
 
 
+# A request made after close(): a thread of the agent's (a click on Acknowledge as it quits) that
+# was still at work when it stopped. Kept by the caller, like any failure, for the next start.
+STOPPING = Outcome(False, error="the agent is stopping")
+
+
 class Backoff:
     """Exponential backoff with jitter: base * 2**n, capped, scaled by a random 50-100 %.
 
@@ -196,11 +201,9 @@ class Reporter:
         """POST /api/agent/enroll with the enrol key (one attempt: the caller backs off). A 201
         carries `agent_key` in the body."""
         body = {"machine_id": machine_id, "hardware_id": hardware_id}
-        try:
-            response = self._client.post(PATH_ENROLL, json=body, headers={"Authorization": f"Bearer {enroll_token}"})
-        except httpx.HTTPError as exc:
-            detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            return Outcome(False, error=f"server unreachable ({detail})")
+        response = self._request("POST", PATH_ENROLL, json=body, headers={"Authorization": f"Bearer {enroll_token}"})
+        if isinstance(response, Outcome):
+            return response
         if response.status_code == 201:
             try:
                 return Outcome(True, 201, body=response.json())
@@ -223,15 +226,11 @@ class Reporter:
     def get(self, path: str, params: dict[str, str | int] | None = None, timeout: float | None = None) -> Outcome:
         """One GET, not retried (its callers poll and back off themselves); ok for a 2xx answer
         with a JSON object, whose `body` it is. `timeout` is the wait for the answer (a long poll's)."""
-        try:
-            response = self._client.get(
-                path, params=params, timeout=httpx.USE_CLIENT_DEFAULT if timeout is None else timeout
-            )
-        except httpx.TimeoutException:
-            return Outcome(False, error="server unreachable (timed out)")
-        except httpx.HTTPError as exc:
-            detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            return Outcome(False, error=f"server unreachable ({detail})")
+        response = self._request(
+            "GET", path, params=params, timeout=httpx.USE_CLIENT_DEFAULT if timeout is None else timeout
+        )
+        if isinstance(response, Outcome):
+            return response
         body = _json_or_none(response)
         if response.is_success:
             if isinstance(body, dict):
@@ -249,7 +248,7 @@ class Reporter:
         backoff = self._backoff()
         for attempt in range(1, tries + 1):
             outcome = self._post_once(path, body)
-            if not outcome.transient or attempt == tries:
+            if not outcome.transient or attempt == tries or outcome is STOPPING:
                 return outcome
             delay = backoff.next_delay(outcome.retry_after)
             if delay > self.max_inline_wait:
@@ -259,18 +258,28 @@ class Reporter:
                 return outcome
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _post_once(self, path: str, body: dict[str, Any] | bytes) -> Outcome:
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response | Outcome:
+        """The server's answer, or the failed Outcome that stands for none."""
         try:
-            if isinstance(body, bytes):
-                response = self._client.post(path, content=body, headers=_JSON)
-            else:
-                response = self._client.post(path, json=body)
+            return self._client.request(method, path, **kwargs)
+        except RuntimeError:
+            if self._client.is_closed:
+                return STOPPING
+            raise
         except httpx.TimeoutException:
             return Outcome(False, error="server unreachable (timed out)")
         except httpx.HTTPError as exc:
             # Connection refused, DNS failure, TLS failure, ...: say which, in one line.
             detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             return Outcome(False, error=f"server unreachable ({detail})")
+
+    def _post_once(self, path: str, body: dict[str, Any] | bytes) -> Outcome:
+        if isinstance(body, bytes):
+            response = self._request("POST", path, content=body, headers=_JSON)
+        else:
+            response = self._request("POST", path, json=body)
+        if isinstance(response, Outcome):
+            return response
         if response.is_success:
             return self._accepted(response)
         retry_after = None

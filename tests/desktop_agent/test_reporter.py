@@ -225,3 +225,17 @@ def test_a_goodbye_is_one_try_with_no_wait(tmp_path):
     assert service.say_goodbye("sleep") is False
     assert [r.url.path for r in script.requests] == ["/api/agent/goodbye"] and script.sleeps == []
     assert json.loads(script.requests[0].content) == {"machine_id": "pc-1", "reason": "sleep"}
+
+
+def test_a_request_after_close_is_a_failure_not_an_exception_nor_a_wait():
+    """A thread still at work as the agent stops (an Acknowledge clicked as it quits) gets a failed
+    outcome, which its caller keeps for the next start, like any failure: never an exception in that
+    thread, never a retry or a wait."""
+    script = Script(answer(200, OK))
+    reporter = script.reporter()
+    reporter.close()
+    posted = reporter.post("/api/agent/deliveries/d-1", {"machine_id": "pc-1", "state": "acknowledged"})
+    fetched = reporter.get("/api/agent/inbox", {"machine_id": "pc-1"})
+    for outcome in (posted, fetched):
+        assert (outcome.ok, outcome.status, outcome.error) == (False, None, "the agent is stopping")
+    assert script.requests == [] and script.sleeps == []
