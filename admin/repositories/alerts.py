@@ -57,8 +57,7 @@ def rule_states(conn: Connection, *, rule_id: int, lock: bool) -> Sequence[Any]:
 
 
 def delete_channel(conn: Connection, *, org_id: int, channel_id: int) -> bool:
-    if conn.dialect.name == "postgresql":  # first wait for writers of notices to it (see `_live`)
-        conn.execute(select(C.c.id).where(C.c.org_id == org_id, C.c.id == channel_id).with_for_update())
+    row(conn, C, org_id=org_id, row_id=channel_id, lock=True)  # first wait for writers of notices to it (`_live`)
     # What was waiting for this channel has nowhere to go.
     conn.execute(delete(D).where(D.c.org_id == org_id, D.c.channel_id == channel_id))
     return conn.execute(delete(C).where(C.c.org_id == org_id, C.c.id == channel_id)).rowcount > 0

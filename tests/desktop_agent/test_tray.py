@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from contextlib import contextmanager
 
 import pytest
 from agent_helpers import TrayDriver, VirtualDesktop, machine, wait_until, which_mark
@@ -180,6 +181,23 @@ def test_the_tray_sets_up_no_x_extension(desktop, agent_dirs):
 TRAYER_BACKGROUND = (220, 218, 213)
 
 
+@contextmanager
+def tray_on_a_desktop_of_its_own(agent_dirs, tray_host: bool = True):
+    """The tray driver on an X display of its own (no session bus: the X11 icon), with or without
+    a tray host at first. Both are closed at the end, a hung tray too; the tray must quit cleanly."""
+    desktop = VirtualDesktop(tray=tray_host)
+    driver = None
+    try:
+        driver = TrayDriver(agent_dirs.env(DISPLAY=desktop.display))
+        yield desktop, driver
+    finally:
+        try:
+            code = driver.quit() if driver else None
+        finally:  # never leave Xvfb and trayer running
+            desktop.close()
+    assert code == 0, "\n".join(driver.errors)
+
+
 def test_each_state_shows_its_mark_on_the_screen(agent_dirs, tmp_path):
     """The real tray icon for each state, screenshot from trayer (about 22 x 30 px there): the mark
     (not the colour) says which state it is.
@@ -187,12 +205,9 @@ def test_each_state_shows_its_mark_on_the_screen(agent_dirs, tmp_path):
     On a desktop of its own: pystray's X11 icon asks to be docked again at each change, and trayer,
     once a first icon has come and gone, sometimes loses a second one until its next change (seen
     here with the earlier agents' icons as well); a fresh tray host shows every change."""
-    desktop = VirtualDesktop()
-    env = agent_dirs.env(DISPLAY=desktop.display)  # no session bus: the X11 icon
-    driver = TrayDriver(env)
     commands = {"ok": "disk 40", "warning": "disk 92", "critical": "disk 98", "paused": "paused"}
     commands["unreachable"] = "unreachable"
-    try:
+    with tray_on_a_desktop_of_its_own(agent_dirs) as (desktop, driver):
         for key in ("ok", "warning", "critical", "unreachable", "paused"):
             driver.set(commands[key])
 
@@ -208,28 +223,20 @@ def test_each_state_shows_its_mark_on_the_screen(agent_dirs, tmp_path):
             runner_up = max(score for other, score in scores.items() if other != key)
             assert found == key, f"the {key} icon looks like {found}: {scores}"
             assert scores[key] >= 0.6 and scores[key] - runner_up >= 0.1, scores
-    finally:
-        try:
-            code = driver.quit()
-        finally:  # a hung tray too: never leave Xvfb and trayer running
-            desktop.close()
-    assert code == 0, "\n".join(driver.errors)
 
 
 def test_the_icon_finds_a_tray_host_that_starts_after_it_or_restarts(agent_dirs):
     """At login the panel and the agent start side by side, and a panel can crash and come back.
     pystray asks a tray host to dock the icon when it shows it and when the host it knew quits,
     never later; the agent checks every few seconds (tray.DOCK_CHECK_SECONDS) and asks again."""
-    desktop = VirtualDesktop(tray=False)
-    driver = TrayDriver(agent_dirs.env(DISPLAY=desktop.display))
+    with tray_on_a_desktop_of_its_own(agent_dirs, tray_host=False) as (desktop, driver):
 
-    def shows_ok():
-        return icon_colour(desktop.screenshot()) == "ok"
+        def shows_ok():
+            return icon_colour(desktop.screenshot()) == "ok"
 
-    def shows_nothing():
-        return icon_colour(desktop.screenshot()) is None
+        def shows_nothing():
+            return icon_colour(desktop.screenshot()) is None
 
-    try:
         driver.set("disk 40")
         assert shows_nothing()  # no tray host: nowhere to show it
         desktop.start_tray()
@@ -238,12 +245,6 @@ def test_the_icon_finds_a_tray_host_that_starts_after_it_or_restarts(agent_dirs)
         wait_until(shows_nothing, "the icon gone with its tray host", timeout=30)
         desktop.start_tray()
         wait_until(shows_ok, "the icon in the tray host started again", timeout=30)
-    finally:
-        try:
-            code = driver.quit()
-        finally:  # a hung tray too: never leave Xvfb and trayer running
-            desktop.close()
-    assert code == 0, "\n".join(driver.errors)
     assert "the tray host is not showing the icon; asking again" in "\n".join(driver.errors)
 
 
